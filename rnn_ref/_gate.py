@@ -1,0 +1,98 @@
+"""The affine map every gate shares, and the checks of its arguments.
+
+A gate of the notes is ``act(W[h_{t-1}, x_t] + b)``; in the row-vector form that Keras computes
+it is ``act(x_t W_x + h_{t-1} W_h + b)``. The gate functions of :mod:`rnn_ref.simple_rnn`,
+:mod:`rnn_ref.lstm` and :mod:`rnn_ref.gru` differ only in their names and default activation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import as_float_array, check_shape, optional_float_array
+from .activations import get_activation
+
+
+def check_step_inputs(x_t, h_prev, h_name: str = "h_prev") -> tuple[np.ndarray, np.ndarray]:
+    """Convert one step's input ``x_t`` (N, D) and previous state (N, H); check N agrees."""
+    x_t = as_float_array(x_t, "x_t", ndim=2)
+    h_prev = as_float_array(h_prev, h_name, ndim=2)
+    if h_prev.shape[0] != x_t.shape[0]:
+        raise ValueError(
+            f"x_t and {h_name} must have the same batch size N, got x_t {x_t.shape} "
+            f"and {h_name} {h_prev.shape}"
+        )
+    return x_t, h_prev
+
+
+def check_gate_weights(W_x, W_h, b, names: tuple[str, str, str], input_size: int, hidden_size: int):
+    """Convert one gate's weights and check them against D = ``input_size``, H = ``hidden_size``.
+
+    ``W_x`` is (D, H), ``W_h`` is (H, H) and ``b`` is (H,) or ``None`` (no bias).
+    """
+    W_x_name, W_h_name, b_name = names
+    W_x = as_float_array(W_x, W_x_name, ndim=2)
+    W_h = as_float_array(W_h, W_h_name, ndim=2)
+    b = optional_float_array(b, b_name, ndim=1)
+    check_shape(W_x, W_x_name, (input_size, hidden_size), "(D, H)")
+    check_shape(W_h, W_h_name, (hidden_size, hidden_size), "(H, H)")
+    if b is not None:
+        check_shape(b, b_name, (hidden_size,), "(H,)")
+    return W_x, W_h, b
+
+
+def affine(x_t: np.ndarray, h_prev: np.ndarray, W_x, W_h, b) -> np.ndarray:
+    r""":math:`x_t W_x + h_{t-1} W_h + b`, with no bias term when ``b`` is ``None``."""
+    z = x_t @ W_x + h_prev @ W_h
+    return z if b is None else z + b
+
+
+def gate(x_t, h_prev, W_x, W_h, b, activation, names: tuple[str, str, str]) -> np.ndarray:
+    """Check the arguments of one gate and return ``activation(x_t W_x + h_prev W_h + b)``."""
+    x_t, h_prev = check_step_inputs(x_t, h_prev)
+    W_x, W_h, b = check_gate_weights(W_x, W_h, b, names, x_t.shape[1], h_prev.shape[1])
+    return get_activation(activation)(affine(x_t, h_prev, W_x, W_h, b))
+
+
+def convert_gate_params(params, gates: tuple[str, ...]) -> None:
+    """Convert and check the ``W_x?``, ``W_h?``, ``b_?`` fields of a frozen params dataclass."""
+    first = as_float_array(getattr(params, f"W_x{gates[0]}"), f"W_x{gates[0]}", ndim=2)
+    input_size, hidden_size = first.shape
+    biases = []
+    for g in gates:
+        names = (f"W_x{g}", f"W_h{g}", f"b_{g}")
+        W_x, W_h, b = check_gate_weights(
+            *(getattr(params, n) for n in names), names, input_size, hidden_size
+        )
+        for name, value in zip(names, (W_x, W_h, b), strict=True):
+            object.__setattr__(params, name, value)
+        biases.append(b is None)
+    if any(biases) and not all(biases):
+        missing = [f"b_{g}" for g, absent in zip(gates, biases, strict=True) if absent]
+        raise ValueError(f"biases must be all given or all None; missing {missing}")
+
+
+def check_params(params, expected: type, input_size: int, hidden_size: int | None = None) -> None:
+    """Check that ``params`` is an ``expected`` whose sizes D (and H) match the inputs."""
+    if not isinstance(params, expected):
+        raise TypeError(f"params must be {expected.__name__}, got {type(params).__name__}")
+    if params.input_size != input_size:
+        raise ValueError(
+            f"the input has D = {input_size} features but params expect D = {params.input_size}"
+        )
+    if hidden_size is not None and params.hidden_size != hidden_size:
+        raise ValueError(
+            f"the state has H = {hidden_size} units but params expect H = {params.hidden_size}"
+        )
+
+
+def same_shapes(**arrays) -> list[np.ndarray]:
+    """Convert (N, H) arrays given by name and check they all have the first one's shape."""
+    names = list(arrays)
+    first = as_float_array(arrays[names[0]], names[0], ndim=2)
+    converted = [first]
+    for name in names[1:]:
+        array = as_float_array(arrays[name], name, ndim=2)
+        check_shape(array, name, first.shape, f"(N, H) like {names[0]}")
+        converted.append(array)
+    return converted

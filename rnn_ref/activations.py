@@ -1,0 +1,106 @@
+"""Activation functions that Keras allows for its recurrent layers, in float64 NumPy.
+
+Each matches ``keras.activations.<name>``; ``get_activation`` resolves the names that the
+layers accept (``activation=`` and ``recurrent_activation=``) to these functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+
+def sigmoid(a: np.ndarray) -> np.ndarray:
+    r"""Logistic function :math:`\sigma(a) = 1 / (1 + e^{-a})`.
+
+    Written as :math:`\tfrac12 (1 + \tanh(a/2))`, which is the same function but never
+    overflows (``np.exp(-a)`` warns on stderr for ``a < -709``).
+    """
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(a, dtype=np.float64)))
+
+
+def hard_sigmoid(a: np.ndarray) -> np.ndarray:
+    r"""Keras 3's piecewise-linear sigmoid :math:`\mathrm{clip}((a + 3) / 6, 0, 1)`."""
+    return np.clip((np.asarray(a, dtype=np.float64) + 3.0) / 6.0, 0.0, 1.0)
+
+
+def tanh(a: np.ndarray) -> np.ndarray:
+    r"""Hyperbolic tangent :math:`\tanh(a)`."""
+    return np.tanh(np.asarray(a, dtype=np.float64))
+
+
+def relu(a: np.ndarray) -> np.ndarray:
+    r"""Rectified linear unit :math:`\max(a, 0)`."""
+    return np.maximum(np.asarray(a, dtype=np.float64), 0.0)
+
+
+def linear(a: np.ndarray) -> np.ndarray:
+    r"""Identity :math:`a` (Keras's ``"linear"``, also selected by ``None``)."""
+    return np.asarray(a, dtype=np.float64)
+
+
+def softsign(a: np.ndarray) -> np.ndarray:
+    r"""Softsign :math:`a / (1 + |a|)`."""
+    a = np.asarray(a, dtype=np.float64)
+    return a / (1.0 + np.abs(a))
+
+
+def elu(a: np.ndarray) -> np.ndarray:
+    r"""Exponential linear unit: :math:`a` for :math:`a > 0`, else :math:`e^{a} - 1`."""
+    a = np.asarray(a, dtype=np.float64)
+    return np.where(a > 0, a, np.expm1(np.minimum(a, 0.0)))
+
+
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "sigmoid": sigmoid,
+    "hard_sigmoid": hard_sigmoid,
+    "tanh": tanh,
+    "relu": relu,
+    "linear": linear,
+    "softsign": softsign,
+    "elu": elu,
+}
+
+# Activations f with f(-a) = 1 - f(a): the ones for which the notes' update gate g_z = 1 - z
+# is the Keras gate with negated weights.
+COMPLEMENT_SYMMETRIC = frozenset({"sigmoid", "hard_sigmoid"})
+
+
+def get_activation(activation: str | Callable | None) -> Callable[[np.ndarray], np.ndarray]:
+    """Resolve an activation given by name (as Keras spells it), ``None`` or a callable.
+
+    Raises
+    ------
+    ValueError
+        For a name that is not one of :data:`ACTIVATIONS`.
+    TypeError
+        For anything that is neither a string, ``None`` nor callable.
+    """
+    if activation is None:
+        return linear
+    if callable(activation):
+        return activation
+    if isinstance(activation, str):
+        try:
+            return ACTIVATIONS[activation]
+        except KeyError:
+            raise ValueError(
+                f"unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}, "
+                "None or a callable"
+            ) from None
+    raise TypeError(
+        f"activation must be a name, None or a callable, got {type(activation).__name__}"
+    )
+
+
+def activation_name(activation: str | Callable | None) -> str | None:
+    """The Keras name of ``activation`` if it is one of ours, else ``None``."""
+    if activation is None:
+        return "linear"
+    if isinstance(activation, str):
+        return activation if activation in ACTIVATIONS else None
+    for name, function in ACTIVATIONS.items():
+        if function is activation:
+            return name
+    return None

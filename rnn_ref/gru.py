@@ -1,0 +1,364 @@
+r"""Gated recurrent unit (GRU): one state, a reset gate and an update gate.
+
+The notes' GRU, in the row-vector form (their :math:`W_r [h_{t-1}, x_t]` is
+:math:`x_t W_{xr} + h_{t-1} W_{hr}` here):
+
+.. math::
+
+    g_r &= \sigma(x_t W_{xr} + h_{t-1} W_{hr} + b_r)                 && \text{reset gate} \\
+    \bar h_t &= \tanh(x_t W_{xh} + (g_r \odot h_{t-1}) W_{hh} + b_h)   && \text{candidate state} \\
+    g_z &= \sigma(x_t W_{xz} + h_{t-1} W_{hz} + b_z)                 && \text{update gate} \\
+    h_t &= (1 - g_z) \odot h_{t-1} + g_z \odot \bar h_t              && \text{new state}
+
+Keras differs in two ways, both named explicitly here and never guessed:
+
+* ``reset_after=True`` (Keras's default) applies the reset gate *after* the recurrent product,
+  :math:`\bar h_t = \tanh(x_t W_{xh} + b_h + g_r \odot (h_{t-1} W_{hh} + b_{hh}))`
+  (:func:`candidate_state_reset_after`); ``reset_after=False`` is the notes' form
+  (:func:`candidate_state`).
+* Keras's update gate :math:`z` weighs the *old* state, :math:`h_t = z \odot h_{t-1} + (1 - z)
+  \odot \bar h_t` (:func:`new_state_keras`), so :math:`z = 1 - g_z`; as
+  :math:`1 - \sigma(a) = \sigma(-a)`, the notes' update weights are Keras's negated
+  (:func:`convert_update_convention`).
+
+Shapes: N batch, T time, D input, H hidden; ``x_t`` (N, D); ``h`` and every gate (N, H).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._checks import check_choice, check_shape, optional_float_array
+from ._gate import (
+    affine,
+    check_gate_weights,
+    check_params,
+    check_step_inputs,
+    convert_gate_params,
+    gate,
+    same_shapes,
+)
+from .activations import COMPLEMENT_SYMMETRIC, activation_name, get_activation
+from .sequence import check_sequence, initial_states, run_over_time
+
+GATES = ("z", "r", "h")
+"""The GRU's three affine maps, in the order Keras stacks them in its weights."""
+
+UPDATE_CONVENTIONS = ("notes", "keras")
+"""``"notes"``: :math:`h_t = (1 - g_z) h_{t-1} + g_z \\bar h_t`; ``"keras"``: :math:`h_t = z h_{t-1}
++ (1 - z) \\bar h_t`."""
+
+
+def reset_gate(x_t, h_prev, W_xr, W_hr, b_r=None, activation="sigmoid") -> np.ndarray:
+    r"""Reset gate :math:`g_r = \sigma(x_t W_{xr} + h_{t-1} W_{hr} + b_r)`, shape (N, H).
+
+    :math:`g_r = 0` hides :math:`h_{t-1}` from the candidate state (a reset);
+    :math:`g_r = 1` lets all of it in.
+
+    Parameters
+    ----------
+    x_t : array_like, shape (N, D)
+    h_prev : array_like, shape (N, H)
+    W_xr : array_like, shape (D, H)
+    W_hr : array_like, shape (H, H)
+    b_r : array_like, shape (H,), optional
+    activation : str or callable
+        Keras's ``recurrent_activation``, ``"sigmoid"`` by default.
+    """
+    return gate(x_t, h_prev, W_xr, W_hr, b_r, activation, ("W_xr", "W_hr", "b_r"))
+
+
+def update_gate(x_t, h_prev, W_xz, W_hz, b_z=None, activation="sigmoid") -> np.ndarray:
+    r"""Update gate :math:`g_z = \sigma(x_t W_{xz} + h_{t-1} W_{hz} + b_z)`, shape (N, H).
+
+    The same formula gives the notes' :math:`g_z` or Keras's :math:`z = 1 - g_z`; which one
+    depends on the weights, and is decided by the state update that uses it
+    (:func:`new_state` or :func:`new_state_keras`).
+
+    Parameters
+    ----------
+    x_t : array_like, shape (N, D)
+    h_prev : array_like, shape (N, H)
+    W_xz : array_like, shape (D, H)
+    W_hz : array_like, shape (H, H)
+    b_z : array_like, shape (H,), optional
+    activation : str or callable
+        ``"sigmoid"`` by default.
+    """
+    return gate(x_t, h_prev, W_xz, W_hz, b_z, activation, ("W_xz", "W_hz", "b_z"))
+
+
+def candidate_state(x_t, h_prev, g_r, W_xh, W_hh, b_h=None, activation="tanh") -> np.ndarray:
+    r"""Candidate state with the reset before the product (the notes; Keras ``reset_after=False``).
+
+    .. math:: \bar h_t = \tanh(x_t W_{xh} + (g_r \odot h_{t-1}) W_{hh} + b_h)
+
+    Parameters
+    ----------
+    x_t : array_like, shape (N, D)
+    h_prev : array_like, shape (N, H)
+    g_r : array_like, shape (N, H)
+        Reset gate.
+    W_xh : array_like, shape (D, H)
+    W_hh : array_like, shape (H, H)
+    b_h : array_like, shape (H,), optional
+    activation : str or callable
+        Keras's ``activation``, ``"tanh"`` by default.
+
+    Returns
+    -------
+    ndarray, shape (N, H)
+    """
+    x_t, h_prev = check_step_inputs(x_t, h_prev)
+    h_prev, g_r = same_shapes(h_prev=h_prev, g_r=g_r)
+    return gate(x_t, g_r * h_prev, W_xh, W_hh, b_h, activation, ("W_xh", "W_hh", "b_h"))
+
+
+def candidate_state_reset_after(
+    x_t, h_prev, g_r, W_xh, W_hh, b_h=None, b_hh=None, activation="tanh"
+) -> np.ndarray:
+    r"""Candidate state with the reset after the product (Keras's default, ``reset_after=True``).
+
+    .. math:: \bar h_t = \tanh(x_t W_{xh} + b_h + g_r \odot (h_{t-1} W_{hh} + b_{hh}))
+
+    Parameters
+    ----------
+    x_t : array_like, shape (N, D)
+    h_prev : array_like, shape (N, H)
+    g_r : array_like, shape (N, H)
+        Reset gate.
+    W_xh : array_like, shape (D, H)
+    W_hh : array_like, shape (H, H)
+    b_h : array_like, shape (H,), optional
+        Input-side bias (row 0 of Keras's (2, 3H) bias).
+    b_hh : array_like, shape (H,), optional
+        Recurrent-side bias, inside the reset (row 1 of Keras's bias).
+    activation : str or callable
+        ``"tanh"`` by default.
+
+    Returns
+    -------
+    ndarray, shape (N, H)
+    """
+    x_t, h_prev = check_step_inputs(x_t, h_prev)
+    h_prev, g_r = same_shapes(h_prev=h_prev, g_r=g_r)
+    W_xh, W_hh, b_h = check_gate_weights(
+        W_xh, W_hh, b_h, ("W_xh", "W_hh", "b_h"), x_t.shape[1], h_prev.shape[1]
+    )
+    b_hh = optional_float_array(b_hh, "b_hh", ndim=1)
+    if b_hh is not None:
+        check_shape(b_hh, "b_hh", (h_prev.shape[1],), "(H,)")
+    act = get_activation(activation)
+    return _candidate_reset_after(x_t, h_prev, g_r, W_xh, W_hh, b_h, b_hh, act)
+
+
+def new_state(h_prev, h_bar, g_z) -> np.ndarray:
+    r"""New state, notes' convention: :math:`h_t = (1 - g_z) \odot h_{t-1} + g_z \odot \bar h_t`.
+
+    :math:`g_z = 0` keeps the old state; :math:`g_z = 1` takes the candidate.
+
+    Parameters
+    ----------
+    h_prev, h_bar, g_z : array_like, shape (N, H)
+
+    Returns
+    -------
+    ndarray, shape (N, H)
+    """
+    h_prev, h_bar, g_z = same_shapes(h_prev=h_prev, h_bar=h_bar, g_z=g_z)
+    return (1.0 - g_z) * h_prev + g_z * h_bar
+
+
+def new_state_keras(h_prev, h_bar, z) -> np.ndarray:
+    r"""New state in Keras's convention: :math:`h_t = z \odot h_{t-1} + (1 - z) \odot \bar h_t`.
+
+    :math:`z = 1` keeps the old state; :math:`z = 0` takes the candidate. :math:`z = 1 - g_z`.
+
+    Parameters
+    ----------
+    h_prev, h_bar, z : array_like, shape (N, H)
+
+    Returns
+    -------
+    ndarray, shape (N, H)
+    """
+    h_prev, h_bar, z = same_shapes(h_prev=h_prev, h_bar=h_bar, z=z)
+    return z * h_prev + (1.0 - z) * h_bar
+
+
+@dataclass(frozen=True, kw_only=True)
+class GRUParams:
+    """Per-gate weights of a GRU, and the two conventions they are meant for.
+
+    ``W_x?`` (D, H), ``W_h?`` (H, H), ``b_?`` (H,) or ``None`` for ``? in z, r, h``.
+
+    Attributes
+    ----------
+    reset_after : bool
+        ``False``: :func:`candidate_state` (the notes); ``True``:
+        :func:`candidate_state_reset_after` (Keras's default), with the recurrent bias ``b_hh``.
+    update_convention : {"notes", "keras"}
+        ``"notes"``: ``W_xz, W_hz, b_z`` compute :math:`g_z` for :func:`new_state`;
+        ``"keras"``: they compute :math:`z = 1 - g_z` for :func:`new_state_keras`.
+    b_hh : ndarray, shape (H,), or None
+        Only with ``reset_after=True`` and biases.
+    """
+
+    W_xz: np.ndarray
+    W_hz: np.ndarray
+    b_z: np.ndarray | None
+    W_xr: np.ndarray
+    W_hr: np.ndarray
+    b_r: np.ndarray | None
+    W_xh: np.ndarray
+    W_hh: np.ndarray
+    b_h: np.ndarray | None
+    reset_after: bool
+    update_convention: str
+    b_hh: np.ndarray | None = None
+
+    def __post_init__(self):
+        convert_gate_params(self, GATES)
+        check_choice(self.update_convention, "update_convention", UPDATE_CONVENTIONS)
+        if not isinstance(self.reset_after, bool):
+            raise TypeError(f"reset_after must be True or False, got {self.reset_after!r}")
+        b_hh = optional_float_array(self.b_hh, "b_hh", ndim=1)
+        if not self.reset_after and b_hh is not None:
+            raise ValueError("b_hh (recurrent candidate bias) exists only with reset_after=True")
+        if self.reset_after and (b_hh is None) != (self.b_h is None):
+            raise ValueError("with reset_after=True, b_hh must be given exactly when b_h is")
+        if b_hh is not None:
+            check_shape(b_hh, "b_hh", (self.hidden_size,), "(H,)")
+        object.__setattr__(self, "b_hh", b_hh)
+
+    @property
+    def input_size(self) -> int:
+        """D, the size of each input vector."""
+        return self.W_xz.shape[0]
+
+    @property
+    def hidden_size(self) -> int:
+        """H, the size of the state."""
+        return self.W_xz.shape[1]
+
+    @property
+    def use_bias(self) -> bool:
+        """Whether the gates have biases."""
+        return self.b_z is not None
+
+
+def convert_update_convention(
+    params: GRUParams, to: str, recurrent_activation="sigmoid"
+) -> GRUParams:
+    r"""The same GRU with its update-gate weights for the other convention.
+
+    Since :math:`1 - \sigma(a) = \sigma(-a)`, the notes' :math:`g_z` and Keras's :math:`z` have
+    negated weights and bias. That identity holds for ``"sigmoid"`` and ``"hard_sigmoid"``
+    only, so other gate activations are refused.
+    """
+    check_choice(to, "to", UPDATE_CONVENTIONS)
+    if to == params.update_convention:
+        return params
+    if activation_name(recurrent_activation) not in COMPLEMENT_SYMMETRIC:
+        raise ValueError(
+            "the update conventions are interchangeable only when f(-a) = 1 - f(a), i.e. for "
+            f"recurrent_activation in {sorted(COMPLEMENT_SYMMETRIC)}; got {recurrent_activation!r}"
+        )
+    return dataclasses.replace(
+        params,
+        W_xz=-params.W_xz,
+        W_hz=-params.W_hz,
+        b_z=None if params.b_z is None else -params.b_z,
+        update_convention=to,
+    )
+
+
+def gru_step(
+    x_t, h_prev, params: GRUParams, *, activation="tanh", recurrent_activation="sigmoid"
+) -> np.ndarray:
+    r"""One GRU step built from the gates, in the conventions ``params`` names; (N, H).
+
+    Parameters
+    ----------
+    x_t : array_like, shape (N, D)
+    h_prev : array_like, shape (N, H)
+    params : GRUParams
+    activation : str or callable
+        For :math:`\bar h_t` (``"tanh"``).
+    recurrent_activation : str or callable
+        For the gates (``"sigmoid"``).
+    """
+    x_t, h_prev = check_step_inputs(x_t, h_prev)
+    check_params(params, GRUParams, x_t.shape[1], h_prev.shape[1])
+    return _step(
+        x_t, h_prev, params, get_activation(activation), get_activation(recurrent_activation)
+    )
+
+
+def gru(
+    x,
+    params: GRUParams,
+    *,
+    activation="tanh",
+    recurrent_activation="sigmoid",
+    return_sequences: bool = False,
+    return_state: bool = False,
+    go_backwards: bool = False,
+    initial_state=None,
+):
+    r"""Run :func:`gru_step` over a sequence, as ``keras.layers.GRU`` does.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, T, D)
+    params : GRUParams
+        Its ``reset_after`` and ``update_convention`` say which GRU this is.
+    activation, recurrent_activation : str or callable
+    return_sequences, return_state, go_backwards : bool
+        As in Keras; see :func:`rnn_ref.sequence.run_over_time`.
+    initial_state : array_like (N, H) or list of one, optional
+        :math:`h_0`; zeros by default.
+
+    Returns
+    -------
+    ndarray, shape (N, H) or (N, T, H); or ``[output, h_T]`` with ``return_state``
+    """
+    x = check_sequence(x)
+    check_params(params, GRUParams, x.shape[2])
+    states = initial_states(initial_state, x.shape[0], params.hidden_size, ["h0"])
+    act, rec_act = get_activation(activation), get_activation(recurrent_activation)
+
+    def step(x_t, states):
+        h_t = _step(x_t, states[0], params, act, rec_act)
+        return h_t, [h_t]
+
+    return run_over_time(
+        step,
+        x,
+        states,
+        return_sequences=return_sequences,
+        return_state=return_state,
+        go_backwards=go_backwards,
+    )
+
+
+def _step(x_t, h_prev, p: GRUParams, act, rec_act):
+    # The gates' equations again, without re-checking arguments at every step of a sequence.
+    g_r = rec_act(affine(x_t, h_prev, p.W_xr, p.W_hr, p.b_r))
+    if p.reset_after:
+        h_bar = _candidate_reset_after(x_t, h_prev, g_r, p.W_xh, p.W_hh, p.b_h, p.b_hh, act)
+    else:
+        h_bar = act(affine(x_t, g_r * h_prev, p.W_xh, p.W_hh, p.b_h))
+    gate_z = rec_act(affine(x_t, h_prev, p.W_xz, p.W_hz, p.b_z))
+    if p.update_convention == "notes":
+        return (1.0 - gate_z) * h_prev + gate_z * h_bar
+    return gate_z * h_prev + (1.0 - gate_z) * h_bar
+
+
+def _candidate_reset_after(x_t, h_prev, g_r, W_xh, W_hh, b_h, b_hh, act):
+    recurrent = h_prev @ W_hh if b_hh is None else h_prev @ W_hh + b_hh
+    inputs = x_t @ W_xh if b_h is None else x_t @ W_xh + b_h
+    return act(inputs + g_r * recurrent)

@@ -1,0 +1,267 @@
+r"""Long short-term memory (LSTM): a cell state :math:`c_t` guarded by three gates.
+
+Each function below is one equation of the notes, in the row-vector form Keras computes
+(the notes' :math:`W_f [h_{t-1}, x_t]` is :math:`x_t W_{xf} + h_{t-1} W_{hf}` here):
+
+.. math::
+
+    g_f &= \sigma(x_t W_{xf} + h_{t-1} W_{hf} + b_f)          && \text{forget gate} \\
+    g_i &= \sigma(x_t W_{xi} + h_{t-1} W_{hi} + b_i)          && \text{input gate} \\
+    \bar c_t &= \tanh(x_t W_{xc} + h_{t-1} W_{hc} + b_c)      && \text{candidate cell state} \\
+    c_t &= g_f \odot c_{t-1} + g_i \odot \bar c_t             && \text{cell-state update} \\
+    g_o &= \sigma(x_t W_{xo} + h_{t-1} W_{ho} + b_o)          && \text{output gate} \\
+    h_t &= g_o \odot \tanh(c_t)                               && \text{hidden output}
+
+Shapes: N batch, T time, D input, H hidden; ``x_t`` (N, D); ``h``, ``c`` and every gate (N, H);
+``W_x?`` (D, H), ``W_h?`` (H, H), ``b_?`` (H,) or ``None``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._checks import as_float_array, check_shape
+from ._gate import (
+    affine,
+    check_params,
+    check_step_inputs,
+    convert_gate_params,
+    gate,
+    same_shapes,
+)
+from .activations import get_activation
+from .sequence import check_sequence, initial_states, run_over_time
+
+GATES = ("i", "f", "c", "o")
+"""The LSTM's four affine maps, in the order Keras stacks them in its weights."""
+
+
+def forget_gate(x_t, h_prev, W_xf, W_hf, b_f=None, activation="sigmoid") -> np.ndarray:
+    r"""Forget gate :math:`g_f = \sigma(x_t W_{xf} + h_{t-1} W_{hf} + b_f)`, shape (N, H).
+
+    :math:`g_f = 1` keeps all of :math:`c_{t-1}`; :math:`g_f = 0` forgets it.
+
+    Parameters
+    ----------
+    x_t : array_like, shape (N, D)
+    h_prev : array_like, shape (N, H)
+    W_xf : array_like, shape (D, H)
+    W_hf : array_like, shape (H, H)
+    b_f : array_like, shape (H,), optional
+    activation : str or callable
+        The gate's activation (Keras's ``recurrent_activation``), ``"sigmoid"`` by default.
+    """
+    return gate(x_t, h_prev, W_xf, W_hf, b_f, activation, ("W_xf", "W_hf", "b_f"))
+
+
+def input_gate(x_t, h_prev, W_xi, W_hi, b_i=None, activation="sigmoid") -> np.ndarray:
+    r"""Input gate :math:`g_i = \sigma(x_t W_{xi} + h_{t-1} W_{hi} + b_i)`, shape (N, H).
+
+    :math:`g_i = 1` lets all of the candidate :math:`\bar c_t` in; :math:`g_i = 0` none of it.
+
+    Parameters
+    ----------
+    x_t : array_like, shape (N, D)
+    h_prev : array_like, shape (N, H)
+    W_xi : array_like, shape (D, H)
+    W_hi : array_like, shape (H, H)
+    b_i : array_like, shape (H,), optional
+    activation : str or callable
+        ``"sigmoid"`` by default.
+    """
+    return gate(x_t, h_prev, W_xi, W_hi, b_i, activation, ("W_xi", "W_hi", "b_i"))
+
+
+def candidate_cell_state(x_t, h_prev, W_xc, W_hc, b_c=None, activation="tanh") -> np.ndarray:
+    r"""Candidate cell state :math:`\bar c_t = \tanh(x_t W_{xc} + h_{t-1} W_{hc} + b_c)`, (N, H).
+
+    Parameters
+    ----------
+    x_t : array_like, shape (N, D)
+    h_prev : array_like, shape (N, H)
+    W_xc : array_like, shape (D, H)
+    W_hc : array_like, shape (H, H)
+    b_c : array_like, shape (H,), optional
+    activation : str or callable
+        Keras's ``activation``, ``"tanh"`` by default.
+    """
+    return gate(x_t, h_prev, W_xc, W_hc, b_c, activation, ("W_xc", "W_hc", "b_c"))
+
+
+def cell_state_update(c_prev, g_f, g_i, c_bar) -> np.ndarray:
+    r"""New cell state :math:`c_t = g_f \odot c_{t-1} + g_i \odot \bar c_t`.
+
+    Parameters
+    ----------
+    c_prev : array_like, shape (N, H)
+        :math:`c_{t-1}`.
+    g_f, g_i : array_like, shape (N, H)
+        Forget and input gates.
+    c_bar : array_like, shape (N, H)
+        Candidate cell state :math:`\bar c_t`.
+
+    Returns
+    -------
+    ndarray, shape (N, H)
+    """
+    c_prev, g_f, g_i, c_bar = same_shapes(c_prev=c_prev, g_f=g_f, g_i=g_i, c_bar=c_bar)
+    return g_f * c_prev + g_i * c_bar
+
+
+def output_gate(x_t, h_prev, W_xo, W_ho, b_o=None, activation="sigmoid") -> np.ndarray:
+    r"""Output gate :math:`g_o = \sigma(x_t W_{xo} + h_{t-1} W_{ho} + b_o)`, shape (N, H).
+
+    :math:`g_o = 1` shows all of :math:`\tanh(c_t)` as output; :math:`g_o = 0` outputs zeros.
+
+    Parameters
+    ----------
+    x_t : array_like, shape (N, D)
+    h_prev : array_like, shape (N, H)
+    W_xo : array_like, shape (D, H)
+    W_ho : array_like, shape (H, H)
+    b_o : array_like, shape (H,), optional
+    activation : str or callable
+        ``"sigmoid"`` by default.
+    """
+    return gate(x_t, h_prev, W_xo, W_ho, b_o, activation, ("W_xo", "W_ho", "b_o"))
+
+
+def hidden_output(g_o, c_t, activation="tanh") -> np.ndarray:
+    r"""Hidden output :math:`h_t = g_o \odot \tanh(c_t)`.
+
+    Parameters
+    ----------
+    g_o : array_like, shape (N, H)
+        Output gate.
+    c_t : array_like, shape (N, H)
+        New cell state.
+    activation : str or callable
+        Keras's ``activation``, ``"tanh"`` by default.
+
+    Returns
+    -------
+    ndarray, shape (N, H)
+    """
+    g_o, c_t = same_shapes(g_o=g_o, c_t=c_t)
+    return g_o * get_activation(activation)(c_t)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LSTMParams:
+    """Per-gate weights of an LSTM: ``W_x?`` (D, H), ``W_h?`` (H, H), ``b_?`` (H,) or ``None``.
+
+    The biases are all given or all ``None`` (a layer with ``use_bias=False``).
+    """
+
+    W_xi: np.ndarray
+    W_hi: np.ndarray
+    b_i: np.ndarray | None
+    W_xf: np.ndarray
+    W_hf: np.ndarray
+    b_f: np.ndarray | None
+    W_xc: np.ndarray
+    W_hc: np.ndarray
+    b_c: np.ndarray | None
+    W_xo: np.ndarray
+    W_ho: np.ndarray
+    b_o: np.ndarray | None
+
+    def __post_init__(self):
+        convert_gate_params(self, GATES)
+
+    @property
+    def input_size(self) -> int:
+        """D, the size of each input vector."""
+        return self.W_xi.shape[0]
+
+    @property
+    def hidden_size(self) -> int:
+        """H, the size of the states."""
+        return self.W_xi.shape[1]
+
+    @property
+    def use_bias(self) -> bool:
+        """Whether the gates have biases."""
+        return self.b_i is not None
+
+
+def lstm_step(
+    x_t, h_prev, c_prev, params: LSTMParams, *, activation="tanh", recurrent_activation="sigmoid"
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""One LSTM step built from the gates: returns :math:`(h_t, c_t)`, each (N, H).
+
+    Parameters
+    ----------
+    x_t : array_like, shape (N, D)
+    h_prev, c_prev : array_like, shape (N, H)
+    params : LSTMParams
+    activation : str or callable
+        For :math:`\bar c_t` and :math:`h_t` (``"tanh"``).
+    recurrent_activation : str or callable
+        For the three gates (``"sigmoid"``).
+    """
+    x_t, h_prev = check_step_inputs(x_t, h_prev)
+    c_prev = as_float_array(c_prev, "c_prev", ndim=2)
+    check_shape(c_prev, "c_prev", h_prev.shape, "(N, H)")
+    check_params(params, LSTMParams, x_t.shape[1], h_prev.shape[1])
+    act, rec_act = get_activation(activation), get_activation(recurrent_activation)
+    return _step(x_t, h_prev, c_prev, params, act, rec_act)
+
+
+def lstm(
+    x,
+    params: LSTMParams,
+    *,
+    activation="tanh",
+    recurrent_activation="sigmoid",
+    return_sequences: bool = False,
+    return_state: bool = False,
+    go_backwards: bool = False,
+    initial_state=None,
+):
+    r"""Run :func:`lstm_step` over a sequence, as ``keras.layers.LSTM`` does.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, T, D)
+    params : LSTMParams
+    activation, recurrent_activation : str or callable
+    return_sequences, return_state, go_backwards : bool
+        As in Keras; see :func:`rnn_ref.sequence.run_over_time`.
+    initial_state : list of two array_like (N, H), optional
+        ``[h_0, c_0]`` in Keras's order; zeros by default.
+
+    Returns
+    -------
+    ndarray, shape (N, H) or (N, T, H); or ``[output, h_T, c_T]`` with ``return_state``
+    """
+    x = check_sequence(x)
+    check_params(params, LSTMParams, x.shape[2])
+    states = initial_states(initial_state, x.shape[0], params.hidden_size, ["h0", "c0"])
+    act, rec_act = get_activation(activation), get_activation(recurrent_activation)
+
+    def step(x_t, states):
+        h_t, c_t = _step(x_t, states[0], states[1], params, act, rec_act)
+        return h_t, [h_t, c_t]
+
+    return run_over_time(
+        step,
+        x,
+        states,
+        return_sequences=return_sequences,
+        return_state=return_state,
+        go_backwards=go_backwards,
+    )
+
+
+def _step(x_t, h_prev, c_prev, p: LSTMParams, act, rec_act):
+    # The gates' equations again, without re-checking arguments at every step of a sequence.
+    g_f = rec_act(affine(x_t, h_prev, p.W_xf, p.W_hf, p.b_f))
+    g_i = rec_act(affine(x_t, h_prev, p.W_xi, p.W_hi, p.b_i))
+    c_bar = act(affine(x_t, h_prev, p.W_xc, p.W_hc, p.b_c))
+    c_t = g_f * c_prev + g_i * c_bar
+    g_o = rec_act(affine(x_t, h_prev, p.W_xo, p.W_ho, p.b_o))
+    h_t = g_o * act(c_t)
+    return h_t, c_t

@@ -1,0 +1,181 @@
+"""Generate the Jupyter notebooks of the chapters (notebooks/*.ipynb) from book/*.md.
+
+The chapters are written as MyST Markdown notebooks. Colab opens only .ipynb files, so every
+notebook page listed in _toc.yml is also committed as a notebook in notebooks/, which the site's
+Colab and Binder buttons open. Those files are generated, never edited by hand:
+
+    python scripts/sync_chapter_notebooks.py          # rewrite notebooks/ from book/
+    python scripts/sync_chapter_notebooks.py --check  # exit 1 if notebooks/ is stale
+
+A generated notebook differs from its chapter in three ways, all for readers outside the website:
+MyST-only syntax that Jupyter would show as raw text is simplified (labels, roles), a first code
+cell installs the course's reference package when it is missing (Colab has TensorFlow but not
+rnn_ref; at build time and on Binder it is installed, so the cell does nothing), and outputs are
+left out (the website shows them; running the notebook recreates them).
+"""
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMAND = "python scripts/sync_chapter_notebooks.py"
+
+LABEL_LINE = re.compile(r"^\([\w:.-]+\)=[ \t]*\n?", re.MULTILINE)
+# {role}`title <target>` or {role}`text`
+ROLE = re.compile(r"\{(?P<role>[\w:-]+)\}`(?P<body>[^`]*)`")
+TITLED_TARGET = re.compile(r"^(?P<title>.*\S)\s*<(?P<target>[^<>]+)>$", re.DOTALL)
+IMPORTS_RNN_REF = re.compile(r"^\s*(import|from)\s+rnn_ref\b", re.MULTILINE)
+
+
+def toc_pages(root: Path = ROOT) -> list[Path]:
+    """Source files of the pages listed in _toc.yml, in order."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+    entries = [toc["root"]]
+    for part in toc.get("parts", []):
+        entries += [chapter["file"] for chapter in part.get("chapters", [])]
+    pages = []
+    for entry in entries:
+        candidates = [root / f"{entry}{suffix}" for suffix in (".md", ".ipynb")]
+        existing = [path for path in candidates if path.is_file()]
+        if not existing:
+            raise FileNotFoundError(f"_toc.yml lists {entry!r} but neither .md nor .ipynb exists")
+        pages.append(existing[0])
+    return pages
+
+
+def repository(root: Path = ROOT) -> tuple[str, str]:
+    """The course repository's URL and branch, from _config.yml."""
+    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    return config["repository"]["url"].rstrip("/"), config["repository"]["branch"]
+
+
+def jupyter_markdown(source: str) -> str:
+    """Simplify MyST-only inline syntax that Jupyter and Colab would show verbatim."""
+    source = LABEL_LINE.sub("", source)
+
+    def replace(match: re.Match) -> str:
+        role, body = match["role"], match["body"]
+        titled = TITLED_TARGET.match(body)
+        if role == "math":
+            return f"${body}$"
+        if role == "download" and titled:
+            return f"[{titled['title']}]({titled['target']})"
+        if role == "download":
+            return f"[{body}]({body})"
+        return titled["title"] if titled else body
+
+    return ROLE.sub(replace, source)
+
+
+def install_cell(repo_url: str, branch: str) -> nbformat.NotebookNode:
+    source = (
+        "# Colab and other hosted Jupyter services lack the course's reference package rnn_ref:\n"
+        "# install it from the course repository when it is missing (no-op where installed).\n"
+        "import importlib.util\n"
+        "\n"
+        'if importlib.util.find_spec("rnn_ref") is None:\n'
+        f'    %pip install --quiet "rnn-ref @ git+{repo_url}@{branch}"'
+    )
+    return nbformat.v4.new_code_cell(source)
+
+
+def chapter_notebook(page: Path, root: Path = ROOT) -> nbformat.NotebookNode | None:
+    """The notebook generated from one page, or None when the page is not a notebook."""
+    text_notebook = jupytext.read(page)
+    kernelspec = text_notebook.metadata.get("kernelspec")
+    if not kernelspec:
+        return None
+    source = page.relative_to(root).as_posix()
+    notice = nbformat.v4.new_markdown_cell(
+        f"本笔记本由课程网站的章节 `{source}` 自动生成，请勿直接编辑；"
+        f"修改章节后运行 `{COMMAND}` 重新生成。"
+    )
+    cells = [notice]
+    for cell in text_notebook.cells:
+        if cell.cell_type == "markdown":
+            cell.source = jupyter_markdown(cell.source)
+            if not cell.source.strip():
+                continue
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        cells.append(cell)
+
+    if any(IMPORTS_RNN_REF.search(c.source) for c in cells if c.cell_type == "code"):
+        first_code = next(i for i, c in enumerate(cells) if c.cell_type == "code")
+        cells.insert(first_code, install_cell(*repository(root)))
+
+    notebook = nbformat.v4.new_notebook(
+        cells=cells,
+        metadata={"kernelspec": dict(kernelspec), "language_info": {"name": "python"}},
+    )
+    # Stable cell ids keep the generated files identical from one run to the next.
+    for index, cell in enumerate(notebook.cells):
+        cell.id = f"{page.stem}-{index:03d}"
+        cell.metadata.pop("jupytext", None)
+    nbformat.validate(notebook)
+    return notebook
+
+
+def expected_notebooks(root: Path = ROOT) -> dict[Path, str]:
+    """Every generated notebook's path and exact file content."""
+    expected = {}
+    for page in toc_pages(root):
+        notebook = chapter_notebook(page, root)
+        if notebook is not None:
+            expected[root / "notebooks" / f"{page.stem}.ipynb"] = nbformat.writes(notebook) + "\n"
+    return expected
+
+
+def stale_notebooks(root: Path = ROOT) -> list[str]:
+    """Repository paths in notebooks/ that are missing, outdated or no longer generated."""
+    expected = expected_notebooks(root)
+    present = set((root / "notebooks").glob("*.ipynb"))
+    stale = [
+        path
+        for path, content in expected.items()
+        if not path.is_file() or path.read_text(encoding="utf-8") != content
+    ]
+    stale += sorted(present - set(expected))
+    return sorted(path.relative_to(root).as_posix() for path in stale)
+
+
+def sync(root: Path = ROOT) -> list[str]:
+    """Rewrite notebooks/ from the pages; return the repository paths that changed."""
+    changed = stale_notebooks(root)
+    expected = expected_notebooks(root)
+    (root / "notebooks").mkdir(exist_ok=True)
+    for path, content in expected.items():
+        if not path.is_file() or path.read_text(encoding="utf-8") != content:
+            path.write_text(content, encoding="utf-8")
+    for path in set((root / "notebooks").glob("*.ipynb")) - set(expected):
+        path.unlink()
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--check", action="store_true", help="only report stale notebooks; exit 1 if any"
+    )
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = stale_notebooks()
+        if stale:
+            print("Stale chapter notebooks: " + ", ".join(stale), file=sys.stderr)
+            print(f"Regenerate them with: {COMMAND}", file=sys.stderr)
+            return 1
+        print("Chapter notebooks are up to date.")
+        return 0
+    for path in sync():
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
