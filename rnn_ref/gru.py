@@ -44,9 +44,6 @@ from ._gate import (
 from .activations import COMPLEMENT_SYMMETRIC, activation_name, get_activation
 from .sequence import check_sequence, initial_states, run_over_time
 
-GATES = ("z", "r", "h")
-"""The GRU's three affine maps, in the order Keras stacks them in its weights."""
-
 UPDATE_CONVENTIONS = ("notes", "keras")
 """``"notes"``: :math:`h_t = (1 - g_z) h_{t-1} + g_z \\bar h_t`; ``"keras"``: :math:`h_t = z h_{t-1}
 + (1 - z) \\bar h_t`."""
@@ -221,7 +218,7 @@ class GRUParams:
     b_hh: np.ndarray | None = None
 
     def __post_init__(self):
-        convert_gate_params(self, GATES)
+        convert_gate_params(self, ("r", "z", "h"))
         check_choice(self.update_convention, "update_convention", UPDATE_CONVENTIONS)
         if not isinstance(self.reset_after, bool):
             raise TypeError(f"reset_after must be True or False, got {self.reset_after!r}")

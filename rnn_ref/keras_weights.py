@@ -148,7 +148,7 @@ def gru_params_from_keras(weights, *, reset_after: bool) -> GRUParams:
         raise TypeError(f"reset_after must be True or False, got {reset_after!r}")
     layout = GRU_RESET_AFTER_LAYOUT if reset_after else GRU_LAYOUT
     blocks = split_keras_weights(weights, layout)
-    if reset_after and "b_z" in blocks:
+    if reset_after and blocks["b_z"] is not None:
         blocks["b_z"] = blocks["b_z"] + blocks.pop("b_hz")
         blocks["b_r"] = blocks["b_r"] + blocks.pop("b_hr")
     return GRUParams(reset_after=reset_after, update_convention="keras", **blocks)

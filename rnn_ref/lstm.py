@@ -34,9 +34,6 @@ from ._gate import (
 from .activations import get_activation
 from .sequence import check_sequence, initial_states, run_over_time
 
-GATES = ("i", "f", "c", "o")
-"""The LSTM's four affine maps, in the order Keras stacks them in its weights."""
-
 
 def forget_gate(x_t, h_prev, W_xf, W_hf, b_f=None, activation="sigmoid") -> np.ndarray:
     r"""Forget gate :math:`g_f = \sigma(x_t W_{xf} + h_{t-1} W_{hf} + b_f)`, shape (N, H).
@@ -169,7 +166,7 @@ class LSTMParams:
     b_o: np.ndarray | None
 
     def __post_init__(self):
-        convert_gate_params(self, GATES)
+        convert_gate_params(self, ("f", "i", "c", "o"))
 
     @property
     def input_size(self) -> int:

@@ -1,0 +1,28 @@
+"""Shared fixtures. TensorFlow is imported only by tests that ask for the ``keras`` fixture."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+# Before any TensorFlow import: its C++ log lines on stderr are noise (see BRIEF in the docs).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+@pytest.fixture(scope="session")
+def keras():
+    """The Keras 3 module, on the TensorFlow backend, imported once per test session."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras as keras_module
+
+    return keras_module
+
+
+@pytest.fixture
+def rng(request) -> np.random.Generator:
+    """A generator seeded from the test's id, so each case has its own reproducible draws."""
+    seed = int.from_bytes(request.node.nodeid.encode(), "little") % (2**32)
+    return np.random.default_rng(seed)

@@ -1,0 +1,214 @@
+"""Invariants that follow from the equations, checked without Keras."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import rnn_ref
+
+BIG = 50.0  # sigmoid(±50) is 1 or 0 to within 2e-22
+
+
+def _lstm_params(rng, d, h, **bias):
+    gates = {}
+    for g in "ifco":
+        gates[f"W_x{g}"] = rng.normal(size=(d, h))
+        gates[f"W_h{g}"] = rng.normal(size=(h, h)) * 0.1
+        gates[f"b_{g}"] = np.full(h, bias[g]) if g in bias else rng.normal(size=h)
+    return rnn_ref.LSTMParams(**gates)
+
+
+def _gru_params(rng, d, h, *, reset_after=False, update_convention="notes", **bias):
+    gates = {}
+    for g in "zrh":
+        gates[f"W_x{g}"] = rng.normal(size=(d, h))
+        gates[f"W_h{g}"] = rng.normal(size=(h, h))
+        gates[f"b_{g}"] = np.full(h, bias[g]) if g in bias else rng.normal(size=h)
+    if reset_after:
+        gates["b_hh"] = rng.normal(size=h)
+    return rnn_ref.GRUParams(reset_after=reset_after, update_convention=update_convention, **gates)
+
+
+def test_closed_forget_gate_forgets(rng):
+    """g_f = 0: the new cell state does not depend on c_{t-1} at all."""
+    p = _lstm_params(rng, 3, 4, f=-BIG)
+    x_t, h_prev = rng.normal(size=(2, 3)), rng.normal(size=(2, 4))
+    _, c_a = rnn_ref.lstm_step(x_t, h_prev, rng.normal(size=(2, 4)) * 10, p)
+    _, c_b = rnn_ref.lstm_step(x_t, h_prev, np.zeros((2, 4)), p)
+    np.testing.assert_allclose(c_a, c_b, atol=1e-15)
+
+
+def test_open_forget_gate_with_closed_input_gate_keeps_the_cell_state(rng):
+    """g_f = 1, g_i = 0: c_t = c_{t-1}, over a whole sequence."""
+    p = _lstm_params(rng, 3, 4, f=BIG, i=-BIG)
+    x = rng.normal(size=(2, 20, 3))
+    c0 = rng.normal(size=(2, 4))
+    _, _, c_T = rnn_ref.lstm(x, p, return_state=True, initial_state=[np.zeros((2, 4)), c0])
+    np.testing.assert_allclose(c_T, c0, atol=1e-12)
+
+
+def test_closed_output_gate_outputs_zeros(rng):
+    p = _lstm_params(rng, 3, 4, o=-BIG)
+    h = rnn_ref.lstm(rng.normal(size=(2, 6, 3)), p, return_sequences=True)
+    np.testing.assert_allclose(h, 0.0, atol=1e-15)
+
+
+def test_gru_update_gate_at_zero_keeps_the_old_state(rng):
+    """Notes' convention: g_z = 0 gives h_t = h_{t-1}."""
+    p = _gru_params(rng, 3, 4, z=-BIG)
+    h0 = rng.normal(size=(2, 4))
+    h_T = rnn_ref.gru(rng.normal(size=(2, 9, 3)), p, initial_state=h0)
+    np.testing.assert_allclose(h_T, h0, atol=1e-12)
+
+
+def test_gru_update_gate_at_one_takes_the_candidate(rng):
+    """Notes' convention: g_z = 1 gives h_t = h̄_t."""
+    p = _gru_params(rng, 3, 4, z=BIG)
+    x_t, h_prev = rng.normal(size=(2, 3)), rng.normal(size=(2, 4))
+    g_r = rnn_ref.reset_gate(x_t, h_prev, p.W_xr, p.W_hr, p.b_r)
+    h_bar = rnn_ref.candidate_state(x_t, h_prev, g_r, p.W_xh, p.W_hh, p.b_h)
+    np.testing.assert_allclose(rnn_ref.gru_step(x_t, h_prev, p), h_bar, atol=1e-15)
+
+
+def test_gru_closed_reset_gate_hides_the_old_state_from_the_candidate(rng):
+    x_t = rng.normal(size=(2, 3))
+    W_xh, W_hh, b_h = rng.normal(size=(3, 4)), rng.normal(size=(4, 4)), rng.normal(size=4)
+    closed = np.zeros((2, 4))
+    a = rnn_ref.candidate_state(x_t, rng.normal(size=(2, 4)), closed, W_xh, W_hh, b_h)
+    b = rnn_ref.candidate_state(x_t, rng.normal(size=(2, 4)), closed, W_xh, W_hh, b_h)
+    np.testing.assert_allclose(a, b)
+
+
+@pytest.mark.parametrize("reset_after", [False, True], ids=["reset_before", "reset_after"])
+def test_gru_update_conventions_are_the_same_model(rng, reset_after):
+    """Notes' GRU == Keras-convention GRU after negating the update weights."""
+    notes = _gru_params(rng, 3, 5, reset_after=reset_after)
+    keras_form = rnn_ref.convert_update_convention(notes, "keras")
+    assert keras_form.update_convention == "keras"
+    np.testing.assert_array_equal(keras_form.W_xz, -notes.W_xz)
+    x = rng.normal(size=(2, 7, 3))
+    np.testing.assert_allclose(
+        rnn_ref.gru(x, notes, return_sequences=True),
+        rnn_ref.gru(x, keras_form, return_sequences=True),
+        rtol=1e-12,
+        atol=1e-12,
+    )
+    back = rnn_ref.convert_update_convention(keras_form, "notes")
+    np.testing.assert_array_equal(back.b_z, notes.b_z)
+
+
+def test_gru_mixing_update_conventions_gives_a_different_model(rng):
+    """The trap: reading Keras weights as the notes' g_z gives plausible but wrong outputs."""
+    p = _gru_params(rng, 3, 5, update_convention="keras")
+    mixed = dataclasses.replace(p, update_convention="notes")
+    x = rng.normal(size=(2, 7, 3))
+    assert np.max(np.abs(rnn_ref.gru(x, p) - rnn_ref.gru(x, mixed))) > 1e-2
+
+
+def test_gru_reset_before_and_after_are_different_models(rng):
+    after = _gru_params(rng, 3, 5, reset_after=True)
+    before = dataclasses.replace(after, reset_after=False, b_hh=None)
+    x = rng.normal(size=(2, 7, 3))
+    assert np.max(np.abs(rnn_ref.gru(x, after) - rnn_ref.gru(x, before))) > 1e-2
+
+
+def test_convention_change_refused_for_asymmetric_gate_activation(rng):
+    p = _gru_params(rng, 2, 3)
+    with pytest.raises(ValueError, match="recurrent_activation"):
+        rnn_ref.convert_update_convention(p, "keras", recurrent_activation="tanh")
+
+
+@pytest.mark.parametrize(
+    "name", ["forget_gate", "input_gate", "output_gate", "candidate_cell_state"]
+)
+def test_concatenated_form_equals_split_form(rng, name):
+    x_t, h_prev = rng.normal(size=(3, 5)), rng.normal(size=(3, 4))
+    W_x, W_h, b = rng.normal(size=(5, 4)), rng.normal(size=(4, 4)), rng.normal(size=4)
+    activation = "tanh" if name == "candidate_cell_state" else "sigmoid"
+    W = rnn_ref.concat_weights(W_h, W_x)
+    assert W.shape == (4 + 5, 4)
+    split = getattr(rnn_ref, name)(x_t, h_prev, W_x, W_h, b)
+    np.testing.assert_allclose(rnn_ref.concatenated_gate(h_prev, x_t, W, b, activation), split)
+    W_h_back, W_x_back = rnn_ref.split_weights(W, hidden_size=4)
+    np.testing.assert_array_equal(W_h_back, W_h)
+    np.testing.assert_array_equal(W_x_back, W_x)
+
+
+def test_notes_matrix_is_the_transpose(rng):
+    """The notes' column form W [h; x] equals ([h, x] W_row)ᵀ with W_notes = W_rowᵀ."""
+    x_t, h_prev = rng.normal(size=(1, 5)), rng.normal(size=(1, 4))
+    W = rnn_ref.concat_weights(rng.normal(size=(4, 4)), rng.normal(size=(5, 4)))
+    column = W.T @ np.concatenate([h_prev[0], x_t[0]])
+    np.testing.assert_allclose(column, (np.concatenate([h_prev, x_t], axis=1) @ W)[0])
+
+
+LAYERS = {
+    "simple_rnn": lambda rng, d, h: rnn_ref.SimpleRNN(
+        params=rnn_ref.SimpleRNNParams(
+            W_xh=rng.normal(size=(d, h)), W_hh=rng.normal(size=(h, h)), b_h=rng.normal(size=h)
+        ),
+        return_sequences=True,
+    ),
+    "lstm": lambda rng, d, h: rnn_ref.LSTM(params=_lstm_params(rng, d, h), return_sequences=True),
+    "gru": lambda rng, d, h: rnn_ref.GRU(params=_gru_params(rng, d, h), return_sequences=True),
+}
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_go_backwards_is_running_the_flipped_sequence(rng, kind):
+    """go_backwards(x) == run(flip(x)), in processing order; flipping back aligns it in time."""
+    layer = LAYERS[kind](rng, 3, 4)
+    x = rng.normal(size=(2, 6, 3))
+    backwards = dataclasses.replace(layer, go_backwards=True)
+    np.testing.assert_allclose(backwards(x), layer(x[:, ::-1]))
+    bi = rnn_ref.bidirectional(x, layer, backwards, merge_mode=None)
+    np.testing.assert_allclose(bi[1], layer(x[:, ::-1])[:, ::-1])
+
+
+def test_bidirectional_step_t_sees_the_past_and_the_future(rng):
+    """Output at step t: forward half depends on x[:t+1] only, backward half on x[t:] only."""
+    layer = LAYERS["lstm"](rng, 3, 4)
+    x = rng.normal(size=(1, 7, 3))
+    t = 3
+    changed_future = x.copy()
+    changed_future[:, t + 1 :] += 1.0
+    y, y_future = (rnn_ref.bidirectional(v, layer, merge_mode=None) for v in (x, changed_future))
+    np.testing.assert_allclose(y[0][:, : t + 1], y_future[0][:, : t + 1])  # forward unaffected
+    assert not np.allclose(y[1][:, t], y_future[1][:, t])  # backward sees the future
+    changed_past = x.copy()
+    changed_past[:, :t] += 1.0
+    y_past = rnn_ref.bidirectional(changed_past, layer, merge_mode=None)
+    np.testing.assert_allclose(y[1][:, t:], y_past[1][:, t:])  # backward unaffected
+
+
+@pytest.mark.parametrize("mode", ["concat", "sum", "mul", "ave", None])
+def test_merge_modes(rng, mode):
+    a, b = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 3, 4))
+    expected = {
+        "concat": np.concatenate([a, b], axis=-1),
+        "sum": a + b,
+        "mul": a * b,
+        "ave": (a + b) / 2,
+        None: [a, b],
+    }[mode]
+    np.testing.assert_allclose(rnn_ref.merge(a, b, mode), expected)
+
+
+def test_layer_equals_its_step_in_a_loop(rng):
+    p = _lstm_params(rng, 3, 4)
+    x = rng.normal(size=(2, 5, 3))
+    h, c = np.zeros((2, 4)), np.zeros((2, 4))
+    outputs = []
+    for t in range(5):
+        h, c = rnn_ref.lstm_step(x[:, t], h, c, p)
+        outputs.append(h)
+    np.testing.assert_allclose(rnn_ref.lstm(x, p, return_sequences=True), np.stack(outputs, 1))
+
+
+def test_sigmoid_is_stable_and_silent():
+    with np.errstate(all="raise"):
+        values = rnn_ref.sigmoid(np.array([-1e4, -800.0, 0.0, 800.0, 1e4]))
+    np.testing.assert_allclose(values, [0, 0, 0.5, 1, 1])
