@@ -47,6 +47,26 @@ def affine(x_t: np.ndarray, h_prev: np.ndarray, W_x, W_h, b) -> np.ndarray:
     return z if b is None else z + b
 
 
+def input_projections(x: np.ndarray, params, gates: str) -> list[np.ndarray]:
+    """``x_t W_x? + b_?`` for each gate in ``gates``, each of shape (T, N, H), time first.
+
+    ``x`` is a sequence (N, T, D), or one step (N, D), which gives (N, H) arrays. A layer
+    computes these before its loop, one matrix product per gate instead of one per step; only
+    the recurrent products ``h_{t-1} W_h?`` depend on the previous step.
+    """
+    if x.ndim == 3:  # time first, contiguous, so that each step reads contiguous (N, H) blocks
+        x = np.ascontiguousarray(np.swapaxes(x, 0, 1))
+    rows = x.reshape(-1, x.shape[-1])
+    projections = []
+    for g in gates:
+        projection = rows @ getattr(params, f"W_x{g}")
+        b = getattr(params, f"b_{g}")
+        if b is not None:
+            projection += b  # in place: a fresh large array costs page faults
+        projections.append(projection.reshape(*x.shape[:-1], -1))
+    return projections
+
+
 def gate(x_t, h_prev, W_x, W_h, b, activation, names: tuple[str, str, str]) -> np.ndarray:
     """Check the arguments of one gate and return ``activation(x_t W_x + h_prev W_h + b)``."""
     x_t, h_prev = check_step_inputs(x_t, h_prev)

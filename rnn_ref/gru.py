@@ -33,12 +33,12 @@ import numpy as np
 
 from ._checks import check_choice, check_shape, optional_float_array
 from ._gate import (
-    affine,
     check_gate_weights,
     check_params,
     check_step_inputs,
     convert_gate_params,
     gate,
+    input_projections,
     same_shapes,
 )
 from .activations import COMPLEMENT_SYMMETRIC, activation_name, get_activation
@@ -148,8 +148,9 @@ def candidate_state_reset_after(
     b_hh = optional_float_array(b_hh, "b_hh", ndim=1)
     if b_hh is not None:
         check_shape(b_hh, "b_hh", (h_prev.shape[1],), "(H,)")
-    act = get_activation(activation)
-    return _candidate_reset_after(x_t, h_prev, g_r, W_xh, W_hh, b_h, b_hh, act)
+    inputs = x_t @ W_xh if b_h is None else x_t @ W_xh + b_h
+    recurrent = h_prev @ W_hh if b_hh is None else h_prev @ W_hh + b_hh
+    return get_activation(activation)(inputs + g_r * recurrent)
 
 
 def new_state(h_prev, h_bar, g_z) -> np.ndarray:
@@ -290,9 +291,8 @@ def gru_step(
     """
     x_t, h_prev = check_step_inputs(x_t, h_prev)
     check_params(params, GRUParams, x_t.shape[1], h_prev.shape[1])
-    return _step(
-        x_t, h_prev, params, get_activation(activation), get_activation(recurrent_activation)
-    )
+    act, rec_act = get_activation(activation), get_activation(recurrent_activation)
+    return _step(input_projections(x_t, params, "rzh"), h_prev, params, act, rec_act)
 
 
 def gru(
@@ -328,13 +328,13 @@ def gru(
     states = initial_states(initial_state, x.shape[0], params.hidden_size, ["h0"])
     act, rec_act = get_activation(activation), get_activation(recurrent_activation)
 
-    def step(x_t, states):
-        h_t = _step(x_t, states[0], params, act, rec_act)
+    def step(projections_t, states):
+        h_t = _step(projections_t, states[0], params, act, rec_act)
         return h_t, [h_t]
 
     return run_over_time(
         step,
-        x,
+        input_projections(x, params, "rzh"),
         states,
         return_sequences=return_sequences,
         return_state=return_state,
@@ -342,20 +342,17 @@ def gru(
     )
 
 
-def _step(x_t, h_prev, p: GRUParams, act, rec_act):
-    # The gates' equations again, without re-checking arguments at every step of a sequence.
-    g_r = rec_act(affine(x_t, h_prev, p.W_xr, p.W_hr, p.b_r))
+def _step(projections_t, h_prev, p: GRUParams, act, rec_act):
+    # The gates' equations again, from precomputed x_t W_x? + b_?, (N, H) each in r, z, h
+    # order, without re-checking arguments at every step of a sequence.
+    x_r, x_z, x_h = projections_t
+    g_r = rec_act(x_r + h_prev @ p.W_hr)
     if p.reset_after:
-        h_bar = _candidate_reset_after(x_t, h_prev, g_r, p.W_xh, p.W_hh, p.b_h, p.b_hh, act)
+        recurrent = h_prev @ p.W_hh if p.b_hh is None else h_prev @ p.W_hh + p.b_hh
+        h_bar = act(x_h + g_r * recurrent)
     else:
-        h_bar = act(affine(x_t, g_r * h_prev, p.W_xh, p.W_hh, p.b_h))
-    gate_z = rec_act(affine(x_t, h_prev, p.W_xz, p.W_hz, p.b_z))
+        h_bar = act(x_h + (g_r * h_prev) @ p.W_hh)
+    gate_z = rec_act(x_z + h_prev @ p.W_hz)
     if p.update_convention == "notes":
         return (1.0 - gate_z) * h_prev + gate_z * h_bar
     return gate_z * h_prev + (1.0 - gate_z) * h_bar
-
-
-def _candidate_reset_after(x_t, h_prev, g_r, W_xh, W_hh, b_h, b_hh, act):
-    recurrent = h_prev @ W_hh if b_hh is None else h_prev @ W_hh + b_hh
-    inputs = x_t @ W_xh if b_h is None else x_t @ W_xh + b_h
-    return act(inputs + g_r * recurrent)

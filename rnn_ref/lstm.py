@@ -24,11 +24,11 @@ import numpy as np
 
 from ._checks import as_float_array, check_shape
 from ._gate import (
-    affine,
     check_params,
     check_step_inputs,
     convert_gate_params,
     gate,
+    input_projections,
     same_shapes,
 )
 from .activations import get_activation
@@ -204,7 +204,7 @@ def lstm_step(
     check_shape(c_prev, "c_prev", h_prev.shape, "(N, H)")
     check_params(params, LSTMParams, x_t.shape[1], h_prev.shape[1])
     act, rec_act = get_activation(activation), get_activation(recurrent_activation)
-    return _step(x_t, h_prev, c_prev, params, act, rec_act)
+    return _step(input_projections(x_t, params, "fico"), h_prev, c_prev, params, act, rec_act)
 
 
 def lstm(
@@ -239,13 +239,13 @@ def lstm(
     states = initial_states(initial_state, x.shape[0], params.hidden_size, ["h0", "c0"])
     act, rec_act = get_activation(activation), get_activation(recurrent_activation)
 
-    def step(x_t, states):
-        h_t, c_t = _step(x_t, states[0], states[1], params, act, rec_act)
+    def step(projections_t, states):
+        h_t, c_t = _step(projections_t, states[0], states[1], params, act, rec_act)
         return h_t, [h_t, c_t]
 
     return run_over_time(
         step,
-        x,
+        input_projections(x, params, "fico"),
         states,
         return_sequences=return_sequences,
         return_state=return_state,
@@ -253,12 +253,14 @@ def lstm(
     )
 
 
-def _step(x_t, h_prev, c_prev, p: LSTMParams, act, rec_act):
-    # The gates' equations again, without re-checking arguments at every step of a sequence.
-    g_f = rec_act(affine(x_t, h_prev, p.W_xf, p.W_hf, p.b_f))
-    g_i = rec_act(affine(x_t, h_prev, p.W_xi, p.W_hi, p.b_i))
-    c_bar = act(affine(x_t, h_prev, p.W_xc, p.W_hc, p.b_c))
+def _step(projections_t, h_prev, c_prev, p: LSTMParams, act, rec_act):
+    # The gates' equations again, from precomputed x_t W_x? + b_?, (N, H) each in f, i, c, o
+    # order, without re-checking arguments at every step of a sequence.
+    x_f, x_i, x_c, x_o = projections_t
+    g_f = rec_act(x_f + h_prev @ p.W_hf)
+    g_i = rec_act(x_i + h_prev @ p.W_hi)
+    c_bar = act(x_c + h_prev @ p.W_hc)
     c_t = g_f * c_prev + g_i * c_bar
-    g_o = rec_act(affine(x_t, h_prev, p.W_xo, p.W_ho, p.b_o))
+    g_o = rec_act(x_o + h_prev @ p.W_ho)
     h_t = g_o * act(c_t)
     return h_t, c_t

@@ -12,7 +12,8 @@ import numpy as np
 
 from ._checks import as_float_array, check_shape
 
-StepFunction = Callable[[np.ndarray, list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
+StepFunction = Callable[[list[np.ndarray], list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
+"""``step(inputs_t, states) -> (output_t, new_states)``."""
 
 
 def check_sequence(x) -> np.ndarray:
@@ -51,20 +52,22 @@ def initial_states(
 
 def run_over_time(
     step: StepFunction,
-    x: np.ndarray,
+    inputs: Sequence[np.ndarray],
     states: list[np.ndarray],
     *,
     return_sequences: bool = False,
     return_state: bool = False,
     go_backwards: bool = False,
 ):
-    """Apply ``step(x_t, states) -> (output_t, states)`` to every time step of ``x``.
+    """Apply ``step([a[t] for a in inputs], states) -> (output_t, states)`` at every step.
 
     Parameters
     ----------
     step : callable
-        One step of the cell; ``x_t`` is (N, D), each state (N, H).
-    x : ndarray, shape (N, T, D)
+        One step of the cell; each state is (N, H).
+    inputs : list of ndarray, each time first
+        What the steps read: step t gets ``[a[t] for a in inputs]``, e.g. a layer's
+        precomputed input projections, one (T, N, H) array per gate.
     states : list of ndarray, each (N, H)
         The states before the first step processed.
     return_sequences : bool
@@ -80,10 +83,11 @@ def run_over_time(
     ndarray or list of ndarray
         ``output`` alone, or ``[output, *final_states]`` with ``return_state``.
     """
-    time_steps = range(x.shape[1] - 1, -1, -1) if go_backwards else range(x.shape[1])
+    length = len(inputs[0])
+    time_steps = range(length - 1, -1, -1) if go_backwards else range(length)
     outputs = []
     for t in time_steps:
-        output, states = step(x[:, t, :], states)
+        output, states = step([a[t] for a in inputs], states)
         outputs.append(output)
     result = np.stack(outputs, axis=1) if return_sequences else outputs[-1]
     return [result, *states] if return_state else result

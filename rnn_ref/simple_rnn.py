@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._gate import affine, check_params, convert_gate_params, gate
+from ._gate import check_params, convert_gate_params, gate, input_projections
 from .activations import get_activation
 from .sequence import check_sequence, initial_states, run_over_time
 
@@ -102,13 +102,13 @@ def simple_rnn(
     f = get_activation(activation)
     states = initial_states(initial_state, x.shape[0], params.hidden_size, ["h0"])
 
-    def step(x_t, states):
-        h_t = f(affine(x_t, states[0], params.W_xh, params.W_hh, params.b_h))
+    def step(projection_t, states):
+        h_t = f(projection_t[0] + states[0] @ params.W_hh)
         return h_t, [h_t]
 
     return run_over_time(
         step,
-        x,
+        input_projections(x, params, "h"),
         states,
         return_sequences=return_sequences,
         return_state=return_state,
