@@ -248,3 +248,31 @@ def test_concat_checks(rng):
     x_t, h_prev, _ = _arrays(rng)
     with pytest.raises(ValueError, match=r"W must have shape \(H \+ D, H\) = \(7, 4\)"):
         rnn_ref.concatenated_gate(h_prev, x_t, np.zeros((D + H, H + 1)))
+
+
+def test_step_functions_check_states_and_params(rng):
+    params, _ = _lstm(rng)
+    x_t, h_prev, _ = _arrays(rng)
+    with pytest.raises(ValueError, match=r"c_prev must have shape \(N, H\)"):
+        rnn_ref.lstm_step(x_t, h_prev, np.zeros((N, H + 1)), params)
+    with pytest.raises(ValueError, match="the state has H = 5 units but params expect H = 4"):
+        rnn_ref.lstm_step(x_t, np.zeros((N, 5)), np.zeros((N, 5)), params)
+    with pytest.raises(TypeError, match="params must be GRUParams, got LSTMParams"):
+        rnn_ref.gru_step(x_t, h_prev, params)
+    with pytest.raises(ValueError, match="to must be one of"):
+        rnn_ref.convert_update_convention(
+            rnn_ref.GRUParams(
+                reset_after=False,
+                update_convention="keras",
+                **{f"W_x{g}": np.zeros((D, H)) for g in "zrh"},
+                **{f"W_h{g}": np.zeros((H, H)) for g in "zrh"},
+                **{f"b_{g}": None for g in "zrh"},
+            ),
+            "torch",
+        )
+    for convert in (
+        rnn_ref.keras_weights_from_simple_rnn_params,
+        rnn_ref.keras_weights_from_gru_params,
+    ):
+        with pytest.raises(TypeError, match="params must be"):
+            convert(params)
