@@ -61,6 +61,10 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "softsign": softsign,
     "elu": elu,
 }
+"""The activation names the layers accept (``activation=``, ``recurrent_activation=``).
+
+:meta hide-value:
+"""
 
 # Activations f with f(-a) = 1 - f(a): the ones for which the notes' update gate g_z = 1 - z
 # is the Keras gate with negated weights.

@@ -45,7 +45,8 @@ class KerasLayout:
     gates: tuple[str, ...]
     """Gate names in the order of their blocks along the last axis."""
     two_bias_rows: bool = False
-    """Whether the bias is (2, kH): an input row and a recurrent row (GRU ``reset_after``)."""
+    """Whether the bias has two rows, shape (2, kH), an input row and a recurrent row (GRU
+    ``reset_after``)."""
 
 
 SIMPLE_RNN_LAYOUT = KerasLayout(gates=("h",))

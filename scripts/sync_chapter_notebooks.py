@@ -7,16 +7,20 @@ Colab and Binder buttons open. Those files are generated, never edited by hand:
     python scripts/sync_chapter_notebooks.py          # rewrite notebooks/ from book/
     python scripts/sync_chapter_notebooks.py --check  # exit 1 if notebooks/ is stale
 
-A generated notebook differs from its chapter in three ways, all for readers outside the website:
-MyST-only syntax that Jupyter would show as raw text is simplified (labels, roles), a first code
-cell installs the course's reference package when it is missing (Colab has TensorFlow but not
-rnn_ref; at build time and on Binder it is installed, so the cell does nothing), and outputs are
-left out (the website shows them; running the notebook recreates them).
+A generated notebook differs from its chapter only where Jupyter and Colab need it to. MyST-only
+syntax that they would show as raw text is simplified (labels, roles); links to other chapters
+lead to their notebooks, and exercise downloads to the files in the repository. A first code cell
+installs the course's reference package when it is missing (Colab has TensorFlow but not
+rnn_ref; at build time and on Binder it is installed, so the cell does nothing). Outputs are left
+out: the website shows them, and running the notebook recreates them.
 """
 
 import argparse
+import posixpath
 import re
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import jupytext
@@ -31,6 +35,18 @@ LABEL_LINE = re.compile(r"^\([\w:.-]+\)=[ \t]*\n?", re.MULTILINE)
 ROLE = re.compile(r"\{(?P<role>[\w:-]+)\}`(?P<body>[^`]*)`")
 TITLED_TARGET = re.compile(r"^(?P<title>.*\S)\s*<(?P<target>[^<>]+)>$", re.DOTALL)
 IMPORTS_RNN_REF = re.compile(r"^\s*(import|from)\s+rnn_ref\b", re.MULTILINE)
+TITLE = re.compile(r"^#[ \t]+(?P<title>.+?)[ \t]*$", re.MULTILINE)
+LABELLED_HEADING = re.compile(
+    r"^\((?P<label>[\w:.-]+)\)=[ \t]*\n+#+[ \t]+(?P<title>.+?)[ \t]*$", re.MULTILINE
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a {doc} or {ref} link of the website points, seen from the notebooks."""
+
+    title: str
+    notebook: str | None  # the generated notebook's file name, when the page has one
 
 
 def toc_pages(root: Path = ROOT) -> list[Path]:
@@ -55,19 +71,51 @@ def repository(root: Path = ROOT) -> tuple[str, str]:
     return config["repository"]["url"].rstrip("/"), config["repository"]["branch"]
 
 
-def jupyter_markdown(source: str) -> str:
-    """Simplify MyST-only inline syntax that Jupyter and Colab would show verbatim."""
+def link_targets(pages: dict[Path, bool]) -> dict[str, Target]:
+    """Titles of the pages (``doc:<name>``) and labelled headings (``ref:<label>``).
+
+    ``pages`` maps each page to whether it is a notebook (and so has a generated notebook).
+    """
+    targets = {}
+    for page, is_notebook in pages.items():
+        text = page.read_text(encoding="utf-8")
+        notebook = f"{page.stem}.ipynb" if is_notebook else None
+        title = TITLE.search(text)
+        targets[f"doc:{page.stem}"] = Target(title["title"] if title else page.stem, notebook)
+        for heading in LABELLED_HEADING.finditer(text):
+            targets[f"ref:{heading['label']}"] = Target(heading["title"], notebook)
+    return targets
+
+
+def jupyter_markdown(
+    source: str,
+    targets: dict[str, Target] | None = None,
+    file_url: Callable[[str], str] | None = None,
+) -> str:
+    """Simplify MyST-only inline syntax that Jupyter and Colab would show verbatim.
+
+    Links to other pages ({doc}, {ref}) point to their generated notebooks when ``targets``
+    (see :func:`link_targets`) knows them; other roles keep their text. Downloads ({download})
+    of repository files become links to ``file_url(target)``, the file in the repository (on
+    Colab a relative link leads nowhere), or stay relative without ``file_url``.
+    """
+    targets = targets or {}
     source = LABEL_LINE.sub("", source)
 
     def replace(match: re.Match) -> str:
         role, body = match["role"], match["body"]
         titled = TITLED_TARGET.match(body)
+        target = titled["target"] if titled else body
         if role == "math":
             return f"${body}$"
-        if role == "download" and titled:
-            return f"[{titled['title']}]({titled['target']})"
         if role == "download":
-            return f"[{body}]({body})"
+            if file_url and "://" not in target:
+                target = file_url(target)
+            return f"[{titled['title'] if titled else body}]({target})"
+        if role in ("doc", "ref"):
+            known = targets.get(f"doc:{Path(target).name}" if role == "doc" else f"ref:{target}")
+            title = titled["title"] if titled else known.title if known else body
+            return f"[{title}]({known.notebook})" if known and known.notebook else title
         return titled["title"] if titled else body
 
     return ROLE.sub(replace, source)
@@ -85,7 +133,9 @@ def install_cell(repo_url: str, branch: str) -> nbformat.NotebookNode:
     return nbformat.v4.new_code_cell(source)
 
 
-def chapter_notebook(page: Path, root: Path = ROOT) -> nbformat.NotebookNode | None:
+def chapter_notebook(
+    page: Path, root: Path = ROOT, targets: dict[str, Target] | None = None
+) -> nbformat.NotebookNode | None:
     """The notebook generated from one page, or None when the page is not a notebook."""
     text_notebook = jupytext.read(page)
     kernelspec = text_notebook.metadata.get("kernelspec")
@@ -96,10 +146,17 @@ def chapter_notebook(page: Path, root: Path = ROOT) -> nbformat.NotebookNode | N
         f"本笔记本由课程网站的章节 `{source}` 自动生成，请勿直接编辑；"
         f"修改章节后运行 `{COMMAND}` 重新生成。"
     )
+    repo_url, branch = repository(root)
+
+    def file_url(target: str) -> str:
+        """A download written relative to the page, as the file's URL in the repository."""
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(source), target))
+        return f"{repo_url}/blob/{branch}/{path}"
+
     cells = [notice]
     for cell in text_notebook.cells:
         if cell.cell_type == "markdown":
-            cell.source = jupyter_markdown(cell.source)
+            cell.source = jupyter_markdown(cell.source, targets, file_url)
             if not cell.source.strip():
                 continue
         if cell.cell_type == "code":
@@ -108,7 +165,7 @@ def chapter_notebook(page: Path, root: Path = ROOT) -> nbformat.NotebookNode | N
 
     if any(IMPORTS_RNN_REF.search(c.source) for c in cells if c.cell_type == "code"):
         first_code = next(i for i, c in enumerate(cells) if c.cell_type == "code")
-        cells.insert(first_code, install_cell(*repository(root)))
+        cells.insert(first_code, install_cell(repo_url, branch))
 
     notebook = nbformat.v4.new_notebook(
         cells=cells,
@@ -124,10 +181,12 @@ def chapter_notebook(page: Path, root: Path = ROOT) -> nbformat.NotebookNode | N
 
 def expected_notebooks(root: Path = ROOT) -> dict[Path, str]:
     """Every generated notebook's path and exact file content."""
+    pages = {page: bool(jupytext.read(page).metadata.get("kernelspec")) for page in toc_pages(root)}
+    targets = link_targets(pages)
     expected = {}
-    for page in toc_pages(root):
-        notebook = chapter_notebook(page, root)
-        if notebook is not None:
+    for page, is_notebook in pages.items():
+        if is_notebook:
+            notebook = chapter_notebook(page, root, targets)
             expected[root / "notebooks" / f"{page.stem}.ipynb"] = nbformat.writes(notebook) + "\n"
     return expected
 

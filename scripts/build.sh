@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Build the course website into _build/html, offline, with warnings as errors.
+# Idempotent: notebook outputs are cached (_build/.jupyter_cache), so a rebuild with nothing
+# changed runs no code and rewrites nothing. Extra arguments go to `jupyter-book build`, e.g.
+# `bash scripts/build.sh --all` re-reads every page (a clean check of all warnings).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH"
+# TensorFlow's C++ start-up lines would otherwise reach the notebooks' stderr; the kernels that
+# execute the chapters inherit this environment.
+export TF_CPP_MIN_LOG_LEVEL=3 TF_ENABLE_ONEDNN_OPTS=0
+
+# The Colab/Binder notebooks in notebooks/ are generated from the chapters; keep them in step.
+python scripts/sync_chapter_notebooks.py
+
+jupyter-book build . --warningiserror --nitpick --keep-going "$@"
+
+echo
+echo "The website is in $PWD/_build/html/index.html"
+echo "Serve it with:  python3 -m http.server -d _build/html 8000   (then open http://127.0.0.1:8000/)"

@@ -1,0 +1,132 @@
+"""A clean build of the course website, shared by the site tests (test_site_*.py).
+
+The build runs once per pytest process, from scratch (a fresh output folder and a fresh
+jupyter-cache, so every notebook is executed), with warnings as errors, into
+_build/test-site/_build/html. It never reuses the developer's _build/html.
+"""
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jupytext
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_OUTPUT = ROOT / "_build" / "test-site"
+BUILD_TIMEOUT_S = 900
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass(frozen=True)
+class SiteBuild:
+    """What a build produced: its HTML, executed notebooks, exit status and log."""
+
+    output: Path
+    returncode: int
+    log: str
+    seconds: float
+
+    @property
+    def html(self) -> Path:
+        return self.output / "_build" / "html"
+
+    @property
+    def executed(self) -> Path:
+        """Executed notebooks, as myst-nb wrote them (book/<chapter>.ipynb)."""
+        return self.output / "_build" / "jupyter_execute"
+
+    @property
+    def screenshots(self) -> Path:
+        return self.output / "_build" / "screenshots"
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.splitlines()[-lines:])
+
+    def problems(self) -> list[str]:
+        """The log's warnings and errors (the kernel's start-up notice is not a build warning)."""
+        return [
+            line
+            for line in self.log.splitlines()
+            if any(word in line for word in ("WARNING", "ERROR", "Exception", "Traceback"))
+            and "Kernel is running over TCP" not in line
+        ]
+
+    def failure_report(self) -> str:
+        return "\n".join(self.problems()) or self.log_tail()
+
+
+def build_environment() -> dict[str, str]:
+    """The environment scripts/build.sh gives the build (and so the notebook kernels)."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", TF_ENABLE_ONEDNN_OPTS="0", MPLBACKEND="Agg")
+    return env
+
+
+def build_site(output: Path, *extra_args: str) -> SiteBuild:
+    """Run `jupyter-book build` on the repository into ``output`` and record the result."""
+    command = [
+        str(Path(sys.executable).parent / "jupyter-book"),
+        "build",
+        str(ROOT),
+        "--path-output",
+        str(output),
+        "--warningiserror",
+        "--nitpick",
+        "--keep-going",
+        *extra_args,
+    ]
+    start = time.perf_counter()
+    result = subprocess.run(
+        command,
+        cwd=ROOT,
+        env=build_environment(),
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_S,
+        check=False,
+    )
+    return SiteBuild(
+        output=output,
+        returncode=result.returncode,
+        log=ANSI_COLOUR.sub("", result.stdout + result.stderr),
+        seconds=time.perf_counter() - start,
+    )
+
+
+@functools.cache
+def clean_site_build() -> SiteBuild:
+    """The one clean build of this test session (cached: both test modules share it)."""
+    shutil.rmtree(TEST_OUTPUT, ignore_errors=True)
+    return build_site(TEST_OUTPUT, "--all")
+
+
+def toc_entries() -> list[str]:
+    """Every page of _toc.yml as its docname (book/lstm), root first."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    entries = [toc["root"]]
+    for part in toc["parts"]:
+        entries += [chapter["file"] for chapter in part["chapters"]]
+    return entries
+
+
+def notebook_entries() -> list[str]:
+    """The toc pages that are notebooks (MyST Markdown with a kernelspec): they run code."""
+    pages = []
+    for entry in toc_entries():
+        source = ROOT / f"{entry}.md"
+        if source.is_file() and jupytext.read(source).metadata.get("kernelspec"):
+            pages.append(entry)
+    return pages
+
+
+def read_notebook(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
