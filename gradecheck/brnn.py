@@ -1,0 +1,245 @@
+"""Hidden tests of the ``brnn`` assignment: a layer run backwards, the merges, ``Bidirectional``.
+
+The layers are simple RNNs given as Keras's weight lists ``(kernel, recurrent_kernel, bias)``:
+``kernel`` is ``W_xh`` (D, H), ``recurrent_kernel`` is ``W_hh`` (H, H), ``bias`` is ``b_h`` (H,).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+import rnn_ref as ref
+
+from . import cases as c
+from . import rnn
+from .core import (
+    KERAS_TOLERANCE,
+    Case,
+    call,
+    check_cases,
+    compare,
+    fail,
+    use_correct_earlier_functions,
+)
+from .keras_reference import load
+
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+ORDER = ("simple_rnn_sequence", "rnn_go_backwards", "merge_outputs", "bidirectional_rnn")
+"""The graded functions in the order the notebook defines them."""
+
+
+def _layer(weights, **options) -> ref.SimpleRNN:
+    W_xh, W_hh, b_h = weights
+    params = ref.SimpleRNNParams(W_xh=W_xh, W_hh=W_hh, b_h=b_h)
+    return ref.SimpleRNN(params=params, return_sequences=True, **options)
+
+
+def _go_backwards(x, W_xh, W_hh, b_h=None):
+    return _layer((W_xh, W_hh, b_h), go_backwards=True)(x)
+
+
+def _bidirectional(x, forward_weights, backward_weights, merge_mode="concat"):
+    forward = _layer(forward_weights, return_state=True)
+    backward = _layer(backward_weights, return_state=True, go_backwards=True)
+    return ref.bidirectional(x, forward, backward, merge_mode=merge_mode)
+
+
+def _merge(y_forward, y_backward, merge_mode):
+    return ref.merge(y_forward, y_backward, merge_mode)
+
+
+def _correct_functions() -> dict:
+    """Correct versions of the notebook's functions, installed when a later one is checked."""
+    return {
+        "simple_rnn_sequence": rnn.reference_sequence,
+        "rnn_go_backwards": _go_backwards,
+        "merge_outputs": _merge,
+    }
+
+
+def _stored_case(stored: dict, prefix: str) -> Case:
+    weights = tuple(stored[f"{prefix}_{n}"] for n in ("kernel", "recurrent_kernel", "bias"))
+    return Case((stored["x"], *weights), "keras_bidirectional_reference.npz 中的 Keras SimpleRNN")
+
+
+def simple_rnn_sequence(func) -> None:
+    """Check ``simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None) -> (N, T, H)``."""
+    name = "simple_rnn_sequence"
+    stored = load("brnn")
+    case = _stored_case(stored, "forward")
+    mistakes = functools.partial(rnn.sequence_mistakes, *case.args)
+    compare(name, call(name, func, case), stored["forward_output"], case, mistakes, KERAS_TOLERANCE)
+    rnn.simple_rnn_sequence(func, name=name)
+
+
+def _backwards_mistakes(x, W_xh, W_hh, b_h=None):
+    processing_order = _go_backwards(x, W_xh, W_hh, b_h)
+    return {
+        "把输出翻转回了原来的时间顺序（flipped the output back: go_backwards keeps the processing "
+        "order; Bidirectional flips it back, go_backwards does not）": processing_order[:, ::-1],
+        "没有倒着读序列（the input was not reversed）": _layer((W_xh, W_hh, b_h))(x),
+        "只返回了最后一步（returned only the last step）": processing_order[:, -1],
+    }
+
+
+def rnn_go_backwards(func, namespace: dict | None = None) -> None:
+    """Check ``rnn_go_backwards(x, W_xh, W_hh, b_h=None)``: Keras's ``go_backwards=True``."""
+    name = "rnn_go_backwards"
+    stored = load("brnn")
+    case = _stored_case(stored, "backward")
+    use_correct_earlier_functions(namespace, _correct_functions(), ORDER, name)
+    compare(
+        name,
+        call(name, func, case),
+        stored["go_backwards_output"],
+        case,
+        lambda: _backwards_mistakes(*(np.asarray(a, np.float64) for a in case.args)),
+        tolerance=KERAS_TOLERANCE,
+    )
+    cases = [case for case in rnn.sequence_cases(f"brnn.{name}") if len(case.args) == 4]
+    check_cases(name, func, cases, _go_backwards, _backwards_mistakes)
+
+
+def merge_outputs(func, merge_mode) -> None:
+    """Check ``merge_outputs(y_forward, y_backward, merge_mode)`` for one ``merge_mode``."""
+    name = f"merge_outputs(..., merge_mode={merge_mode!r})"
+    rng = c.generator(f"brnn.merge_outputs.{merge_mode}")
+    cases = []
+    for shape in ((2, 3, 4), (1, 5, 2), (3, 4)):
+        y_forward, y_backward = rng.uniform(-1.0, 1.0, (2, *shape))
+        cases.append(Case((y_forward, y_backward, merge_mode), f"case y shape {shape}"))
+    for case in cases:
+        y_forward, y_backward, _ = case.args
+        expected = _merge(y_forward, y_backward, merge_mode)
+        result = call(name, func, case)
+        if merge_mode is None:
+            if not isinstance(result, list | tuple) or len(result) != 2:
+                fail(
+                    f"{name} 应该返回两个输出的列表 [y_forward, y_backward]（a list of two），"
+                    f"得到 {type(result).__name__}。"
+                )
+            swapped = {"把前向和反向的顺序写反了（forward and backward swapped）": y_forward}
+            compare(f"{name} 的第 1 项", result[0], expected[0], case, {**swapped})
+            compare(f"{name} 的第 2 项", result[1], expected[1], case)
+            continue
+        mistakes = {
+            "concat": {
+                "把反向输出放在了前面（backward first: Keras puts the forward output first）": (
+                    np.concatenate([y_backward, y_forward], axis=-1)
+                ),
+                "沿着错误的轴拼接（concatenated along the wrong axis）": np.concatenate(
+                    [y_forward, y_backward], axis=0
+                ),
+            },
+            "sum": {"求了平均而不是和（averaged instead of summed）": (y_forward + y_backward) / 2},
+            "ave": {"求了和而不是平均（summed instead of averaged）": y_forward + y_backward},
+            "mul": {"相加而不是逐元素相乘（added instead of multiplied）": y_forward + y_backward},
+        }[merge_mode]
+        compare(name, result, expected, case, mistakes)
+
+
+def _bidirectional_cases(name: str) -> list[Case]:
+    """Stored Keras weights first (for every merge mode), then fresh random ones."""
+    stored = load("brnn")
+    forward = _stored_case(stored, "forward").args[1:]
+    backward = _stored_case(stored, "backward").args[1:]
+    cases = [
+        Case((stored["x"], forward, backward, mode), f"Keras Bidirectional, merge_mode={mode!r}")
+        for mode in MERGE_MODES
+    ]
+    rng = c.generator(name)
+    for i, (N, T, D, H) in enumerate(c.SEQUENCE_SHAPES):
+        x = c.sequence_inputs(rng, N, T, D)
+        mode = MERGE_MODES[i % len(MERGE_MODES)]
+        forward, backward = c.weights(rng, D, H), c.weights(rng, D, H)
+        cases.append(Case((x, forward, backward, mode), c.label(N=N, T=T, D=D, H=H) + f", {mode=}"))
+    return cases
+
+
+def _stored_expected(stored: dict, mode) -> list[np.ndarray]:
+    states = [stored["forward_state"], stored["backward_state"]]
+    if mode is None:
+        return [stored["output_none_forward"], stored["output_none_backward"], *states]
+    return [stored[f"output_{mode}"], *states]
+
+
+def _check_bidirectional(func, namespace, parts: str) -> None:
+    name = "bidirectional_rnn"
+    stored = load("brnn")
+    use_correct_earlier_functions(namespace, _correct_functions(), ORDER, name)
+    for case in _bidirectional_cases(f"brnn.{name}.{parts}"):
+        mode = case.args[3]
+        is_keras = case.label.startswith("Keras")
+        expected = _stored_expected(stored, mode) if is_keras else _bidirectional(*case.args)
+        tolerance = KERAS_TOLERANCE if is_keras else None
+        result = call(name, func, case)
+        count = 4 if mode is None else 3
+        if not isinstance(result, list | tuple) or len(result) != count:
+            items = "y_forward, y_backward" if mode is None else "y"
+            got = type(result).__name__
+            if isinstance(result, list | tuple):
+                got += f" of length {len(result)}"
+            fail(
+                f"{name} 应该像 Keras 一样返回列表 [{items}, h_forward, h_backward]"
+                f"（a list of {count}），{case.label} 时得到 {got}。"
+            )
+        outputs = range(count - 2) if parts == "outputs" else range(count - 2, count)
+        for k in outputs:
+            compare(
+                f"{name} 返回的第 {k + 1} 项",
+                result[k],
+                expected[k],
+                case,
+                functools.partial(_bidirectional_mistakes, case.args, k),
+                tolerance=tolerance,
+            )
+
+
+def _as_float(value):
+    if isinstance(value, tuple):
+        return tuple(np.asarray(v, dtype=np.float64) for v in value)
+    return value if isinstance(value, str) or value is None else np.asarray(value, dtype=np.float64)
+
+
+def _bidirectional_mistakes(args: tuple, item: int) -> dict[str, np.ndarray]:
+    """Known wrong values of the ``item``-th result of ``bidirectional_rnn(*args)``."""
+    return {text: values[item] for text, values in _wrong_results(*map(_as_float, args)).items()}
+
+
+def _wrong_results(x, forward, backward, mode) -> dict[str, list]:
+    y_forward = _layer(forward)(x)
+    y_backward = _go_backwards(x, *backward)
+    h_forward, h_backward = y_forward[:, -1], y_backward[:, -1]
+
+    def result(y_f, y_b, h_f=h_forward, h_b=h_backward):
+        merged = _merge(y_f, y_b, mode)
+        return [*merged, h_f, h_b] if mode is None else [merged, h_f, h_b]
+
+    return {
+        "没有把反向输出翻转回来（the backward output was not flipped back in time）": result(
+            y_forward, y_backward
+        ),
+        "反向层没有倒着读序列（the backward layer did not read the sequence backwards）": result(
+            y_forward, _layer(backward)(x)[:, ::-1], h_b=_layer(backward)(x)[:, -1]
+        ),
+        "把前向和反向用反了（forward and backward swapped）": result(
+            y_backward[:, ::-1], y_forward, h_f=h_backward, h_b=h_forward
+        ),
+        "反向的最终状态取成了翻转后序列的最后一步（the backward final state is the one after "
+        "reading x_0, i.e. its last processed step）": result(
+            y_forward, y_backward[:, ::-1], h_b=y_backward[:, 0]
+        ),
+    }
+
+
+def bidirectional_outputs(func, namespace: dict | None = None) -> None:
+    """Check the merged output(s) of ``bidirectional_rnn``, against Keras and ``rnn_ref``."""
+    _check_bidirectional(func, namespace, "outputs")
+
+
+def bidirectional_states(func, namespace: dict | None = None) -> None:
+    """Check the final states ``h_forward, h_backward`` that ``bidirectional_rnn`` returns."""
+    _check_bidirectional(func, namespace, "states")

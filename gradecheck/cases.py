@@ -1,0 +1,74 @@
+"""Seeded inputs for the hidden tests: several shapes per function, each from its own generator.
+
+Shapes are (N, D, H): batch 1 is included, H differs from D in most cases, and the first case
+has D == H so that swapped input and recurrent weights give values (a recognisable mistake)
+rather than a shape error. Weights are random, never constant: a constant weight gives every
+unit the same value and hides swapped gates.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from .core import Case
+
+STEP_SHAPES = ((2, 4, 4), (1, 3, 5), (3, 5, 2), (4, 2, 3))
+"""(N, D, H) of the step cases."""
+
+SEQUENCE_SHAPES = ((2, 3, 3, 3), (1, 4, 2, 5), (3, 1, 4, 2))
+"""(N, T, D, H) of the sequence cases; T = 1 is included."""
+
+
+def generator(name: str, salt: int = 0) -> np.random.Generator:
+    """A generator seeded from the check's name, so every check has its own fixed cases."""
+    return np.random.default_rng([zlib.crc32(name.encode()), salt])
+
+
+def weights(rng: np.random.Generator, D: int, H: int, bias: bool = True, scale: float = 0.6):
+    """``(W_x (D, H), W_h (H, H), b (H,) or None)`` with values of order ``scale``."""
+    W_x = rng.normal(0.0, scale, (D, H))
+    W_h = rng.normal(0.0, scale, (H, H))
+    b = rng.normal(0.0, scale, H) if bias else None
+    return W_x, W_h, b
+
+
+def step_inputs(rng: np.random.Generator, N: int, D: int, H: int):
+    """``x_t`` (N, D) and ``h_prev`` (N, H), the latter in (-1, 1) like a tanh state."""
+    return rng.normal(0.0, 1.0, (N, D)), rng.uniform(-1.0, 1.0, (N, H))
+
+
+def label(**dims) -> str:
+    return "case " + ", ".join(f"{k}={v}" for k, v in dims.items())
+
+
+def gate_cases(name: str, *, bias: bool = True, large: bool = True) -> list[Case]:
+    """Cases ``(x_t, h_prev, W_x, W_h, b)`` for a gate; ``bias=False`` passes no bias at all.
+
+    With ``bias=True`` one case still passes ``b=None`` (the signatures' default, no bias).
+    ``large`` adds inputs of order 1e4: a correct but naive sigmoid overflows in ``exp`` there,
+    which must cost nothing.
+    """
+    rng = generator(name)
+    cases = []
+    for i, (N, D, H) in enumerate(STEP_SHAPES):
+        x_t, h_prev = step_inputs(rng, N, D, H)
+        W_x, W_h, b = weights(rng, D, H, bias=bias and i != 3)
+        args = (x_t, h_prev, W_x, W_h) if not bias else (x_t, h_prev, W_x, W_h, b)
+        cases.append(Case(args, label(N=N, D=D, H=H) + ("" if b is not None else ", b=None")))
+    if large:
+        N, D, H = 3, 2, 4
+        x_t, h_prev = step_inputs(rng, N, D, H)
+        W_x, W_h, b = weights(rng, D, H, bias=bias)
+        args = (x_t * 1e4, h_prev, W_x, W_h) + ((b,) if bias else ())
+        cases.append(Case(args, label(N=N, D=D, H=H) + ", |x| ~ 1e4"))
+    return cases
+
+
+def sequence_inputs(rng: np.random.Generator, N: int, T: int, D: int) -> np.ndarray:
+    return rng.normal(0.0, 1.0, (N, T, D))
+
+
+def initial_state(rng: np.random.Generator, N: int, H: int) -> np.ndarray:
+    return rng.uniform(-1.0, 1.0, (N, H))

@@ -1,0 +1,205 @@
+"""Calling a learner's function and comparing its result with the reference, with clear messages.
+
+Every hidden test goes through :func:`check_cases`: it calls the learner's function on seeded
+cases with warnings and stderr captured (nbgrader scores a grade cell that writes to stderr 0, and
+a correct naive sigmoid warns about overflow), converts the result to a float64 array, checks its
+shape, then its values, and when the values are wrong, looks for a known mistake that explains
+them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import numbers
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FLOAT64_TOLERANCE = {"rtol": 1e-6, "atol": 1e-8}
+"""Tolerance for float64 results: the learner's arithmetic may differ in order, not in meaning."""
+
+FLOAT32_TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
+"""Tolerance for float32 results (learners may compute in float32, e.g. with TensorFlow ops)."""
+
+KERAS_TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
+"""Tolerance against outputs a Keras layer computed in float32."""
+
+
+class GradeFailure(AssertionError):
+    """A check failed; the message is what the learner reads in the feedback."""
+
+
+def fail(message: str) -> None:
+    # "from None": the feedback shows only this message, never the checking code's context.
+    raise GradeFailure(message) from None
+
+
+@contextlib.contextmanager
+def quiet():
+    """Keep warnings and stderr writes of the learner's code out of the grade cell's output."""
+    with (
+        warnings.catch_warnings(),
+        np.errstate(all="ignore"),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        warnings.simplefilter("ignore")
+        yield
+
+
+@dataclass
+class Case:
+    """One call of the function under test: positional arguments and a label for messages."""
+
+    args: tuple
+    label: str
+    kwargs: dict = field(default_factory=dict)
+
+    def fresh_args(self) -> tuple:
+        # A learner may update arrays in place (h_prev *= ...); give each call its own copies.
+        return tuple(_copy(a) for a in self.args)
+
+    def fresh_kwargs(self) -> dict:
+        return {k: _copy(v) for k, v in self.kwargs.items()}
+
+
+def _copy(value):
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*(_copy(v) for v in value))
+    if isinstance(value, list | tuple):
+        return type(value)(_copy(v) for v in value)
+    return value
+
+
+def call(name: str, func, case: Case):
+    """Call the learner's ``func`` on ``case``; turn any exception into a message naming it."""
+    if not callable(func):
+        fail(f"{name} 不是函数（is not a function）：得到 {type(func).__name__}。")
+    try:
+        with quiet():
+            return func(*case.fresh_args(), **case.fresh_kwargs())
+    except NotImplementedError:
+        fail(f"{name} 还没有实现（raise NotImplementedError）：请把 YOUR CODE HERE 换成你的代码。")
+    except Exception as error:
+        fail(f"{name} 在 {case.label} 时出错（raised）{type(error).__name__}: {error}")
+
+
+def as_float_array(result, what: str) -> tuple[np.ndarray, dict]:
+    """The learner's result as a plain float64 array, and the tolerance its precision allows.
+
+    Accepts NumPy arrays, numbers, nested lists and tensors (anything with ``__array__``), never
+    objects whose conversion yields object, string or complex dtypes. The conversion drops
+    ndarray subclasses, so no overridden comparison takes part in the check.
+    """
+    if result is None:
+        fail(f"{what} 返回了 None：函数需要 return 结果（return the result）。")
+    if isinstance(result, str | bytes | Mapping | set):
+        fail(f"{what} 应该返回数组（an array），得到 {type(result).__name__}。")
+    if not (
+        isinstance(result, np.ndarray | numbers.Real | list | tuple) or hasattr(result, "__array__")
+    ):
+        fail(f"{what} 应该返回数组（an array），得到 {type(result).__name__}。")
+    try:
+        with quiet():
+            array = np.asarray(result)
+    except Exception as error:
+        fail(f"{what} 的返回值无法转换成数组（could not be converted to an array）：{error}")
+    if array.dtype.kind not in "fiub":
+        fail(f"{what} 应该返回实数数组，得到 dtype {array.dtype} 的数组。")
+    precision = FLOAT32_TOLERANCE if array.dtype.kind == "f" and array.itemsize < 8 else None
+    return np.array(array, dtype=np.float64), precision or FLOAT64_TOLERANCE
+
+
+Mistakes = Mapping[str, np.ndarray]
+"""Known wrong answers for one case: what the mistake is (learner-facing) -> its result."""
+
+
+def compare(
+    what: str,
+    result,
+    expected: np.ndarray,
+    case: Case,
+    mistakes: Mistakes | Callable[[], Mistakes] | None = None,
+    tolerance: dict | None = None,
+) -> None:
+    """Fail unless ``result`` has ``expected``'s shape and values; name a known mistake if any.
+
+    ``mistakes`` may be a function returning them, called only when the answer is wrong.
+    """
+    actual, precision = as_float_array(result, what)
+    expected = np.asarray(expected, dtype=np.float64)
+    tol = tolerance or precision
+    if actual.shape != expected.shape:
+        _name_mistake(what, actual, case, mistakes, tol)
+        hint = ""
+        if actual.shape == expected.shape[::-1] and actual.ndim == 2:
+            hint = "（行列颠倒了？looks transposed）"
+        fail(
+            f"{what} 的形状不对（wrong shape）：{case.label} 时应为 {expected.shape}，"
+            f"得到 {actual.shape}{hint}。"
+        )
+    if _close(actual, expected, tol):
+        return
+    _name_mistake(what, actual, case, mistakes, tol)
+    error = np.nanmax(np.abs(actual - expected)) if not np.isnan(actual).all() else np.nan
+    nan = "，结果含 NaN" if np.isnan(actual).any() else ""
+    fail(
+        f"{what} 的数值不对（wrong values）：{case.label} 时最大误差 {error:.3g}{nan}"
+        f"（容差 tolerance rtol={tol['rtol']:g}, atol={tol['atol']:g}）。"
+    )
+
+
+def _name_mistake(what, actual: np.ndarray, case: Case, mistakes, tol) -> None:
+    if callable(mistakes):  # computed only when an answer is wrong
+        mistakes = mistakes()
+    for mistake, wrong in (mistakes or {}).items():
+        wrong = np.asarray(wrong, dtype=np.float64)
+        if wrong.shape == actual.shape and _close(actual, wrong, tol):
+            fail(f"{what} 不对（{case.label}）：看起来你{mistake}。")
+
+
+def _close(actual: np.ndarray, expected: np.ndarray, tol: dict) -> bool:
+    return bool(np.allclose(actual, expected, rtol=tol["rtol"], atol=tol["atol"], equal_nan=False))
+
+
+def check_cases(
+    name: str,
+    func,
+    cases: Iterable[Case],
+    reference: Callable[..., np.ndarray],
+    mistakes: Callable[..., Mistakes] | None = None,
+) -> None:
+    """Check ``func`` against ``reference`` on every case; stop at the first failure."""
+    for case in cases:
+        expected = reference(*case.args, **case.kwargs)
+        result = call(name, func, case)
+        known = (lambda case=case: mistakes(*case.args, **case.kwargs)) if mistakes else None
+        compare(name, result, expected, case, known)
+
+
+def use_correct_earlier_functions(
+    namespace: dict | None, correct: Mapping[str, Callable], order: Sequence[str], current: str
+) -> None:
+    """Replace the learner's functions defined before ``current`` by correct ones, for good.
+
+    A later function that calls the learner's earlier ones (a step calling the gates) is then
+    graded on its own: a wrong or unfinished gate costs that gate's points only, in the hidden
+    tests and in the visible checks of the later cells. Each earlier function has already been
+    graded by then, in its own cell.
+    """
+    if namespace is None:
+        return
+    earlier = order[: order.index(current)]
+    namespace.update({name: correct[name] for name in earlier if name in correct})
+
+
+def expect_pair(what: str, result, names: tuple[str, str]):
+    """Unpack a function's two results (e.g. ``(h_t, c_t)``) or fail saying what was expected."""
+    if not isinstance(result, tuple | list) or len(result) != 2:
+        kind = type(result).__name__
+        fail(f"{what} 应该返回两个数组 ({names[0]}, {names[1]})（a tuple of two），得到 {kind}。")
+    return result

@@ -1,0 +1,23 @@
+"""An nbgrader feedback preprocessor that reduces every traceback to its last line.
+
+A failed grade cell's traceback shows the source lines around each frame: the hidden test code
+and the checking package's code. ``ClearHiddenTests`` removes the hidden tests from the cells'
+sources; this removes them from the error outputs, keeping ``ExceptionName: message``, which is
+what a learner needs.
+"""
+
+from __future__ import annotations
+
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+
+class MinimalTracebacks(NbGraderPreprocessor):
+    """Replace each error output's traceback by ``ename: evalue``."""
+
+    def preprocess_cell(self, cell, resources, index):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                output["traceback"] = [
+                    f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"
+                ]
+        return cell, resources

@@ -1,0 +1,756 @@
+"""Fabricated submissions for the assignment tests, and what grading must make of them.
+
+Each submission fills some answer cells of the student notebook: with the solution, with a
+correct answer written differently (TensorFlow ops, the concatenated-weight form, float32,
+other sigmoids, einsum), or with a typical mistake. ``expected_failures`` lists the grade cells
+that must score 0 and a phrase their failure message must contain; every other grade cell must
+score full marks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from assignment_course import solution_answers
+
+GRADE_CELLS = {
+    "rnn": {"rnn_step_no_bias": 2, "rnn_step_bias": 2, "rnn_sequence": 3},
+    "lstm": {
+        "lstm_forget_gate": 2,
+        "lstm_input_gate": 2,
+        "lstm_candidate_cell_state": 2,
+        "lstm_cell_state_update": 2,
+        "lstm_output_gate": 2,
+        "lstm_hidden_output": 2,
+        "lstm_step": 2,
+        "lstm_sequence": 2,
+        "lstm_keras_split": 2,
+        "lstm_keras_forward": 3,
+    },
+    "gru": {
+        "gru_reset_gate": 2,
+        "gru_candidate_state": 2,
+        "gru_update_gate": 2,
+        "gru_new_state": 2,
+        "gru_step": 2,
+        "gru_sequence": 2,
+        "gru_candidate_reset_after": 2,
+        "gru_keras_forward": 3,
+    },
+    "brnn": {
+        "brnn_forward_layer": 2,
+        "brnn_go_backwards": 2,
+        "brnn_merge_concat": 1,
+        "brnn_merge_sum": 1,
+        "brnn_merge_mul": 1,
+        "brnn_merge_ave": 1,
+        "brnn_merge_none": 1,
+        "brnn_bidirectional_outputs": 3,
+        "brnn_bidirectional_states": 2,
+    },
+}
+"""Assignment -> grade cell -> points."""
+
+GRADED_BY = {
+    "rnn_step_answer": ["rnn_step_no_bias", "rnn_step_bias"],
+    "rnn_sequence_answer": ["rnn_sequence"],
+    "brnn_forward_answer": ["brnn_forward_layer"],
+    "brnn_backwards_answer": ["brnn_go_backwards"],
+    "brnn_merge_answer": [f"brnn_merge_{m}" for m in ("concat", "sum", "mul", "ave", "none")],
+    "brnn_bidirectional_answer": ["brnn_bidirectional_outputs", "brnn_bidirectional_states"],
+}
+"""Answer cell -> the grade cells that check it, where that is not ``<answer minus _answer>``."""
+
+NOT_IMPLEMENTED = "NotImplementedError"
+
+
+def grade_cells_of(answer_id: str) -> list[str]:
+    return GRADED_BY.get(answer_id, [answer_id.removesuffix("_answer")])
+
+
+@dataclass
+class Submission:
+    """The answers a learner typed (answer cell -> code) and the grade cells that must fail."""
+
+    answers: dict[str, str]
+    expected_failures: dict[str, str] = field(default_factory=dict)
+
+
+def solution_with(assignment: str, overrides: dict[str, str], failures: dict[str, str]):
+    """The solution everywhere but in ``overrides``."""
+    return Submission({**solution_answers(assignment), **overrides}, failures)
+
+
+def only(assignment: str, answer_ids: list[str]) -> Submission:
+    """The solution in ``answer_ids``; every other answer cell untouched (still a stub)."""
+    answers = {a: code for a, code in solution_answers(assignment).items() if a in answer_ids}
+    graded = {g for a in answer_ids for g in grade_cells_of(a)}
+    failures = {g: NOT_IMPLEMENTED for g in GRADE_CELLS[assignment] if g not in graded}
+    return Submission(answers, failures)
+
+
+def blank(assignment: str) -> Submission:
+    return Submission({}, {g: NOT_IMPLEMENTED for g in GRADE_CELLS[assignment]})
+
+
+def _gate(name: str, wx: str, wh: str, b: str, body: str) -> str:
+    return f"def {name}(x_t, h_prev, {wx}, {wh}, {b}=None):\n{body}"
+
+
+# --- rnn ---------------------------------------------------------------------------------------
+
+RNN_ALTERNATIVE = {
+    "rnn_step_answer": """
+def simple_rnn_step(x_t, h_prev, W_xh, W_hh, b_h=None):
+    # The notes' form: one matrix on the concatenation [h_{t-1}, x_t]; a float32 result.
+    W = np.concatenate([W_hh, W_xh], axis=0)
+    z = np.concatenate([h_prev, x_t], axis=1) @ W
+    if b_h is not None:
+        z = z + b_h
+    return np.tanh(z).astype(np.float32)
+""",
+    "rnn_sequence_answer": """
+def simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None):
+    x = np.asarray(x, dtype=np.float64)
+    inputs = np.einsum("ntd,dh->nth", x, W_xh)
+    if b_h is not None:
+        inputs = inputs + b_h
+    h = np.zeros((x.shape[0], W_hh.shape[0])) if h0 is None else np.asarray(h0)
+    out = np.empty_like(inputs)
+    for t in range(x.shape[1]):
+        h = np.tanh(inputs[:, t] + np.einsum("nh,hk->nk", h, W_hh))
+        out[:, t] = h
+    return out
+""",
+}
+
+RNN_MISTAKES_A = {
+    "rnn_step_answer": """
+def simple_rnn_step(x_t, h_prev, W_xh, W_hh, b_h=None):
+    z = x_t @ W_xh + h_prev @ W_hh
+    if b_h is not None:
+        z = z + b_h
+    return 1 / (1 + np.exp(-z))
+""",
+    "rnn_sequence_answer": """
+def simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None):
+    h = np.zeros((x.shape[0], W_hh.shape[0])) if h0 is None else h0
+    for t in range(x.shape[1]):
+        h = simple_rnn_step(x[:, t], h, W_xh, W_hh, b_h)
+    return h
+""",
+}
+
+RNN_MISTAKES_B = {
+    "rnn_step_answer": """
+def simple_rnn_step(x_t, h_prev, W_xh, W_hh, b_h=None):
+    return np.tanh(x_t @ W_xh + h_prev @ W_hh)
+""",
+    "rnn_sequence_answer": """
+def simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None):
+    h0 = np.zeros((x.shape[0], W_hh.shape[0])) if h0 is None else h0
+    steps = [simple_rnn_step(x[:, t], h0, W_xh, W_hh, b_h) for t in range(x.shape[1])]
+    return np.stack(steps, axis=1)
+""",
+}
+
+RNN_MISTAKES_C = {
+    "rnn_step_answer": """
+def simple_rnn_step(x_t, h_prev, W_xh, W_hh, b_h=None):
+    z = x_t @ W_hh + h_prev @ W_xh
+    return np.tanh(z if b_h is None else z + b_h)
+""",
+}
+
+# --- lstm --------------------------------------------------------------------------------------
+
+LSTM_ALTERNATIVE = {
+    "lstm_forget_gate_answer": """
+def forget_gate(x_t, h_prev, W_xf, W_hf, b_f=None):
+    # einsum, and the naive sigmoid (it overflows for large inputs, and warns)
+    z = np.einsum("nd,dh->nh", x_t, W_xf) + np.einsum("nk,kh->nh", h_prev, W_hf)
+    if b_f is not None:
+        z += b_f
+    return 1.0 / (1.0 + np.exp(-z))
+""",
+    "lstm_input_gate_answer": """
+def input_gate(x_t, h_prev, W_xi, W_hi, b_i=None):
+    # the notes' concatenated form, and sigmoid through tanh
+    z = np.hstack([h_prev, x_t]) @ np.vstack([W_hi, W_xi])
+    z = z if b_i is None else z + b_i
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+""",
+    "lstm_candidate_cell_state_answer": """
+def candidate_cell_state(x_t, h_prev, W_xc, W_hc, b_c=None):
+    # float32 throughout
+    z = np.float32(x_t) @ np.float32(W_xc) + np.float32(h_prev) @ np.float32(W_hc)
+    if b_c is not None:
+        z = z + np.float32(b_c)
+    return np.tanh(z)
+""",
+    "lstm_cell_state_update_answer": """
+def cell_state_update(c_prev, g_f, g_i, c_bar):
+    return np.add(np.multiply(g_f, c_prev), np.multiply(g_i, c_bar))
+""",
+    "lstm_output_gate_answer": """
+def output_gate(x_t, h_prev, W_xo, W_ho, b_o=None):
+    # a "stable" sigmoid written with np.where (both branches are evaluated and warn)
+    z = x_t @ W_xo + h_prev @ W_ho + (0.0 if b_o is None else b_o)
+    return np.where(z >= 0, 1 / (1 + np.exp(-z)), np.exp(z) / (1 + np.exp(z)))
+""",
+    "lstm_hidden_output_answer": """
+def hidden_output(g_o, c_t):
+    return [list(row) for row in np.multiply(g_o, np.tanh(c_t))]
+""",
+    "lstm_step_answer": """
+def lstm_step(x_t, h_prev, c_prev, params):
+    # all four gates in one product, split in Keras's order; returns a list
+    p = params
+    W_x = np.concatenate([p.W_xi, p.W_xf, p.W_xc, p.W_xo], axis=1)
+    W_h = np.concatenate([p.W_hi, p.W_hf, p.W_hc, p.W_ho], axis=1)
+    z = x_t @ W_x + h_prev @ W_h
+    if p.b_i is not None:
+        z = z + np.concatenate([p.b_i, p.b_f, p.b_c, p.b_o])
+    i, f, c, o = np.split(z, 4, axis=1)
+    c_t = sigmoid(f) * c_prev + sigmoid(i) * np.tanh(c)
+    return [sigmoid(o) * np.tanh(c_t), c_t]
+""",
+    "lstm_sequence_answer": """
+def lstm_sequence(x, params, h0=None, c0=None):
+    N, T, _ = x.shape
+    H = params[1].shape[0]  # W_hi, by position
+    h = np.zeros((N, H)) if h0 is None else h0
+    c = np.zeros((N, H)) if c0 is None else c0
+    out = np.zeros((N, T, H))
+    for t in range(T):
+        h, c = lstm_step(x[:, t, :], h, c, params)
+        out[:, t, :] = h
+    return out
+""",
+    "lstm_keras_split_answer": """
+def split_keras_lstm_weights(kernel, recurrent_kernel, bias):
+    k, r, b = np.split(kernel, 4, axis=1), np.split(recurrent_kernel, 4, axis=1), np.split(bias, 4)
+    return LSTMParams(k[0], r[0], b[0], k[1], r[1], b[1], k[2], r[2], b[2], k[3], r[3], b[3])
+""",
+    "lstm_keras_forward_answer": """
+def keras_lstm_forward(x, kernel, recurrent_kernel, bias):
+    N, T, _ = x.shape
+    H = recurrent_kernel.shape[0]
+    h, c, out = np.zeros((N, H)), np.zeros((N, H)), []
+    for t in range(T):
+        z = x[:, t] @ kernel + h @ recurrent_kernel + bias
+        i, f, g, o = (z[:, k * H : (k + 1) * H] for k in range(4))
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h = sigmoid(o) * np.tanh(c)
+        out.append(h)
+    return np.stack(out, 1)
+""",
+}
+
+LSTM_TENSORFLOW = {
+    "lstm_forget_gate_answer": """
+import tensorflow as tf
+
+
+def forget_gate(x_t, h_prev, W_xf, W_hf, b_f=None):
+    z = tf.matmul(x_t, W_xf) + tf.matmul(h_prev, W_hf)
+    if b_f is not None:
+        z = z + b_f
+    return tf.sigmoid(z)
+""",
+    "lstm_input_gate_answer": """
+def input_gate(x_t, h_prev, W_xi, W_hi, b_i=None):
+    z = tf.linalg.matmul(tf.concat([h_prev, x_t], axis=1), tf.concat([W_hi, W_xi], axis=0))
+    return tf.math.sigmoid(z if b_i is None else tf.nn.bias_add(z, b_i))
+""",
+    "lstm_candidate_cell_state_answer": """
+def candidate_cell_state(x_t, h_prev, W_xc, W_hc, b_c=None):
+    z = tf.matmul(x_t, W_xc) + tf.matmul(h_prev, W_hc)
+    return tf.tanh(z if b_c is None else z + b_c)
+""",
+    "lstm_cell_state_update_answer": """
+def cell_state_update(c_prev, g_f, g_i, c_bar):
+    return tf.multiply(g_f, c_prev) + tf.multiply(g_i, c_bar)
+""",
+    "lstm_output_gate_answer": """
+def output_gate(x_t, h_prev, W_xo, W_ho, b_o=None):
+    z = tf.matmul(tf.cast(x_t, tf.float32), tf.cast(W_xo, tf.float32))
+    z += tf.matmul(tf.cast(h_prev, tf.float32), tf.cast(W_ho, tf.float32))
+    if b_o is not None:
+        z += tf.cast(b_o, tf.float32)
+    return tf.sigmoid(z)
+""",
+    "lstm_hidden_output_answer": """
+def hidden_output(g_o, c_t):
+    return g_o * tf.tanh(c_t)
+""",
+}
+
+LSTM_MISTAKES_A = {
+    "lstm_forget_gate_answer": """
+def forget_gate(x_t, h_prev, W_xf, W_hf, b_f=None):
+    z = x_t @ W_xf + h_prev @ W_hf
+    if b_f is not None:
+        z = z + b_f
+    return np.tanh(z)
+""",
+    "lstm_candidate_cell_state_answer": """
+def candidate_cell_state(x_t, h_prev, W_xc, W_hc, b_c=None):
+    z = x_t @ W_xc + h_prev @ W_hc
+    if b_c is not None:
+        z = z + b_c
+    return sigmoid(z)
+""",
+    "lstm_output_gate_answer": """
+def output_gate(x_t, h_prev, W_xo, W_ho, b_o=None):
+    z = x_t @ W_ho + h_prev @ W_xo
+    if b_o is not None:
+        z = z + b_o
+    return sigmoid(z)
+""",
+    "lstm_step_answer": """
+def lstm_step(x_t, h_prev, c_prev, params):
+    p = params
+    g_f = forget_gate(x_t, h_prev, p.W_xf, p.W_hf, p.b_f)
+    g_i = input_gate(x_t, h_prev, p.W_xi, p.W_hi, p.b_i)
+    c_bar = candidate_cell_state(x_t, h_prev, p.W_xc, p.W_hc, p.b_c)
+    c_t = cell_state_update(c_prev, g_f, g_i, c_bar)
+    g_o = output_gate(x_t, h_prev, p.W_xo, p.W_ho, p.b_o)
+    return c_t, hidden_output(g_o, c_t)
+""",
+    "lstm_keras_split_answer": """
+def split_keras_lstm_weights(kernel, recurrent_kernel, bias):
+    H = recurrent_kernel.shape[0]
+    weights = {}
+    for k, gate in enumerate("fico"):
+        columns = slice(k * H, (k + 1) * H)
+        weights[f"W_x{gate}"] = kernel[:, columns]
+        weights[f"W_h{gate}"] = recurrent_kernel[:, columns]
+        weights[f"b_{gate}"] = bias[columns]
+    return LSTMParams(**weights)
+""",
+}
+
+LSTM_MISTAKES_B = {
+    "lstm_input_gate_answer": """
+def input_gate(x_t, h_prev, W_xi, W_hi, b_i=None):
+    return sigmoid(x_t @ W_xi + h_prev @ W_hi)
+""",
+    "lstm_cell_state_update_answer": """
+def cell_state_update(c_prev, g_f, g_i, c_bar):
+    return g_i * c_prev + g_f * c_bar
+""",
+    "lstm_hidden_output_answer": """
+def hidden_output(g_o, c_t):
+    return g_o * c_t
+""",
+    "lstm_sequence_answer": """
+def lstm_sequence(x, params, h0=None, c0=None):
+    N, T, _ = np.shape(x)
+    H = np.shape(params.W_hi)[0]
+    h = np.zeros((N, H)) if h0 is None else h0
+    c = np.zeros((N, H)) if c0 is None else c0
+    for t in range(T):
+        h, c = lstm_step(x[:, t], h, c, params)
+    return h
+""",
+    "lstm_keras_forward_answer": """
+def keras_lstm_forward(x, kernel, recurrent_kernel, bias):
+    H = recurrent_kernel.shape[0]
+    blocks = {}
+    for k, gate in enumerate("ifoc"):
+        cols = slice(k * H, (k + 1) * H)
+        blocks[gate] = (kernel[:, cols], recurrent_kernel[:, cols], bias[cols])
+    params = LSTMParams(*blocks["i"], *blocks["f"], *blocks["c"], *blocks["o"])
+    return lstm_sequence(x, params)
+""",
+}
+
+# --- gru ---------------------------------------------------------------------------------------
+
+GRU_ALTERNATIVE = {
+    "gru_reset_gate_answer": """
+def reset_gate(x_t, h_prev, W_xr, W_hr, b_r=None):
+    z = x_t @ W_xr + h_prev @ W_hr
+    return 1 / (1 + np.exp(-(z if b_r is None else z + b_r)))
+""",
+    "gru_candidate_state_answer": """
+def candidate_state(x_t, h_prev, g_r, W_xh, W_hh, b_h=None):
+    z = np.einsum("nd,dh->nh", x_t, W_xh) + np.einsum("nk,kh->nh", g_r * h_prev, W_hh)
+    return np.tanh(z if b_h is None else z + b_h)
+""",
+    "gru_update_gate_answer": """
+def update_gate(x_t, h_prev, W_xz, W_hz, b_z=None):
+    z = np.concatenate([h_prev, x_t], axis=1) @ np.concatenate([W_hz, W_xz], axis=0)
+    return sigmoid(z if b_z is None else z + b_z).astype(np.float32)
+""",
+    "gru_new_state_answer": """
+def new_state(h_prev, h_bar, g_z):
+    return h_prev + g_z * (h_bar - h_prev)
+""",
+    "gru_step_answer": """
+def gru_step(x_t, h_prev, params):
+    W_xz, W_hz, b_z, W_xr, W_hr, b_r, W_xh, W_hh, b_h = params
+    bias = (lambda b: 0.0) if b_z is None else (lambda b: b)
+    g_r = sigmoid(x_t @ W_xr + h_prev @ W_hr + bias(b_r))
+    g_z = sigmoid(x_t @ W_xz + h_prev @ W_hz + bias(b_z))
+    h_bar = np.tanh(x_t @ W_xh + (g_r * h_prev) @ W_hh + bias(b_h))
+    return (1 - g_z) * h_prev + g_z * h_bar
+""",
+    "gru_sequence_answer": """
+def gru_sequence(x, params, h0=None):
+    N, T, _ = x.shape
+    h = np.zeros((N, params.W_hh.shape[0])) if h0 is None else h0
+    out = np.zeros((N, T, h.shape[1]))
+    for t in range(T):
+        h = gru_step(x[:, t], h, params)
+        out[:, t] = h
+    return out
+""",
+    "gru_candidate_reset_after_answer": """
+def candidate_state_reset_after(x_t, h_prev, g_r, W_xh, W_hh, b_h=None, b_hh=None):
+    a = np.einsum("nd,dh->nh", x_t, W_xh) + (0 if b_h is None else b_h)
+    r = np.einsum("nk,kh->nh", h_prev, W_hh) + (0 if b_hh is None else b_hh)
+    return np.tanh(a + g_r * r)
+""",
+    "gru_keras_forward_answer": """
+def keras_gru_forward(x, kernel, recurrent_kernel, bias):
+    N, T, _ = x.shape
+    H = recurrent_kernel.shape[0]
+    h, out = np.zeros((N, H)), []
+    for t in range(T):
+        xz, xr, xh = np.split(x[:, t] @ kernel + bias[0], 3, axis=1)
+        hz, hr, hh = np.split(h @ recurrent_kernel + bias[1], 3, axis=1)
+        z, r = sigmoid(xz + hz), sigmoid(xr + hr)
+        h = z * h + (1 - z) * np.tanh(xh + r * hh)
+        out.append(h)
+    return np.stack(out, axis=1)
+""",
+}
+
+GRU_TENSORFLOW = {
+    "gru_reset_gate_answer": """
+import tensorflow as tf
+
+
+def reset_gate(x_t, h_prev, W_xr, W_hr, b_r=None):
+    z = tf.matmul(x_t, W_xr) + tf.matmul(h_prev, W_hr)
+    return tf.sigmoid(z if b_r is None else z + b_r)
+""",
+    "gru_candidate_state_answer": """
+def candidate_state(x_t, h_prev, g_r, W_xh, W_hh, b_h=None):
+    z = tf.matmul(x_t, W_xh) + tf.matmul(g_r * h_prev, W_hh)
+    return tf.tanh(z if b_h is None else z + b_h)
+""",
+    "gru_update_gate_answer": """
+def update_gate(x_t, h_prev, W_xz, W_hz, b_z=None):
+    z = tf.matmul(x_t, W_xz) + tf.matmul(h_prev, W_hz)
+    return tf.sigmoid(z if b_z is None else z + b_z)
+""",
+    "gru_new_state_answer": """
+def new_state(h_prev, h_bar, g_z):
+    return (1.0 - g_z) * h_prev + g_z * tf.convert_to_tensor(h_bar)
+""",
+}
+
+GRU_MISTAKES_A = {
+    "gru_candidate_state_answer": """
+def candidate_state(x_t, h_prev, g_r, W_xh, W_hh, b_h=None):
+    z = x_t @ W_xh + g_r * (h_prev @ W_hh)
+    return np.tanh(z if b_h is None else z + b_h)
+""",
+    "gru_new_state_answer": """
+def new_state(h_prev, h_bar, g_z):
+    return g_z * h_prev + (1 - g_z) * h_bar
+""",
+    "gru_sequence_answer": """
+def gru_sequence(x, params, h0=None):
+    N, T, _ = np.shape(x)
+    h = np.zeros((N, np.shape(params.W_hz)[0])) if h0 is None else h0
+    states = []
+    for t in reversed(range(T)):
+        h = gru_step(x[:, t], h, params)
+        states.append(h)
+    return np.stack(states, axis=1)
+""",
+    "gru_keras_forward_answer": """
+def keras_gru_forward(x, kernel, recurrent_kernel, bias):
+    N, T, _ = x.shape
+    H = recurrent_kernel.shape[0]
+    h, out = np.zeros((N, H)), []
+    for t in range(T):
+        xz, xr, xh = np.split(x[:, t] @ kernel + bias[0], 3, axis=1)
+        hz, hr, hh = np.split(h @ recurrent_kernel + bias[1], 3, axis=1)
+        g_z, r = sigmoid(xz + hz), sigmoid(xr + hr)
+        h = (1 - g_z) * h + g_z * np.tanh(xh + r * hh)
+        out.append(h)
+    return np.stack(out, axis=1)
+""",
+}
+
+GRU_MISTAKES_B = {
+    "gru_reset_gate_answer": """
+def reset_gate(x_t, h_prev, W_xr, W_hr, b_r=None):
+    z = x_t @ W_xr + h_prev @ W_hr
+    return np.tanh(z if b_r is None else z + b_r)
+""",
+    "gru_update_gate_answer": """
+def update_gate(x_t, h_prev, W_xz, W_hz, b_z=None):
+    return sigmoid(x_t @ W_xz + h_prev @ W_hz)
+""",
+    "gru_step_answer": """
+def gru_step(x_t, h_prev, params):
+    p = params
+    g_r = reset_gate(x_t, h_prev, p.W_xr, p.W_hr, p.b_r)
+    z = x_t @ p.W_xh + g_r * (h_prev @ p.W_hh)
+    h_bar = np.tanh(z if p.b_h is None else z + p.b_h)
+    g_z = update_gate(x_t, h_prev, p.W_xz, p.W_hz, p.b_z)
+    return new_state(h_prev, h_bar, g_z)
+""",
+    "gru_candidate_reset_after_answer": """
+def candidate_state_reset_after(x_t, h_prev, g_r, W_xh, W_hh, b_h=None, b_hh=None):
+    z = x_t @ W_xh + (g_r * h_prev) @ W_hh
+    for b in (b_h, b_hh):
+        if b is not None:
+            z = z + b
+    return np.tanh(z)
+""",
+    "gru_keras_forward_answer": """
+def keras_gru_forward(x, kernel, recurrent_kernel, bias):
+    N, T, _ = x.shape
+    H = recurrent_kernel.shape[0]
+    h, out = np.zeros((N, H)), []
+    for t in range(T):
+        xz, xr, xh = np.split(x[:, t] @ kernel + bias[0], 3, axis=1)
+        hz, hr, _ = np.split(h @ recurrent_kernel + bias[1], 3, axis=1)
+        z, r = sigmoid(xz + hz), sigmoid(xr + hr)
+        h_bar = np.tanh(xh + (r * h) @ recurrent_kernel[:, 2 * H :] + bias[1, 2 * H :])
+        h = z * h + (1 - z) * h_bar
+        out.append(h)
+    return np.stack(out, axis=1)
+""",
+}
+
+# --- brnn --------------------------------------------------------------------------------------
+
+BRNN_ALTERNATIVE = {
+    "brnn_forward_answer": """
+def simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None):
+    inputs = np.einsum("ntd,dh->nth", x, W_xh) + (0.0 if b_h is None else b_h)
+    h = np.zeros((inputs.shape[0], inputs.shape[2])) if h0 is None else h0
+    states = []
+    for inputs_t in np.moveaxis(inputs, 1, 0):
+        h = np.tanh(inputs_t + h @ W_hh)
+        states.append(h)
+    return np.array(states).transpose(1, 0, 2)
+""",
+    "brnn_backwards_answer": """
+def rnn_go_backwards(x, W_xh, W_hh, b_h=None):
+    h = np.zeros((np.shape(x)[0], np.shape(W_hh)[0]))
+    states = []
+    for x_t in np.flip(np.moveaxis(np.asarray(x), 1, 0), axis=0):
+        h = np.tanh(x_t @ W_xh + h @ W_hh + (0 if b_h is None else b_h))
+        states.append(h)
+    return np.stack(states, axis=1)
+""",
+    "brnn_merge_answer": """
+def merge_outputs(y_forward, y_backward, merge_mode):
+    pair = np.stack([y_forward, y_backward])
+    return {
+        "concat": lambda: np.concatenate(pair, axis=-1),
+        "sum": lambda: pair.sum(axis=0),
+        "mul": lambda: pair.prod(axis=0),
+        "ave": lambda: pair.mean(axis=0),
+        None: lambda: (y_forward, y_backward),
+    }[merge_mode]()
+""",
+    "brnn_bidirectional_answer": """
+def bidirectional_rnn(x, forward_weights, backward_weights, merge_mode="concat"):
+    forward = simple_rnn_sequence(x, *forward_weights)
+    backward = simple_rnn_sequence(x[:, ::-1], *backward_weights)
+    outputs = merge_outputs(forward, np.flip(backward, axis=1), merge_mode)
+    states = (forward[:, -1], backward[:, -1])
+    return (*outputs, *states) if merge_mode is None else (outputs, *states)
+""",
+}
+
+BRNN_MISTAKES_A = {
+    "brnn_backwards_answer": """
+def rnn_go_backwards(x, W_xh, W_hh, b_h=None):
+    return simple_rnn_sequence(x[:, ::-1], W_xh, W_hh, b_h)[:, ::-1]
+""",
+    "brnn_merge_answer": """
+def merge_outputs(y_forward, y_backward, merge_mode):
+    if merge_mode == "concat":
+        return np.concatenate([y_backward, y_forward], axis=-1)
+    if merge_mode == "sum":
+        return y_forward + y_backward
+    if merge_mode == "mul":
+        return y_forward * y_backward
+    if merge_mode == "ave":
+        return (y_forward + y_backward) / 2
+    return [y_forward, y_backward]
+""",
+    "brnn_bidirectional_answer": """
+def bidirectional_rnn(x, forward_weights, backward_weights, merge_mode="concat"):
+    y_forward = simple_rnn_sequence(x, *forward_weights)
+    y_backward = rnn_go_backwards(x, *backward_weights)
+    merged = merge_outputs(y_forward, y_backward, merge_mode)
+    states = [y_forward[:, -1], y_backward[:, -1]]
+    return [*merged, *states] if merge_mode is None else [merged, *states]
+""",
+}
+
+BRNN_MISTAKES_B = {
+    "brnn_forward_answer": """
+def simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None):
+    h0 = np.zeros((np.shape(x)[0], np.shape(W_hh)[0])) if h0 is None else h0
+    states = [np.tanh(x[:, t] @ W_xh + h0 @ W_hh + (0 if b_h is None else b_h))
+              for t in range(np.shape(x)[1])]
+    return np.stack(states, axis=1)
+""",
+    "brnn_merge_answer": """
+def merge_outputs(y_forward, y_backward, merge_mode):
+    if merge_mode == "concat":
+        return np.concatenate([y_forward, y_backward], axis=-1)
+    if merge_mode in ("sum", "ave"):
+        return y_forward + y_backward
+    if merge_mode == "mul":
+        return y_forward * y_backward
+    return [y_forward, y_backward]
+""",
+    "brnn_bidirectional_answer": """
+def bidirectional_rnn(x, forward_weights, backward_weights, merge_mode="concat"):
+    y_forward = simple_rnn_sequence(x, *forward_weights)
+    y_backward = rnn_go_backwards(x, *backward_weights)[:, ::-1]
+    merged = merge_outputs(y_forward, y_backward, merge_mode)
+    states = [y_forward[:, -1], y_backward[:, -1]]
+    return [*merged, *states] if merge_mode is None else [merged, *states]
+""",
+}
+
+
+def submissions() -> dict[str, dict[str, Submission]]:
+    """Assignment -> student -> submission."""
+    swapped = "tanh and sigmoid swapped"
+    return {
+        "rnn": {
+            "solution": solution_with("rnn", {}, {}),
+            "blank": blank("rnn"),
+            "partial": only("rnn", ["rnn_step_answer"]),
+            "alternative": solution_with("rnn", RNN_ALTERNATIVE, {}),
+            "mistakes_a": solution_with(
+                "rnn",
+                RNN_MISTAKES_A,
+                {
+                    "rnn_step_no_bias": swapped,
+                    "rnn_step_bias": swapped,
+                    "rnn_sequence": "only the last step",
+                },
+            ),
+            "mistakes_b": solution_with(
+                "rnn",
+                RNN_MISTAKES_B,
+                {"rnn_step_bias": "bias missing", "rnn_sequence": "not carried"},
+            ),
+            "mistakes_c": solution_with(
+                "rnn",
+                RNN_MISTAKES_C,
+                {
+                    "rnn_step_no_bias": "h and x weights swapped",
+                    "rnn_step_bias": "h and x weights swapped",
+                },
+            ),
+        },
+        "lstm": {
+            "solution": solution_with("lstm", {}, {}),
+            "blank": blank("lstm"),
+            "partial": only(
+                "lstm",
+                [
+                    "lstm_forget_gate_answer",
+                    "lstm_cell_state_update_answer",
+                    "lstm_step_answer",
+                    "lstm_keras_forward_answer",
+                ],
+            ),
+            "alternative": solution_with("lstm", LSTM_ALTERNATIVE, {}),
+            "tensorflow": solution_with("lstm", LSTM_TENSORFLOW, {}),
+            "mistakes_a": solution_with(
+                "lstm",
+                LSTM_MISTAKES_A,
+                {
+                    "lstm_forget_gate": swapped,
+                    "lstm_candidate_cell_state": swapped,
+                    "lstm_output_gate": "h and x weights swapped",
+                    "lstm_step": "returned (c_t, h_t)",
+                    "lstm_keras_split": "gate order wrong",
+                },
+            ),
+            "mistakes_b": solution_with(
+                "lstm",
+                LSTM_MISTAKES_B,
+                {
+                    "lstm_input_gate": "bias missing",
+                    "lstm_cell_state_update": "forget and input gates swapped",
+                    "lstm_hidden_output": "tanh missing",
+                    "lstm_sequence": "only the last step",
+                    "lstm_keras_forward": "gate order wrong",
+                },
+            ),
+        },
+        "gru": {
+            "solution": solution_with("gru", {}, {}),
+            "blank": blank("gru"),
+            "partial": only(
+                "gru", ["gru_update_gate_answer", "gru_new_state_answer", "gru_sequence_answer"]
+            ),
+            "alternative": solution_with("gru", GRU_ALTERNATIVE, {}),
+            "tensorflow": solution_with("gru", GRU_TENSORFLOW, {}),
+            "mistakes_a": solution_with(
+                "gru",
+                GRU_MISTAKES_A,
+                {
+                    "gru_candidate_state": "reset applied after the product",
+                    "gru_new_state": "update-gate convention swapped",
+                    "gru_sequence": "ran the sequence backwards",
+                    "gru_keras_forward": "update-gate convention swapped",
+                },
+            ),
+            "mistakes_b": solution_with(
+                "gru",
+                GRU_MISTAKES_B,
+                {
+                    "gru_reset_gate": swapped,
+                    "gru_update_gate": "bias missing",
+                    "gru_step": "reset applied after the product",
+                    "gru_candidate_reset_after": "reset applied before the product",
+                    "gru_keras_forward": "reset applied before the product",
+                },
+            ),
+        },
+        "brnn": {
+            "solution": solution_with("brnn", {}, {}),
+            "blank": blank("brnn"),
+            "partial": only("brnn", ["brnn_merge_answer", "brnn_bidirectional_answer"]),
+            "alternative": solution_with("brnn", BRNN_ALTERNATIVE, {}),
+            "mistakes_a": solution_with(
+                "brnn",
+                BRNN_MISTAKES_A,
+                {
+                    "brnn_go_backwards": "flipped the output back",
+                    "brnn_merge_concat": "backward first",
+                    "brnn_bidirectional_outputs": "not flipped back",
+                },
+            ),
+            "mistakes_b": solution_with(
+                "brnn",
+                BRNN_MISTAKES_B,
+                {
+                    "brnn_forward_layer": "not carried",
+                    "brnn_merge_ave": "summed instead of averaged",
+                    "brnn_bidirectional_states": "backward final state",
+                },
+            ),
+        },
+    }

@@ -1,0 +1,203 @@
+"""The hidden tests' checking package, in process: what it accepts, rejects and says."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from assignment_course import ROOT
+
+import rnn_ref
+from gradecheck import brnn, cases, core, gru, keras_reference, lstm, rnn
+from gradecheck.core import Case, GradeFailure
+
+
+def _fails(check, *args, match: str):
+    with pytest.raises(GradeFailure, match=match):
+        check(*args)
+
+
+class AlwaysEqual:
+    """A result that claims to equal anything."""
+
+    def __eq__(self, other):
+        return True
+
+    __hash__ = object.__hash__
+
+
+class LyingArray(np.ndarray):
+    def __eq__(self, other):
+        return np.ones(np.shape(self), dtype=bool)
+
+
+def test_results_that_are_not_real_arrays_are_refused():
+    case = Case((), "case")
+    expected = np.zeros((2, 3))
+    for result in (None, "0", {"h": 0}, AlwaysEqual(), np.zeros((2, 3), dtype=object)):
+        with pytest.raises(GradeFailure):
+            core.compare("f", result, expected, case)
+    with pytest.raises(GradeFailure, match="实数"):
+        core.compare("f", np.zeros((2, 3), dtype=complex), expected, case)
+
+
+def test_ndarray_subclasses_are_compared_by_their_values():
+    lying = np.ones((2, 3)).view(LyingArray)
+    with pytest.raises(GradeFailure, match="数值不对"):
+        core.compare("f", lying, np.zeros((2, 3)), Case((), "case"))
+
+
+def test_float32_results_get_the_float32_tolerance():
+    expected = np.linspace(-1, 1, 6).reshape(2, 3)
+    nearly = expected + 2e-6
+    core.compare("f", nearly.astype(np.float32), expected, Case((), "case"))
+    with pytest.raises(GradeFailure):
+        core.compare("f", nearly, expected, Case((), "case"))
+
+
+def test_shape_is_checked_before_values():
+    with pytest.raises(GradeFailure, match="形状不对"):
+        core.compare("f", np.zeros((3, 2)), np.zeros((2, 3)), Case((), "case"))
+
+
+def test_learner_warnings_and_stderr_stay_out_of_the_cell(capfd):
+    def noisy(x):
+        import sys
+
+        print("debug output", file=sys.stderr)
+        warnings.warn("deprecated", DeprecationWarning, stacklevel=1)
+        return 1 / (1 + np.exp(-x))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = core.call("noisy", noisy, Case((np.array([-1000.0, 0.0]),), "case"))
+    assert np.allclose(result, [0.0, 0.5])
+    assert capfd.readouterr().err == ""
+
+
+def test_exceptions_of_the_learner_become_messages():
+    def unfinished(x):
+        raise NotImplementedError()
+
+    def broken(x):
+        return x @ np.zeros((5, 5))
+
+    with pytest.raises(GradeFailure, match="NotImplementedError"):
+        core.call("unfinished", unfinished, Case((np.zeros((2, 3)),), "case"))
+    with pytest.raises(GradeFailure, match="ValueError"):
+        core.call("broken", broken, Case((np.zeros((2, 3)),), "case 7"))
+    with pytest.raises(GradeFailure, match="不是函数"):
+        core.call("missing", None, Case((), "case"))
+
+
+def test_only_functions_defined_earlier_are_replaced():
+    namespace = {"a": "learner a", "b": "learner b", "c": "learner c"}
+    correct = {"a": "correct a", "b": "correct b", "c": "correct c"}
+    core.use_correct_earlier_functions(namespace, correct, ("a", "b", "c"), "b")
+    assert namespace == {"a": "correct a", "b": "learner b", "c": "learner c"}
+
+
+@pytest.mark.parametrize(
+    ("check", "reference"),
+    [
+        (lstm.forget_gate, rnn_ref.forget_gate),
+        (lstm.input_gate, rnn_ref.input_gate),
+        (lstm.output_gate, rnn_ref.output_gate),
+        (lstm.candidate_cell_state, rnn_ref.candidate_cell_state),
+        (lstm.cell_state_update, rnn_ref.cell_state_update),
+        (lstm.hidden_output, rnn_ref.hidden_output),
+        (gru.reset_gate, rnn_ref.reset_gate),
+        (gru.update_gate, rnn_ref.update_gate),
+        (gru.candidate_state, rnn_ref.candidate_state),
+        (gru.new_state, rnn_ref.new_state),
+        (gru.candidate_state_reset_after, rnn_ref.candidate_state_reset_after),
+    ],
+)
+def test_the_reference_functions_pass(check, reference):
+    check(reference)
+
+
+def test_the_reference_step_passes_both_bias_checks():
+    rnn.simple_rnn_step(rnn_ref.simple_rnn_step, bias=False)
+    rnn.simple_rnn_step(rnn_ref.simple_rnn_step, bias=True)
+
+
+@pytest.mark.parametrize(
+    ("check", "wrong", "message"),
+    [
+        (lstm.forget_gate, lambda x, h, W_x, W_h, b=None: np.zeros_like(h), None),
+        (
+            lstm.forget_gate,
+            lambda x, h, W_x, W_h, b=None: rnn_ref.forget_gate(x, h, W_x, W_h, b, "tanh"),
+            "tanh and sigmoid swapped",
+        ),
+        (
+            lstm.candidate_cell_state,
+            lambda x, h, W_x, W_h, b=None: rnn_ref.candidate_cell_state(x, h, W_x, W_h),
+            "bias missing",
+        ),
+        (
+            gru.new_state,
+            rnn_ref.new_state_keras,
+            "update-gate convention swapped",
+        ),
+        (
+            gru.candidate_state,
+            lambda x, h, g_r, W_x, W_h, b=None: rnn_ref.candidate_state_reset_after(
+                x, h, g_r, W_x, W_h, b
+            ),
+            "reset applied after the product",
+        ),
+        (
+            gru.candidate_state_reset_after,
+            lambda x, h, g_r, W_x, W_h, b=None, b_hh=None: rnn_ref.candidate_state(
+                x, h, g_r, W_x, W_h, None if b is None else b + b_hh
+            ),
+            "reset applied before the product",
+        ),
+    ],
+)
+def test_wrong_functions_fail_with_the_mistake_named(check, wrong, message):
+    with pytest.raises(GradeFailure, match=message or "不对"):
+        check(wrong)
+
+
+def test_merge_checks_every_mode():
+    for mode in brnn.MERGE_MODES:
+        brnn.merge_outputs(rnn_ref.merge, mode)
+    with pytest.raises(GradeFailure, match="summed instead of averaged"):
+        brnn.merge_outputs(lambda f, b, mode: rnn_ref.merge(f, b, "sum"), "ave")
+
+
+def test_a_modified_keras_reference_file_is_refused(tmp_path):
+    source = ROOT / "solutions" / "lstm" / keras_reference.FILES["lstm"]
+    shutil.copy(source, tmp_path / source.name)
+    assert set(keras_reference.load("lstm", tmp_path)) >= {"x", "kernel", "output"}
+    with open(tmp_path / source.name, "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(GradeFailure, match="modified"):
+        keras_reference.load("lstm", tmp_path)
+    (tmp_path / source.name).unlink()
+    with pytest.raises(GradeFailure, match="missing"):
+        keras_reference.load("lstm", tmp_path)
+
+
+def test_the_large_inputs_make_a_naive_sigmoid_overflow():
+    # Otherwise the graded "naive sigmoid" submissions would not test the warning capture.
+    (large,) = [c for c in cases.gate_cases("lstm.forget_gate") if "1e4" in c.label]
+    x_t, h_prev, W_x, W_h, b = large.args
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError):
+        np.exp(-(x_t @ W_x + h_prev @ W_h + b))
+
+
+def test_checking_package_does_not_import_tensorflow():
+    code = (
+        "import sys, gradecheck.rnn, gradecheck.lstm, gradecheck.gru, gradecheck.brnn; "
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -1,0 +1,190 @@
+"""The assignments as released: source notebooks, generated student notebooks, reference data."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from assignment_course import ASSIGNMENTS, ROOT
+from assignment_submissions import GRADE_CELLS
+
+from gradecheck.keras_reference import FILES
+from gradecheck.reference_digests import DIGESTS
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cells(path: Path):
+    return nbformat.read(path, 4).cells
+
+
+def _meta(cell) -> dict:
+    return cell.metadata.get("nbgrader", {})
+
+
+def _without_hidden_tests(source: str) -> str:
+    return re.sub(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", "", source, flags=re.S)
+
+
+@pytest.mark.slow
+def test_exercises_are_what_nbgrader_generates_from_solutions(tmp_path):
+    generate_exercises = _script("generate_exercises")
+    generate_exercises.generate(tmp_path / "exercises")
+    problems = generate_exercises.differences(tmp_path / "exercises", ROOT / "exercises")
+    assert not problems, (
+        "exercises/ is stale:\n"
+        + "\n".join(problems)
+        + f"\nRegenerate it with: {generate_exercises.COMMAND}"
+    )
+
+
+@pytest.mark.slow
+def test_generation_is_reproducible(tmp_path):
+    generate_exercises = _script("generate_exercises")
+    generate_exercises.generate(tmp_path / "first")
+    generate_exercises.generate(tmp_path / "second")
+    assert generate_exercises.differences(tmp_path / "first", tmp_path / "second") == []
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_student_notebook_has_no_solution_and_no_hidden_test(assignment):
+    path = ROOT / "exercises" / assignment / f"{assignment}.ipynb"
+    text = path.read_text(encoding="utf-8")
+    for secret in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "gradecheck", "rnn_ref"):
+        assert secret not in text, f"{path} contains {secret!r}"
+    answers = [c for c in _cells(path) if _meta(c).get("solution")]
+    assert answers
+    for cell in answers:
+        assert "raise NotImplementedError()" in cell.source, _meta(cell)["grade_id"]
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_release_holds_the_notebook_and_its_keras_reference_only(assignment):
+    files = {p.name for p in (ROOT / "exercises" / assignment).iterdir()}
+    expected = {f"{assignment}.ipynb"} | ({FILES[assignment]} if assignment in FILES else set())
+    assert files == expected
+
+
+def test_no_checking_code_inside_solutions():
+    # nbgrader copies every non-notebook file of solutions/<assignment>/ to learners.
+    assert not [p for p in (ROOT / "solutions").rglob("*.py")]
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_source_notebook_conventions(assignment):
+    """Grade cells: points as documented, a first line saying what is checked, visible checks
+    without the reference package, hidden tests through gradecheck; answer cells: markers."""
+    cells = _cells(ROOT / "solutions" / assignment / f"{assignment}.ipynb")
+    grades = {}
+    for cell in cells:
+        meta = _meta(cell)
+        if meta.get("grade"):
+            grade_id, points = meta["grade_id"], meta["points"]
+            grades[grade_id] = points
+            first_line = cell.source.split("\n", 1)[0]
+            unit = "point" if points == 1 else "points"
+            assert re.match(rf"# .*\({points:g} {unit}\): .+", first_line), first_line
+            assert "### BEGIN HIDDEN TESTS" in cell.source
+            assert "from gradecheck import" in cell.source
+            visible = _without_hidden_tests(cell.source)
+            assert "assert " in visible, grade_id
+            assert "rnn_ref" not in visible
+            assert "gradecheck" not in visible
+        elif meta.get("solution"):
+            assert meta["grade_id"].endswith("_answer")
+            assert "### BEGIN SOLUTION" in cell.source
+            assert "### END SOLUTION" in cell.source
+        if meta:
+            # Grading must not need TensorFlow (importing it costs seconds per notebook).
+            assert "import tensorflow" not in cell.source
+            assert "import keras" not in cell.source
+        if cell.cell_type == "code" and not meta:
+            # Cells outside nbgrader's control run during grading unless guarded.
+            assert 'os.environ.get("NBGRADER_EXECUTION") is None' in cell.source
+    assert grades == GRADE_CELLS[assignment]
+    assert (
+        json.loads((ROOT / "solutions" / assignment / f"{assignment}.ipynb").read_text())[
+            "metadata"
+        ]["kernelspec"]["name"]
+        == "python3"
+    )
+
+
+def test_nbgrader_marks_its_grading_runs():
+    # The optional live-Keras cells rely on this variable to skip themselves while grading.
+    from nbgrader import validator
+    from nbgrader.converters import autograde
+
+    assert "NBGRADER_EXECUTION='autograde'" in inspect.getsource(autograde)
+    assert "NBGRADER_EXECUTION='validate'" in inspect.getsource(validator)
+
+
+@pytest.mark.parametrize("assignment", sorted(FILES))
+def test_keras_reference_digest_matches_the_file(assignment):
+    data = (ROOT / "solutions" / assignment / FILES[assignment]).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == DIGESTS[assignment], (
+        "regenerate with: python scripts/make_keras_reference.py"
+    )
+
+
+@pytest.mark.keras
+@pytest.mark.slow
+def test_keras_reference_files_are_what_keras_computes():
+    assert _script("make_keras_reference").differences() == []
+
+
+@pytest.mark.keras
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_solution_notebook_runs_and_matches_a_live_keras_layer(assignment, tmp_path):
+    """Run the source notebook as a learner would (not grading): the live Keras cell runs too."""
+    from nbclient import NotebookClient
+
+    folder = ROOT / "solutions" / assignment
+    notebook = nbformat.read(folder / f"{assignment}.ipynb", 4)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "gradecheck").symlink_to(ROOT / "gradecheck", target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if k != "NBGRADER_EXECUTION"}
+    env |= {"PYTHONPATH": str(site), "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
+    client = NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+    )
+    client.execute(env=env)
+    printed = "".join(
+        o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs
+    )
+    differences = [float(v) for v in re.findall(r"largest difference from Keras: (\S+)", printed)]
+    assert differences, printed
+    assert max(differences) < 1e-5
+
+
+def test_gradecheck_is_installed_for_the_grading_kernel(tmp_path):
+    # While grading, the kernel runs in the submission's folder: the hidden tests import the
+    # installed package, not the repository's folder.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import gradecheck.lstm"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, (
+        "gradecheck is not installed: list it in [tool.setuptools] packages of pyproject.toml "
+        f"and run bash scripts/setup.sh\n{done.stderr}"
+    )
