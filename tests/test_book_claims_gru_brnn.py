@@ -1,0 +1,141 @@
+"""The GRU, bidirectional and practice chapters: their structure, and a quiet run of each page.
+
+The pages back their claims with assertions in their own cells, so running a page checks them.
+"""
+
+import re
+import time
+from pathlib import Path
+
+import jupytext
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = ["gru", "bidirectional", "practice"]
+# The exercise each chapter offers; the practice chapter links all of them instead.
+EXERCISES = {"gru": ["gru"], "bidirectional": ["brnn"], "practice": ["rnn", "lstm", "gru", "brnn"]}
+# The build executes each page with this limit per cell; a whole page should stay under it.
+PAGE_SECONDS = 60
+
+
+def read_chapter(name):
+    return jupytext.read(ROOT / "book" / f"{name}.md")
+
+
+def markdown_of(notebook) -> str:
+    return "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
+
+
+def code_cells(notebook):
+    return [cell for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def figure_options(cell) -> dict | None:
+    return cell.metadata.get("mystnb", {}).get("figure")
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_is_a_myst_notebook_with_one_label_and_one_title(name):
+    notebook = read_chapter(name)
+    assert notebook.metadata["kernelspec"]["name"] == "python3"
+    assert notebook.metadata["jupytext"]["text_representation"]["format_name"] == "myst"
+    text = markdown_of(notebook)
+    assert re.findall(r"^\(([\w-]+)\)=$", text, re.MULTILINE) == [name]
+    assert len(re.findall(r"^# \S.*$", text, re.MULTILINE)) == 1
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_opens_with_overview_and_ends_with_changes_summary_and_exercises(name):
+    text = markdown_of(read_chapter(name))
+    sections = re.findall(r"^## (.+)$", text, re.MULTILINE)
+    assert sections[0] == "概述 (Overview)"
+    assert sections[-3:] == ["与笔记中 TensorFlow 2.0 代码的不同", "小结", "练习"]
+    for exercise in EXERCISES[name]:
+        link = f"{{download}}`下载练习 {exercise}.ipynb <../exercises/{exercise}/{exercise}.ipynb>`"
+        assert link in text
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_first_code_cell_silences_tensorflow_before_importing_it_and_seeds(name):
+    cells = code_cells(read_chapter(name))
+    setup = cells[0]
+    assert "hide-input" in setup.metadata.get("tags", [])
+    source = setup.source
+    import_at = source.index("import tensorflow")
+    assert source.index('os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"') < import_at
+    assert source.index('os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"') < import_at
+    assert "keras.utils.set_random_seed(" in source
+    assert not [cell.source for cell in cells[1:] if "import tensorflow" in cell.source]
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_layers_get_their_shape_from_keras_input_not_input_shape(name):
+    for cell in code_cells(read_chapter(name)):
+        if "input_shape=" in cell.source:
+            # Only a cell that demonstrates the Keras 3 warning may use the old argument.
+            assert "warnings.catch_warnings" in cell.source, cell.source
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_every_figure_is_named_after_its_chapter_and_has_a_caption(name):
+    figures = [figure_options(cell) for cell in code_cells(read_chapter(name))]
+    figures = [figure for figure in figures if figure]
+    assert figures
+    for figure in figures:
+        assert figure["name"].startswith(f"{name}-")
+        assert figure["caption"].strip()
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_prose_uses_chinese_quotation_marks(name):
+    # Sphinx's smart quotes turn ASCII "..." in Chinese text into two closing quotes.
+    for line in markdown_of(read_chapter(name)).splitlines():
+        prose = re.sub(r"`[^`]*`|\$[^$]*\$", "", line)
+        assert '"' not in prose, line
+
+
+def test_gru_chapter_shows_both_keras_conventions_against_rnn_ref():
+    sources = "\n".join(cell.source for cell in code_cells(read_chapter("gru")))
+    for needle in (
+        "rnn_ref.gru_params_from_keras",
+        "rnn_ref.convert_update_convention",
+        "reset_after=False",
+        'update_convention="notes"',
+    ):
+        assert needle in sources
+
+
+def test_bidirectional_chapter_covers_every_merge_mode_and_rnn_ref():
+    sources = "\n".join(cell.source for cell in code_cells(read_chapter("bidirectional")))
+    for mode in ('"concat"', '"sum"', '"mul"', '"ave"', "None:"):
+        assert mode in sources
+    assert "rnn_ref.bidirectional(" in sources
+    assert "go_backwards=True" in sources
+
+
+@pytest.mark.slow
+@pytest.mark.keras
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_runs_quietly_in_time_and_draws_its_figures(name, monkeypatch):
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    # The site build selects a non-interactive backend; the figures must be drawn regardless.
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    notebook = read_chapter(name)
+    client = NotebookClient(
+        notebook,
+        timeout=PAGE_SECONDS,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(ROOT / "book")}},
+    )
+    start = time.monotonic()
+    client.execute()
+    elapsed = time.monotonic() - start
+    assert elapsed < PAGE_SECONDS, f"book/{name}.md took {elapsed:.1f} s"
+    for index, cell in enumerate(code_cells(notebook)):
+        stderr = [out.text for out in cell.outputs if out.get("name") == "stderr"]
+        assert not stderr, f"code cell {index} of book/{name}.md wrote to stderr: {stderr}"
+        if figure_options(cell):
+            images = [out for out in cell.outputs if "image/png" in out.get("data", {})]
+            assert images, f"figure cell {index} of book/{name}.md drew nothing"
