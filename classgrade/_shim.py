@@ -1,0 +1,88 @@
+"""The first process inside the grading sandbox.
+
+It applies the resource limits, drops root privileges when the sandbox was entered as root,
+and then stays alive as the parent of the kernel: ipykernel shuts itself down when its parent
+is PID 1, which is what a process started directly under bubblewrap's PID namespace would see.
+
+Usage (inside the sandbox): python -I _shim.py LIMITS_JSON -- KERNEL_COMMAND...
+This file is copied into the sandbox on its own; it must not import anything from classgrade.
+"""
+
+import ctypes
+import json
+import os
+import resource
+import signal
+import sys
+
+_PR_SET_NO_NEW_PRIVS = 38
+
+
+def _drop_privileges(uid: int, gid: int) -> None:
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+    if os.getuid() == 0 or os.geteuid() == 0:
+        raise SystemExit("classgrade sandbox: could not drop root privileges")
+
+
+def _apply_limits(limits: dict) -> None:
+    names = {
+        "address_space": resource.RLIMIT_AS,
+        "cpu_seconds": resource.RLIMIT_CPU,
+        "processes": resource.RLIMIT_NPROC,
+        "file_size": resource.RLIMIT_FSIZE,
+        "open_files": resource.RLIMIT_NOFILE,
+    }
+    for key, which in names.items():
+        value = limits.get(key)
+        if value:
+            resource.setrlimit(which, (int(value), int(value)))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def main() -> int:
+    limits = json.loads(sys.argv[1])
+    if sys.argv[2] != "--":
+        raise SystemExit("usage: _shim.py LIMITS_JSON -- COMMAND...")
+    command = sys.argv[3:]
+    if os.getuid() == 0 and limits.get("uid") is not None:
+        _drop_privileges(int(limits["uid"]), int(limits["gid"]))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    for directory in limits.get("make_dirs", []):
+        os.makedirs(directory, exist_ok=True)
+    _apply_limits(limits)
+    env = dict(os.environ)
+    env.pop("JPY_PARENT_PID", None)
+
+    child = os.fork()
+    if child == 0:
+        try:
+            os.chdir(limits.get("cwd", "/"))
+            os.execvpe(command[0], command, env)
+        except OSError as exc:
+            print(f"classgrade sandbox: cannot start {command[0]}: {exc}", file=sys.stderr)
+        finally:
+            os._exit(127)
+
+    def forward(signum, _frame):
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, forward)
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 1
+        return os.waitstatus_to_exitcode(status) & 0xFF
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Command line: ``python -m classgrade grade|status|export|selftest``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .report import export_csv, format_summary, status_rows
+from .runner import ClassGrader, GradingSetupError, Settings
+from .sandbox import Limits, Sandbox, SandboxUnavailable, self_test
+
+
+def _add_course(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--course-dir",
+        type=Path,
+        default=Path.cwd(),
+        help="the course folder with nbgrader_config.py and the gradebook (default: here)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m classgrade",
+        description="Autograde a whole class with nbgrader, each notebook in a sandbox.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("grade", help="grade one, several or all assignments")
+    g.add_argument("assignments", nargs="*", help="assignment names (default: all)")
+    _add_course(g)
+    g.add_argument("--student", action="append", dest="students", help="only this learner")
+    g.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="parallel kernels")
+    g.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
+    g.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run learners' code WITHOUT isolation (only where bubblewrap cannot run)",
+    )
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    defaults = Limits()
+    g.add_argument("--memory-mb", type=int, default=defaults.memory_mb)
+    g.add_argument("--cpu-seconds", type=int, default=defaults.cpu_seconds)
+    g.add_argument("--processes", type=int, default=defaults.processes)
+    g.add_argument("--notebook-seconds", type=int, default=defaults.notebook_seconds)
+    g.add_argument("--cell-seconds", type=int, default=defaults.cell_seconds)
+    g.add_argument("--max-notebook-mb", type=float, default=20.0)
+
+    s = sub.add_parser("status", help="every learner's state, failures with their reason")
+    _add_course(s)
+    s.add_argument("--failed", action="store_true", help="only failed or unfinished ones")
+
+    e = sub.add_parser("export", help="grades as CSV with an explicit status column")
+    _add_course(e)
+    e.add_argument("--to", type=Path, help="output file (default: standard output)")
+
+    t = sub.add_parser("selftest", help="check that the sandbox works on this machine")
+    _add_course(t)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "grade":
+            return _grade(args)
+        if args.command == "status":
+            grader = ClassGrader(Settings(course_dir=args.course_dir))
+            for row in status_rows(grader):
+                if args.failed and row["status"] in ("graded", "not submitted"):
+                    continue
+                score = f"{row['score']}/{row['max_score']}" if row["score"] else ""
+                print(
+                    f"{row['assignment']:10s} {row['student']:20s} {row['status']:14s} "
+                    f"{score:10s} {row['reason']}"
+                )
+            return 0
+        if args.command == "export":
+            grader = ClassGrader(Settings(course_dir=args.course_dir))
+            failed = export_csv(grader, args.to)
+            if failed:
+                print(f"{failed} submission(s) failed: see the status column", file=sys.stderr)
+            return 0
+        if args.command == "selftest":
+            self_test(Sandbox(Limits()))
+            print("The sandbox works: no network, no course files, no home directory, not root.")
+            return 0
+    except SandboxUnavailable as exc:
+        print(f"classgrade: {exc}", file=sys.stderr)
+        print(
+            "classgrade: refusing to run learners' code without a sandbox; pass --no-sandbox "
+            "to do it anyway.",
+            file=sys.stderr,
+        )
+        return 3
+    except GradingSetupError as exc:
+        print(f"classgrade: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+def _grade(args: argparse.Namespace) -> int:
+    limits = Limits(
+        memory_mb=args.memory_mb,
+        cpu_seconds=args.cpu_seconds,
+        processes=args.processes,
+        notebook_seconds=args.notebook_seconds,
+        cell_seconds=args.cell_seconds,
+    )
+    if args.no_sandbox:
+        print(
+            "classgrade: WARNING: --no-sandbox: learners' code runs with your rights, can read "
+            "your files and the network. Resource limits still apply.",
+            file=sys.stderr,
+        )
+    settings = Settings(
+        course_dir=args.course_dir,
+        assignments=args.assignments or None,
+        students=args.students,
+        workers=args.workers,
+        sandboxed=not args.no_sandbox,
+        force=args.force,
+        limits=limits,
+        max_notebook_mb=args.max_notebook_mb,
+        progress=not args.quiet,
+    )
+    grader = ClassGrader(settings)
+    summary = grader.run()
+    print(format_summary(summary, grader))
+    return 1 if summary.failed else 0

@@ -1,0 +1,59 @@
+"""The run journal: what each (assignment, learner) pair's last grading produced.
+
+It lives next to the gradebook (``classgrade.json``) and is rewritten atomically after every
+submission, so a run killed at any moment leaves it consistent. A submission is only skipped
+by a later run when its entry says ``graded`` for exactly the same submitted files; anything
+else (``pending`` from a killed run, ``failed``, changed files) is graded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+GRADED = "graded"
+FAILED = "failed"
+PENDING = "pending"
+
+
+def fingerprint(paths: list[Path], extra: str) -> str:
+    digest = hashlib.sha256(extra.encode())
+    for path in sorted(paths):
+        digest.update(str(path.name).encode())
+        try:
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+        except OSError:
+            digest.update(b"<unreadable>")
+    return digest.hexdigest()
+
+
+class Journal:
+    def __init__(self, path: Path):
+        self.path = path
+        self.entries: dict[str, dict] = {}
+        if path.exists():
+            try:
+                self.entries = json.loads(path.read_text())
+            except (OSError, ValueError):
+                self.entries = {}
+
+    @staticmethod
+    def key(assignment: str, student: str) -> str:
+        return f"{assignment}/{student}"
+
+    def get(self, assignment: str, student: str) -> dict | None:
+        return self.entries.get(self.key(assignment, student))
+
+    def set(self, assignment: str, student: str, **entry) -> None:
+        entry["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.entries[self.key(assignment, student)] = entry
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.entries, indent=1, sort_keys=True))
+        os.replace(tmp, self.path)

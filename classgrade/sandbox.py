@@ -1,0 +1,431 @@
+"""The sandbox each learner's kernel runs in: bubblewrap plus resource limits.
+
+The kernel sees a read-only Python environment and system directories, an empty writable
+working directory and a size-limited /tmp, and nothing else: no course directory (so no
+``solutions/`` and no gradebook), no other learner's files, no home directory, no network.
+It runs in its own PID namespace, so killing the namespace's first process ends every process
+the notebook started, including detached ones.
+
+When classgrade runs as root, bubblewrap runs in privileged mode and the first process inside
+(``_shim.py``) drops to an unprivileged uid, so that the process limit applies (root is exempt
+from RLIMIT_NPROC) and root-owned files in the bound directories are not readable through
+ownership. As an ordinary user, bubblewrap uses a user namespace and the shim keeps the uid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from jupyter_client.kernelspec import KernelSpec
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import Any, Unicode
+
+SHIM_SOURCE = Path(__file__).with_name("_shim.py")
+PROBE_SOURCE = Path(__file__).with_name("_probe.py")
+# Where the shim and the probe live inside the sandbox.
+SUPPORT_DIR_IN_SANDBOX = "/opt/classgrade"
+SANDBOX_UID = 65534  # nobody
+SANDBOX_GID = 65534
+
+# /etc files a Python kernel needs; /etc as a whole would expose host configuration.
+_ETC_FILES = (
+    "ld.so.cache",
+    "ld.so.conf",
+    "localtime",
+    "nsswitch.conf",
+    "passwd",
+    "group",
+    "hosts",
+    "alternatives",
+    "fonts",
+    "ssl",
+    "mime.types",
+)
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap is missing or cannot create a sandbox on this machine."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-notebook limits. Memory and CPU apply to each process of the kernel."""
+
+    memory_mb: int = 4096
+    cpu_seconds: int = 120
+    processes: int = 256
+    notebook_seconds: int = 180
+    cell_seconds: int = 30
+    file_size_mb: int = 64
+    tmp_size_mb: int = 256
+    open_files: int = 1024
+
+    def as_shim_json(self, cwd: str, uid: int | None) -> str:
+        return json.dumps(
+            {
+                "address_space": self.memory_mb * 1024 * 1024,
+                "cpu_seconds": self.cpu_seconds,
+                "processes": self.processes,
+                "file_size": self.file_size_mb * 1024 * 1024,
+                "open_files": self.open_files,
+                "uid": uid,
+                "gid": SANDBOX_GID if uid is not None else None,
+                "cwd": cwd,
+                "make_dirs": ["/tmp/home", "/tmp/ipython", "/tmp/mpl"],
+            }
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def find_bwrap() -> str | None:
+    """bubblewrap's path; CLASSGRADE_BWRAP overrides it (an empty or missing path: none)."""
+    override = os.environ.get("CLASSGRADE_BWRAP")
+    if override is not None:
+        return override if override and os.access(override, os.X_OK) else None
+    return shutil.which("bwrap") or (
+        "/usr/bin/bwrap" if os.access("/usr/bin/bwrap", os.X_OK) else None
+    )
+
+
+def kernel_environment(support_dir: str = SUPPORT_DIR_IN_SANDBOX) -> dict[str, str]:
+    """The whole environment of a grading kernel: nothing of the instructor's leaks in."""
+    venv_bin = str(Path(sys.prefix) / "bin")
+    return {
+        "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp/home",
+        "IPYTHONDIR": "/tmp/ipython",
+        "MPLCONFIGDIR": "/tmp/mpl",
+        "MPLBACKEND": "Agg",
+        "TMPDIR": "/tmp",
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "TF_ENABLE_ONEDNN_OPTS": "0",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "NBGRADER_EXECUTION": "autograde",
+        "PYTHONPATH": support_dir,
+    }
+
+
+def _python_dirs() -> list[str]:
+    """Directories that hold the interpreter and the installed packages."""
+    candidates = {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        os.path.realpath(sys.base_prefix),
+        os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))),
+        sysconfig.get_paths()["purelib"],
+        sysconfig.get_paths()["platlib"],
+    }
+    dirs = sorted(os.path.realpath(d) for d in candidates if d and os.path.isdir(d))
+    # Drop directories nested in another one of the list.
+    kept: list[str] = []
+    for d in dirs:
+        if not any(d == k or d.startswith(k + os.sep) for k in kept):
+            kept.append(d)
+    return kept
+
+
+@dataclass
+class Sandbox:
+    """Builds the command that starts a kernel in a fresh sandbox around ``scratch``.
+
+    ``scratch`` (on the host) holds the connection file, the kernel's sockets, the exchange
+    files of the trusted test runner and the learner's working directory; it is bound at the
+    same path inside the sandbox, so sockets and paths mean the same on both sides.
+    """
+
+    limits: Limits
+    enabled: bool = True
+    bwrap: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.enabled and self.bwrap is None:
+            self.bwrap = find_bwrap()
+            if self.bwrap is None:
+                raise SandboxUnavailable(
+                    "bubblewrap (bwrap) is not installed. Install it (Debian/Ubuntu: "
+                    "apt-get install bubblewrap) or pass --no-sandbox to grade without "
+                    "isolation (learners' code then runs with your rights)."
+                )
+
+    @property
+    def as_root(self) -> bool:
+        return os.geteuid() == 0
+
+    def workdir(self, scratch: Path) -> Path:
+        return scratch / "work"
+
+    def prepare_scratch(self, scratch: Path) -> None:
+        """Create the scratch layout; when root, hand the writable parts to the sandbox uid."""
+        support = scratch / "support"
+        for sub in ("ipc", "rpc", "work", "support"):
+            (scratch / sub).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(SHIM_SOURCE, support / "_shim.py")
+        shutil.copy2(PROBE_SOURCE, support / "_classgrade_probe.py")
+        os.chmod(scratch, 0o755)
+        if self.enabled and self.as_root:
+            for sub in ("ipc", "rpc", "work"):
+                os.chown(scratch / sub, SANDBOX_UID, SANDBOX_GID)
+                os.chmod(scratch / sub, 0o700)
+
+    def command(self, scratch: Path, kernel_argv: list[str]) -> list[str]:
+        workdir = str(self.workdir(scratch))
+        if not self.enabled:
+            shim = str(scratch / "support" / "_shim.py")
+            shim_json = self.limits.as_shim_json(cwd=workdir, uid=None)
+            return [sys.executable, "-I", shim, shim_json, "--", *kernel_argv]
+        uid = SANDBOX_UID if self.as_root else None
+        shim_json = self.limits.as_shim_json(cwd=workdir, uid=uid)
+        argv = [
+            self.bwrap,
+            "--unshare-net",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--die-with-parent",
+            "--new-session",
+            "--hostname",
+            "grading",
+        ]
+        if self.as_root:
+            argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        else:
+            argv += ["--unshare-user"]
+        for top in ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin"):
+            if os.path.islink(top):
+                argv += ["--symlink", os.readlink(top), top]
+            elif os.path.isdir(top):
+                argv += ["--ro-bind", top, top]
+        for name in _ETC_FILES:
+            path = f"/etc/{name}"
+            if os.path.exists(path):
+                argv += ["--ro-bind", path, path]
+        made: set[str] = set()
+
+        def parents(path: str) -> list[str]:
+            # bubblewrap makes missing parent directories 0700: the dropped uid could not
+            # traverse them. Only the parents are created, with nothing else in them.
+            out = []
+            for parent in reversed(Path(path).parents):
+                p = str(parent)
+                if p not in ("/", "/tmp") and p not in made:
+                    out += ["--perms", "0755", "--dir", p]
+                    made.add(p)
+            return out
+
+        for d in _python_dirs():
+            if not d.startswith("/usr/"):
+                argv += [*parents(d), "--ro-bind", d, d]
+        argv += [
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--perms",
+            "1777",
+            "--size",
+            str(self.limits.tmp_size_mb * 1024 * 1024),
+            "--tmpfs",
+            "/tmp",
+            *parents(str(scratch)),
+            "--bind",
+            str(scratch),
+            str(scratch),
+            *parents(SUPPORT_DIR_IN_SANDBOX),
+            "--ro-bind",
+            str(scratch / "support"),
+            SUPPORT_DIR_IN_SANDBOX,
+            "--remount-ro",
+            str(scratch),
+        ]
+        # The scratch root is read-only; its working parts stay writable.
+        for sub in ("ipc", "rpc", "work"):
+            argv += ["--bind", str(scratch / sub), str(scratch / sub)]
+        argv += ["--chdir", "/", "--"]
+        argv += [
+            sys.executable,
+            "-I",
+            f"{SUPPORT_DIR_IN_SANDBOX}/_shim.py",
+            shim_json,
+            "--",
+            *kernel_argv,
+        ]
+        return argv
+
+
+def kernel_argv() -> list[str]:
+    # -P: the working directory is not put first on sys.path (no module shadowing from it).
+    return [
+        sys.executable,
+        "-P",
+        "-m",
+        "ipykernel_launcher",
+        "-f",
+        "{connection_file}",
+        "--HistoryManager.enabled=False",
+        "--HistoryManager.hist_file=:memory:",
+        "--IPKernelApp.log_level=ERROR",
+    ]
+
+
+class SandboxKernelManager(AsyncKernelManager):
+    """A kernel manager whose kernel is started inside a fresh sandbox.
+
+    The kernel talks over the ipc transport (Unix sockets in the scratch directory): TCP on
+    loopback would not cross the sandbox's network namespace. Interrupts are sent as messages
+    because the kernel sits in its own session, out of reach of signals to our process group.
+    """
+
+    sandbox = Any()
+    scratch = Unicode()
+
+    @property
+    def kernel_spec(self) -> KernelSpec:
+        if self._kernel_spec is None:
+            argv = self.sandbox.command(Path(self.scratch), kernel_argv())
+            self._kernel_spec = KernelSpec(
+                argv=argv,
+                display_name="Python 3 (classgrade sandbox)",
+                language="python",
+                interrupt_mode="message",
+                env={},
+                resource_dir=str(self.scratch),
+            )
+        return self._kernel_spec
+
+    def write_connection_file(self, **kwargs):  # type: ignore[override]
+        result = super().write_connection_file(**kwargs)
+        # The file holds the session key; only the sandbox's uid needs to read it.
+        if self.sandbox.enabled and self.sandbox.as_root:
+            os.chown(self.connection_file, SANDBOX_UID, SANDBOX_GID)
+        return result
+
+    def kill_sandbox(self) -> None:
+        """Kill every process of this kernel's sandbox, whatever state it is in."""
+        process = getattr(self.provisioner, "process", None) if self.provisioner else None
+        if process is None:
+            return
+        kill_tree(process.pid)
+        try:
+            process.wait(timeout=5)
+        except Exception:
+            pass
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except (FileNotFoundError, ProcessLookupError, PermissionError, ValueError):
+        return []
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and all its descendants, the deepest first listed last.
+
+    Killing the first process of a PID namespace makes the kernel kill every process in it,
+    so detached processes (``start_new_session=True``, double forks) end as well.
+    """
+    tree = [pid]
+    frontier = [pid]
+    while frontier:
+        nxt = []
+        for p in frontier:
+            kids = _children(p)
+            tree.extend(kids)
+            nxt.extend(kids)
+        frontier = nxt
+    for p in tree:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def self_test(sandbox: Sandbox, timeout: float = 30.0) -> None:
+    """Start a process in the sandbox and check what it can see; raise SandboxUnavailable."""
+    import tempfile
+
+    if not sandbox.enabled:
+        return
+    with tempfile.TemporaryDirectory(prefix="classgrade-selftest-") as tmp:
+        scratch = Path(tmp)
+        sandbox.prepare_scratch(scratch)
+        probe = (
+            "import json, os, socket, sys\n"
+            "s = socket.socket(); s.settimeout(1)\n"
+            "try:\n"
+            "    s.connect(('1.1.1.1', 53)); net = 'up'\n"
+            "except OSError:\n"
+            "    net = 'down'\n"
+            "home = sys.argv[1]\n"
+            "seen = sorted(os.listdir(home)) if os.path.isdir(home) else []\n"
+            "print(json.dumps({'net': net, 'uid': os.getuid(), 'home': seen,\n"
+            "                  'course': os.path.exists(sys.argv[2])}))\n"
+        )
+        home = str(Path.home())
+        course_file = str(Path.cwd() / "nbgrader_config.py")
+        cmd = sandbox.command(scratch, [sys.executable, "-c", probe, home, course_file])
+        try:
+            out = subprocess.run(
+                cmd,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=kernel_environment(),
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SandboxUnavailable(f"bubblewrap could not start a sandbox: {exc}") from exc
+        if out.returncode != 0:
+            raise SandboxUnavailable(
+                "bubblewrap could not start a sandbox on this machine "
+                f"(exit {out.returncode}): {out.stderr.strip()[-500:]}"
+            )
+        try:
+            seen = json.loads(out.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError) as exc:
+            raise SandboxUnavailable(f"the sandbox self-test printed {out.stdout!r}") from exc
+        # Only the path down to the Python installation may show in the home directory.
+        allowed_home = {
+            Path(d).relative_to(home).parts[0]
+            for d in _python_dirs()
+            if d.startswith(home.rstrip("/") + "/")
+        }
+        problems = []
+        if seen["net"] != "down":
+            problems.append("the network is reachable")
+        if set(seen["home"]) - allowed_home:
+            problems.append("the home directory is visible")
+        if seen["course"]:
+            problems.append("the course directory is visible")
+        if sandbox.as_root and seen["uid"] == 0:
+            problems.append("the kernel still runs as root")
+        if problems:
+            raise SandboxUnavailable("the sandbox self-test failed: " + "; ".join(problems))
+
+
+def wait_for_exit(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not os.path.exists(f"/proc/{pid}"):
+            return True
+        time.sleep(0.05)
+    return False
