@@ -8,7 +8,6 @@ call grades them all (a batch: one process, kernels started per notebook), then
 from __future__ import annotations
 
 import csv
-import time
 
 import pytest
 from assignment_course import ASSIGNMENTS, ROOT, Course, fill
@@ -47,9 +46,7 @@ def graded(tmp_path_factory):
         release = course.release(assignment)
         for student, submission in SUBMISSIONS[assignment].items():
             course.submit(student, assignment, fill(release, submission.answers))
-    start = time.perf_counter()
     course.nbgrader("autograde", "*")
-    course.autograde_seconds = time.perf_counter() - start
     course.nbgrader("generate_feedback", "*")
     course.nbgrader("export", "--to", str(course.path / "grades.csv"))
     return course
@@ -107,12 +104,3 @@ def test_exported_csv_has_the_expected_scores(graded):
         row = rows[(assignment, student)]
         assert float(row["score"]) == expected, (assignment, student)
         assert float(row["max_score"]) == sum(points.values())
-
-
-def test_batch_grading_time_is_reasonable(graded):
-    notebooks = len(CASES)
-    per_notebook = graded.autograde_seconds / notebooks
-    print(f"autograde: {graded.autograde_seconds:.1f} s for {notebooks} notebooks")
-    # Two notebooks import TensorFlow; the others need only NumPy (1-2 s each on 2 idle cores).
-    # A loose bound: the machine may be shared; it catches grading that got several times slower.
-    assert per_notebook < 10.0

@@ -1,10 +1,9 @@
-"""The GRU, bidirectional and practice chapters: their structure, and a quiet run of each page.
+"""The chapters: the structure every chapter follows, their claims, and a quiet run of each page.
 
 The pages back their claims with assertions in their own cells, so running a page checks them.
 """
 
 import re
-import time
 from pathlib import Path
 
 import jupytext
@@ -12,11 +11,18 @@ import pytest
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTERS = ["gru", "bidirectional", "practice"]
+CHAPTERS = ["rnn", "lstm", "gru", "bidirectional", "practice"]
 # The exercise each chapter offers; the practice chapter links all of them instead.
-EXERCISES = {"gru": ["gru"], "bidirectional": ["brnn"], "practice": ["rnn", "lstm", "gru", "brnn"]}
-# The build executes each page with this limit per cell; a whole page should stay under it.
-PAGE_SECONDS = 60
+EXERCISES = {
+    "rnn": ["rnn"],
+    "lstm": ["lstm"],
+    "gru": ["gru"],
+    "bidirectional": ["brnn"],
+    "practice": ["rnn", "lstm", "gru", "brnn"],
+}
+# The build's limit per cell (_config.yml); here it only stops a hung page. The chapters'
+# execution times are measured by benchmarks/bench_build.py, not asserted.
+CELL_TIMEOUT_SECONDS = 60
 
 
 def read_chapter(name):
@@ -117,7 +123,7 @@ def test_bidirectional_chapter_covers_every_merge_mode_and_rnn_ref():
 @pytest.mark.slow
 @pytest.mark.keras
 @pytest.mark.parametrize("name", CHAPTERS)
-def test_chapter_runs_quietly_in_time_and_draws_its_figures(name, monkeypatch):
+def test_chapter_runs_quietly_and_draws_its_figures(name, monkeypatch):
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
     # The site build selects a non-interactive backend; the figures must be drawn regardless.
@@ -125,14 +131,11 @@ def test_chapter_runs_quietly_in_time_and_draws_its_figures(name, monkeypatch):
     notebook = read_chapter(name)
     client = NotebookClient(
         notebook,
-        timeout=PAGE_SECONDS,
+        timeout=CELL_TIMEOUT_SECONDS,
         kernel_name="python3",
         resources={"metadata": {"path": str(ROOT / "book")}},
     )
-    start = time.monotonic()
     client.execute()
-    elapsed = time.monotonic() - start
-    assert elapsed < PAGE_SECONDS, f"book/{name}.md took {elapsed:.1f} s"
     for index, cell in enumerate(code_cells(notebook)):
         stderr = [out.text for out in cell.outputs if out.get("name") == "stderr"]
         assert not stderr, f"code cell {index} of book/{name}.md wrote to stderr: {stderr}"
