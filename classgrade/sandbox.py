@@ -14,6 +14,7 @@ ownership. As an ordinary user, bubblewrap uses a user namespace and the shim ke
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -141,6 +142,29 @@ def _python_dirs() -> list[str]:
     return kept
 
 
+COURSE_PACKAGES = ("rnn_ref", "gradecheck", "classgrade")
+"""Packages of the course that hold reference code and must stay out of learners' reach."""
+
+
+def _course_package_dirs() -> list[str]:
+    """Installed copies of the course packages inside the directories bound into the sandbox.
+
+    An editable install points outside them (to the checkout, which is not bound); a regular
+    install puts the packages into site-packages, where an empty tmpfs is laid over each.
+    """
+    bound = _python_dirs()
+    found = []
+    for name in COURSE_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        for location in spec.submodule_search_locations:
+            real = os.path.realpath(location)
+            if any(real == d or real.startswith(d + os.sep) for d in bound):
+                found.append(real)
+    return found
+
+
 @dataclass
 class Sandbox:
     """Builds the command that starts a kernel in a fresh sandbox around ``scratch``.
@@ -230,9 +254,8 @@ class Sandbox:
                     made.add(p)
             return out
 
-        for d in _python_dirs():
-            if not d.startswith("/usr/"):
-                argv += [*parents(d), "--ro-bind", d, d]
+        # The private /tmp comes before the Python environment, which may itself live under
+        # /tmp (a checkout there with its .venv): a later tmpfs would hide it.
         argv += [
             "--proc",
             "/proc",
@@ -244,6 +267,15 @@ class Sandbox:
             str(self.limits.tmp_size_mb * 1024 * 1024),
             "--tmpfs",
             "/tmp",
+        ]
+        for d in _python_dirs():
+            if not d.startswith("/usr/"):
+                argv += [*parents(d), "--ro-bind", d, d]
+        # The course's own packages (the reference solutions, the hidden tests' helpers, this
+        # grader) must not be importable by learners' code, however they were installed.
+        for hidden in _course_package_dirs():
+            argv += ["--tmpfs", hidden]
+        argv += [
             *parents(str(scratch)),
             "--bind",
             str(scratch),
