@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+import psutil
 from jupyter_core.utils import run_sync
 
 from .preprocessors import NotebookFailed, SandboxedExecute, Watchdog, describe_execution_failure
@@ -43,11 +44,24 @@ class ExecResult:
     forbidden: list[str] = field(default_factory=list)
 
 
+SCRATCH_PREFIX = "classgrade-worker-"
+"""Scratch folders are named ``classgrade-worker-<pid>-<random>`` in the temporary directory."""
+
+
+def remove_stale_scratch() -> None:
+    """Delete the scratch folders of workers that no longer run (left by a killed run)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
+        pid = folder.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 class Worker:
     def __init__(self, limits: Limits, sandboxed: bool):
         self.limits = limits
         self.sandbox = Sandbox(limits, enabled=sandboxed)
-        self.base = Path(tempfile.mkdtemp(prefix="classgrade-worker-"))
+        remove_stale_scratch()
+        self.base = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
         os.chmod(self.base, 0o755)
         self._next: tuple[SandboxKernelManager, Path] | None = None
         self._counter = 0

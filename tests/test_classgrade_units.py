@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import nbformat
 import numpy as np
@@ -197,3 +200,22 @@ def test_sandbox_command_hides_the_course_and_sets_limits(tmp_path):
     assert '"processes": 50' in text
     for hidden in ("/home", "/work/main/solutions", "/root "):
         assert f"--ro-bind {hidden}" not in text
+
+
+def test_scratch_of_finished_workers_is_removed(tmp_path, monkeypatch):
+    """A killed run leaves its workers' scratch folders; the next worker removes them."""
+    from classgrade import worker
+
+    monkeypatch.setattr(worker.tempfile, "gettempdir", lambda: str(tmp_path))
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+    dead_pid = int(finished.stdout)
+    stale = tmp_path / f"{worker.SCRATCH_PREFIX}{dead_pid}-abc"
+    live = tmp_path / f"{worker.SCRATCH_PREFIX}{os.getpid()}-def"
+    other = tmp_path / "unrelated"
+    for folder in (stale, live, other):
+        (folder / "work").mkdir(parents=True)
+    worker.remove_stale_scratch()
+    assert not stale.exists()
+    assert live.exists()
+    assert other.exists()
