@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
+from assignment_course import solution_answers
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENTS = ("rnn", "lstm", "gru", "brnn")
@@ -119,22 +119,6 @@ class GradingCourse:
             except MissingEntry:
                 return False
             return True
-
-
-def solution_answers(assignment: str) -> dict[str, str]:
-    """Answer cell id -> the solution's code, as a learner would have typed it."""
-    path = ROOT / "solutions" / assignment / f"{assignment}.ipynb"
-    answers = {}
-    for cell in nbformat.read(path, 4).cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution") and cell.cell_type == "code":
-            lines = [
-                line
-                for line in cell.source.split("\n")
-                if not re.search(r"#+\s*(BEGIN|END) SOLUTION", line)
-            ]
-            answers[meta["grade_id"]] = "\n".join(lines)
-    return answers
 
 
 def grade_points(assignment: str) -> dict[str, float]:
