@@ -20,6 +20,7 @@ from .core import (
     call,
     check_cases,
     compare,
+    compare_with_keras,
     fail,
     use_correct_earlier_functions,
 )
@@ -91,14 +92,7 @@ def rnn_go_backwards(func, namespace: dict | None = None) -> None:
     stored = load("brnn")
     case = _stored_case(stored, "backward")
     use_correct_earlier_functions(namespace, _correct_functions(), ORDER, name)
-    compare(
-        name,
-        call(name, func, case),
-        stored["go_backwards_output"],
-        case,
-        lambda: _backwards_mistakes(*(np.asarray(a, np.float64) for a in case.args)),
-        tolerance=KERAS_TOLERANCE,
-    )
+    compare_with_keras(name, func, case, stored["go_backwards_output"], _backwards_mistakes)
     cases = [case for case in rnn.sequence_cases(f"brnn.{name}") if len(case.args) == 4]
     check_cases(name, func, cases, _go_backwards, _backwards_mistakes)
 

@@ -181,6 +181,24 @@ def check_cases(
         compare(name, result, expected, case, known)
 
 
+def compare_with_keras(
+    name: str, func, case: Case, expected: np.ndarray, mistakes: Callable[..., Mistakes]
+) -> None:
+    """Check ``func`` on the stored Keras case against what the Keras layer computed.
+
+    Keras ran in float32, hence :data:`KERAS_TOLERANCE`; ``mistakes`` gets the case's
+    arguments as float64 arrays, and is called only when the answer is wrong.
+    """
+    compare(
+        name,
+        call(name, func, case),
+        expected,
+        case,
+        lambda: mistakes(*(np.asarray(a, np.float64) for a in case.args)),
+        tolerance=KERAS_TOLERANCE,
+    )
+
+
 def use_correct_earlier_functions(
     namespace: dict | None, correct: Mapping[str, Callable], order: Sequence[str], current: str
 ) -> None:

@@ -17,7 +17,12 @@ import numpy as np
 import rnn_ref as ref
 
 from . import cases as c
-from .core import KERAS_TOLERANCE, Case, call, check_cases, compare, use_correct_earlier_functions
+from .core import (
+    Case,
+    check_cases,
+    compare_with_keras,
+    use_correct_earlier_functions,
+)
 from .keras_reference import load
 from .rnn import gate_mistakes
 
@@ -322,12 +327,5 @@ def keras_gru_forward(func, namespace: dict | None = None) -> None:
     args = (stored["x"], stored["kernel"], stored["recurrent_kernel"], stored["bias"])
     case = Case(args, "keras_gru_reference.npz 中的 Keras GRU")
     use_correct_earlier_functions(namespace, _correct_functions(), ORDER, name)
-    compare(
-        name,
-        call(name, func, case),
-        stored["output"],
-        case,
-        lambda: _keras_forward_mistakes(*(np.asarray(a, np.float64) for a in args)),
-        tolerance=KERAS_TOLERANCE,
-    )
+    compare_with_keras(name, func, case, stored["output"], _keras_forward_mistakes)
     check_cases(name, func, _keras_cases(f"gru.{name}"), _keras_forward, _keras_forward_mistakes)

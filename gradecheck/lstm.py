@@ -12,11 +12,11 @@ import rnn_ref as ref
 
 from . import cases as c
 from .core import (
-    KERAS_TOLERANCE,
     Case,
     call,
     check_cases,
     compare,
+    compare_with_keras,
     expect_pair,
     fail,
     use_correct_earlier_functions,
@@ -337,14 +337,7 @@ def keras_lstm_forward(func, namespace: dict | None = None) -> None:
     args = (stored["x"], stored["kernel"], stored["recurrent_kernel"], stored["bias"])
     case = Case(args, "keras_lstm_reference.npz 中的 Keras LSTM")
     use_correct_earlier_functions(namespace, _correct_functions(), ORDER, name)
-    compare(
-        name,
-        call(name, func, case),
-        stored["output"],
-        case,
-        lambda: _keras_forward_mistakes(*(np.asarray(a, np.float64) for a in args)),
-        tolerance=KERAS_TOLERANCE,
-    )
+    compare_with_keras(name, func, case, stored["output"], _keras_forward_mistakes)
     check_cases(
         name,
         func,

@@ -58,14 +58,8 @@ def _run(layer, x: np.ndarray, weights: list[np.ndarray]):
     return np.asarray(outputs, dtype=np.float32)
 
 
-def lstm_reference() -> dict[str, np.ndarray]:
-    """``keras.layers.LSTM(H, return_sequences=True)`` with random weights: N=3, T=6, D=4, H=5."""
-    keras = _keras()
-    rng = np.random.default_rng([SEED, 1])
-    N, T, D, H = 3, 6, 4, 5
-    x = _random(rng, N, T, D, scale=1.0)
-    weights = [_random(rng, D, 4 * H), _random(rng, H, 4 * H), _random(rng, 4 * H)]
-    output = _run(keras.layers.LSTM(H, return_sequences=True), x, weights)
+def _single_layer_data(x, weights, output) -> dict[str, np.ndarray]:
+    """The stored arrays of one layer: its input, weights by Keras's names, and output."""
     kernel, recurrent_kernel, bias = weights
     return {
         "x": x,
@@ -74,6 +68,17 @@ def lstm_reference() -> dict[str, np.ndarray]:
         "bias": bias,
         "output": output,
     }
+
+
+def lstm_reference() -> dict[str, np.ndarray]:
+    """``keras.layers.LSTM(H, return_sequences=True)`` with random weights: N=3, T=6, D=4, H=5."""
+    keras = _keras()
+    rng = np.random.default_rng([SEED, 1])
+    N, T, D, H = 3, 6, 4, 5
+    x = _random(rng, N, T, D, scale=1.0)
+    weights = [_random(rng, D, 4 * H), _random(rng, H, 4 * H), _random(rng, 4 * H)]
+    output = _run(keras.layers.LSTM(H, return_sequences=True), x, weights)
+    return _single_layer_data(x, weights, output)
 
 
 def gru_reference() -> dict[str, np.ndarray]:
@@ -89,14 +94,7 @@ def gru_reference() -> dict[str, np.ndarray]:
             "this Keras's GRU default is reset_after=False; the exercise assumes True"
         )
     output = _run(layer, x, weights)
-    kernel, recurrent_kernel, bias = weights
-    return {
-        "x": x,
-        "kernel": kernel,
-        "recurrent_kernel": recurrent_kernel,
-        "bias": bias,
-        "output": output,
-    }
+    return _single_layer_data(x, weights, output)
 
 
 def bidirectional_reference() -> dict[str, np.ndarray]:
