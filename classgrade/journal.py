@@ -14,9 +14,7 @@ import os
 import time
 from pathlib import Path
 
-GRADED = "graded"
-FAILED = "failed"
-PENDING = "pending"
+from .outcome import FAILED, GRADED, PENDING  # noqa: F401 (re-exported)
 
 
 def fingerprint(paths: list[Path], extra: str) -> str:
