@@ -22,9 +22,9 @@ from .core import (
     compare,
     compare_with_keras,
     fail,
-    use_correct_earlier_functions,
 )
 from .keras_reference import load
+from .substitution import use_correct_earlier_functions
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 

@@ -43,10 +43,13 @@ def label(**dims) -> str:
     return "case " + ", ".join(f"{k}={v}" for k, v in dims.items())
 
 
-def gate_cases(name: str, *, bias: bool = True, large: bool = True) -> list[Case]:
+def gate_cases(
+    name: str, *, bias: bool = True, large: bool = True, without_bias_case: bool = True
+) -> list[Case]:
     """Cases ``(x_t, h_prev, W_x, W_h, b)`` for a gate; ``bias=False`` passes no bias at all.
 
-    With ``bias=True`` one case still passes ``b=None`` (the signatures' default, no bias).
+    With ``bias=True`` one case still passes ``b=None`` (the signatures' default, no bias),
+    unless ``without_bias_case`` is false: a grade cell of its own checks the case without bias.
     ``large`` adds inputs of order 1e4: a correct but naive sigmoid overflows in ``exp`` there,
     which must cost nothing.
     """
@@ -54,7 +57,7 @@ def gate_cases(name: str, *, bias: bool = True, large: bool = True) -> list[Case
     cases = []
     for i, (N, D, H) in enumerate(STEP_SHAPES):
         x_t, h_prev = step_inputs(rng, N, D, H)
-        W_x, W_h, b = weights(rng, D, H, bias=bias and i != 3)
+        W_x, W_h, b = weights(rng, D, H, bias=bias and (i != 3 or not without_bias_case))
         args = (x_t, h_prev, W_x, W_h) if not bias else (x_t, h_prev, W_x, W_h, b)
         cases.append(Case(args, label(N=N, D=D, H=H) + ("" if b is not None else ", b=None")))
     if large:

@@ -13,10 +13,12 @@ import contextlib
 import io
 import numbers
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .substitution import WrongCall
 
 FLOAT64_TOLERANCE = {"rtol": 1e-6, "atol": 1e-8}
 """Tolerance for float64 results: the learner's arithmetic may differ in order, not in meaning."""
@@ -82,6 +84,8 @@ def call(name: str, func, case: Case):
     try:
         with quiet():
             return func(*case.fresh_args(), **case.fresh_kwargs())
+    except WrongCall as error:
+        fail(f"{name} 在 {case.label} 时出错：{error}")
     except NotImplementedError:
         fail(f"{name} 还没有实现（raise NotImplementedError）：请把 YOUR CODE HERE 换成你的代码。")
     except Exception as error:
@@ -197,22 +201,6 @@ def compare_with_keras(
         lambda: mistakes(*(np.asarray(a, np.float64) for a in case.args)),
         tolerance=KERAS_TOLERANCE,
     )
-
-
-def use_correct_earlier_functions(
-    namespace: dict | None, correct: Mapping[str, Callable], order: Sequence[str], current: str
-) -> None:
-    """Replace the learner's functions defined before ``current`` by correct ones, for good.
-
-    A later function that calls the learner's earlier ones (a step calling the gates) is then
-    graded on its own: a wrong or unfinished gate costs that gate's points only, in the hidden
-    tests and in the visible checks of the later cells. Each earlier function has already been
-    graded by then, in its own cell.
-    """
-    if namespace is None:
-        return
-    earlier = order[: order.index(current)]
-    namespace.update({name: correct[name] for name in earlier if name in correct})
 
 
 def expect_pair(what: str, result, names: tuple[str, str]):

@@ -21,10 +21,10 @@ from .core import (
     Case,
     check_cases,
     compare_with_keras,
-    use_correct_earlier_functions,
 )
 from .keras_reference import load
 from .rnn import gate_mistakes
+from .substitution import use_correct_earlier_functions
 
 KERAS_GATE_ORDER = ("z", "r", "h")
 

@@ -19,10 +19,10 @@ from .core import (
     compare_with_keras,
     expect_pair,
     fail,
-    use_correct_earlier_functions,
 )
 from .keras_reference import load
 from .rnn import gate_mistakes
+from .substitution import use_correct_earlier_functions
 
 KERAS_GATE_ORDER = ("i", "f", "c", "o")
 

@@ -7,7 +7,8 @@ import numpy as np
 import rnn_ref as ref
 
 from . import cases as c
-from .core import Case, check_cases, use_correct_earlier_functions
+from .core import Case, check_cases
+from .substitution import use_correct_earlier_functions
 
 ORDER = ("simple_rnn_step", "simple_rnn_sequence")
 """The graded functions in the order the notebook defines them."""
@@ -38,12 +39,16 @@ def gate_mistakes(gate, expected_activation: str):
 
 
 def simple_rnn_step(func, *, bias: bool) -> None:
-    """Check ``simple_rnn_step(x_t, h_prev, W_xh, W_hh, b_h=None)`` without or with a bias."""
+    """Check ``simple_rnn_step(x_t, h_prev, W_xh, W_hh, b_h=None)`` without or with a bias.
+
+    Each grade cell checks what it names: with ``bias=True`` every case passes a bias (a step
+    that fails without one loses the other cell's points only).
+    """
     name = "simple_rnn_step"
     check_cases(
         name,
         func,
-        c.gate_cases(f"rnn.{name}.{bias}", bias=bias),
+        c.gate_cases(f"rnn.{name}.{bias}", bias=bias, without_bias_case=False),
         ref.simple_rnn_step,
         gate_mistakes(ref.simple_rnn_step, "tanh"),
     )
