@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from .report import export_csv, format_summary, status_rows
+from .report import export_csv, format_status, format_summary, status_rows
 from .runner import ClassGrader, GradingSetupError, Settings
 from .sandbox import Limits, Sandbox, SandboxUnavailable, self_test
 
@@ -68,14 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             return _grade(args)
         if args.command == "status":
             grader = ClassGrader(Settings(course_dir=args.course_dir))
-            for row in status_rows(grader):
-                if args.failed and row["status"] in ("graded", "not submitted"):
-                    continue
-                score = f"{row['score']}/{row['max_score']}" if row["score"] else ""
-                print(
-                    f"{row['assignment']:10s} {row['student']:20s} {row['status']:14s} "
-                    f"{score:10s} {row['reason']}"
-                )
+            table = format_status(status_rows(grader), failed_only=args.failed)
+            if table:
+                print(table)
             return 0
         if args.command == "export":
             grader = ClassGrader(Settings(course_dir=args.course_dir))

@@ -1,4 +1,10 @@
-"""What the instructor sees: a progress bar, the end-of-run summary and the grade export."""
+"""What the instructor sees: a progress bar, the end-of-run summary and the grade export.
+
+Student ids are folder names chosen by whoever created them and failure reasons embed file
+names and exception messages, so every such string is cleaned (one line, no control characters,
+bounded length: :func:`~classgrade.outcome.clean_text`) where it is shown, and every cell of an
+exported CSV is neutralised against spreadsheet formulas (:func:`~classgrade.outcome.csv_cell`).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,17 @@ from typing import TYPE_CHECKING, TextIO
 
 from nbgrader.api import Gradebook, MissingEntry
 
-from .journal import FAILED, GRADED, PENDING, Journal
+from .journal import Journal
+from .outcome import (
+    FAILED,
+    GRADED,
+    GRADED_ELSEWHERE,
+    NOT_SUBMITTED,
+    PENDING,
+    clean_name,
+    clean_text,
+    csv_cell,
+)
 
 if TYPE_CHECKING:
     from .runner import ClassGrader, Outcome, RunSummary
@@ -81,23 +97,29 @@ def format_summary(summary: RunSummary, grader: ClassGrader) -> str:
         f"{summary.seconds:.1f} s ({per_nb:.2f} s per notebook)."
     )
     if summary.backup:
-        lines.append(f"Gradebook backed up to {summary.backup}")
+        lines.append(f"Gradebook backed up to {clean_text(summary.backup, 1000)}")
     if summary.failed:
         lines.append("")
         lines.append("Failed (no grade recorded; see `python -m classgrade status`):")
         for o in sorted(summary.failed, key=lambda o: (o.assignment, o.student)):
-            lines.append(f"  {o.assignment:10s} {o.student:20s} {o.reason}")
+            lines.append(
+                f"  {clean_name(o.assignment):10s} {clean_name(o.student):20s} "
+                f"{clean_text(o.reason)}"
+            )
     means = mean_scores(grader)
     if means:
         lines.append("")
         lines.append("Mean score per assignment (graded submissions):")
         for assignment, (mean, maximum, n) in means.items():
-            lines.append(f"  {assignment:10s} {mean:6.2f} / {maximum:g}  ({n} graded)")
+            lines.append(f"  {clean_name(assignment):10s} {mean:6.2f} / {maximum:g}  ({n} graded)")
     return "\n".join(lines)
 
 
 def status_rows(grader: ClassGrader) -> list[dict]:
-    """One row per (assignment, learner) known to the journal or the gradebook."""
+    """One row per (assignment, learner) known to the journal or the gradebook.
+
+    The values are display text: names and reasons already cleaned (one line, bounded).
+    """
     journal: Journal = grader.journal
     rows = []
     with Gradebook(grader.db_url, grader.coursedir.course_id) as gb:
@@ -123,24 +145,55 @@ def status_rows(grader: ClassGrader) -> list[dict]:
                 if submission is not None and status in (GRADED, None):
                     row["score"] = f"{submission.score:g}"
                     row["max_score"] = f"{submission.max_score:g}"
-                    row["status"] = GRADED if status == GRADED else "graded outside classgrade"
+                    row["status"] = GRADED if status == GRADED else GRADED_ELSEWHERE
                 elif status == PENDING:
                     row["reason"] = "grading did not finish (the run was interrupted)"
                 elif status is None:
-                    row["status"] = "not submitted"
-                rows.append(row)
+                    row["status"] = NOT_SUBMITTED
+                rows.append(_clean_row(row))
     return rows
+
+
+def _clean_row(row: dict) -> dict:
+    row["assignment"] = clean_name(row["assignment"])
+    row["student"] = clean_name(row["student"])
+    row["status"] = clean_name(row["status"])
+    row["reason"] = clean_text(row["reason"])
+    return row
+
+
+STATUS_FIELDS = ["assignment", "student", "status", "score", "max_score", "reason"]
+
+
+def format_status(rows: list[dict], failed_only: bool = False) -> str:
+    """The ``status`` table: exactly one line per row shown, every field cleaned again."""
+    lines = []
+    for row in rows:
+        if failed_only and row["status"] in (GRADED, GRADED_ELSEWHERE, NOT_SUBMITTED):
+            continue
+        score = f"{row['score']}/{row['max_score']}" if row["score"] else ""
+        lines.append(
+            f"{clean_name(row['assignment']):10s} {clean_name(row['student']):20s} "
+            f"{clean_name(row['status']):14s} {clean_name(score):10s} "
+            f"{clean_text(row['reason'])}".rstrip()
+        )
+    return "\n".join(lines)
+
+
+def write_csv(rows: list[dict], out: TextIO, fields: list[str] = STATUS_FIELDS) -> None:
+    """Rows as CSV, every cell cleaned and neutralised against spreadsheet formulas."""
+    writer = csv.writer(out)
+    writer.writerow([csv_cell(f) for f in fields])
+    for row in rows:
+        writer.writerow([csv_cell(clean_text(row.get(f, ""))) for f in fields])
 
 
 def export_csv(grader: ClassGrader, path: Path | None) -> int:
     """Grades with an explicit status column: a failure is never a zero."""
     rows = status_rows(grader)
-    fields = ["assignment", "student", "status", "score", "max_score", "reason"]
-    out = open(path, "w", newline="") if path else sys.stdout
+    out = open(path, "w", newline="", encoding="utf-8") if path else sys.stdout
     try:
-        writer = csv.DictWriter(out, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+        write_csv(rows, out)
     finally:
         if path:
             out.close()
