@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: a browser for the site tests, CJK fonts for its screenshots,
-# and bubblewrap for the grading sandbox. Installs only what is missing.
+# bubblewrap for the grading sandbox, and a Python 3.11 with venv that an ordinary user can run
+# (for scripts/test-classgrade-as-user.sh). Installs only what is missing.
 set -euo pipefail
 
-packages=(chromium fonts-noto-cjk bubblewrap)
+packages=(chromium fonts-noto-cjk bubblewrap python3.11 python3.11-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
