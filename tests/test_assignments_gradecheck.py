@@ -10,9 +10,10 @@ import warnings
 import numpy as np
 import pytest
 from assignment_course import ROOT
+from IPython.core.events import EventManager
 
 import rnn_ref
-from gradecheck import brnn, cases, core, gru, keras_reference, lstm, rnn
+from gradecheck import brnn, cases, core, gru, keras_reference, lstm, rnn, substitution
 from gradecheck.core import Case, GradeFailure
 
 
@@ -94,11 +95,105 @@ def test_exceptions_of_the_learner_become_messages():
         core.call("missing", None, Case((), "case"))
 
 
+def _learner(value):
+    return lambda *args: value
+
+
 def test_only_functions_defined_earlier_are_replaced():
-    namespace = {"a": "learner a", "b": "learner b", "c": "learner c"}
-    correct = {"a": "correct a", "b": "correct b", "c": "correct c"}
-    core.use_correct_earlier_functions(namespace, correct, ("a", "b", "c"), "b")
-    assert namespace == {"a": "correct a", "b": "learner b", "c": "learner c"}
+    namespace = {"a": _learner("learner a"), "b": _learner("learner b"), "c": _learner("c")}
+    correct = {"a": _learner("correct a"), "b": _learner("correct b"), "c": _learner("correct c")}
+    substitution.use_correct_earlier_functions(namespace, correct, ("a", "b", "c"), "b")
+    assert {name: f() for name, f in namespace.items()} == {
+        "a": "correct a",
+        "b": "learner b",
+        "c": "c",
+    }
+
+
+class FakeShell:
+    """What the substitution uses of an IPython shell: its user namespace and its events."""
+
+    def __init__(self):
+        self.user_ns = {}
+        self.user_ns["__builtins__"] = {"get_ipython": lambda: self}
+        self.events = EventManager(self, ["post_run_cell"])
+
+
+def test_under_ipython_the_substitution_ends_with_the_cell():
+    shell = FakeShell()
+    namespace = shell.user_ns
+    learner_a = _learner("learner a")
+    namespace["a"] = learner_a  # "b" is not defined (the learner deleted or renamed it)
+    correct = {"a": _learner("correct a"), "b": _learner("correct b")}
+    order = ("a", "b", "c")
+    substitution.use_correct_earlier_functions(namespace, correct, order, "c")
+    substitution.use_correct_earlier_functions(namespace, correct, order, "c")  # same cell
+    assert namespace["a"]() == "correct a"
+    assert namespace["b"]() == "correct b"
+    shell.events.trigger("post_run_cell", None)
+    assert namespace["a"] is learner_a
+    assert "b" not in namespace
+    assert shell.events.callbacks["post_run_cell"] == []
+    substitution.use_correct_earlier_functions(namespace, correct, order, "b")  # a later cell
+    assert namespace["a"]() == "correct a"
+    shell.events.trigger("post_run_cell", None)
+    assert namespace["a"] is learner_a
+
+
+class RecordingNamespace(dict):
+    """A namespace that is no IPython shell's (the class-grading command's kind)."""
+
+    def __init__(self):
+        super().__init__()
+        self.updates = []
+
+    def update(self, *args, **kwargs):
+        self.updates.append(dict(*args, **kwargs))
+        super().update(*args, **kwargs)
+
+
+def test_outside_ipython_the_substitution_is_one_namespace_update():
+    namespace = RecordingNamespace()
+    namespace["a"] = _learner("learner a")
+    correct = {"a": _learner("correct a")}
+    substitution.use_correct_earlier_functions(namespace, correct, ("a", "b"), "b")
+    assert len(namespace.updates) == 1
+    assert list(namespace.updates[0]) == ["a"]
+    assert namespace["a"]() == "correct a"
+
+
+LEARNER_SEQUENCE = """
+def lstm_sequence(x, params, h0=None, c0=None):
+    N, T, D = x.shape
+    h = np.zeros((N, D)) if h0 is None else h0  # (N, D): right only when D == H
+    c = np.zeros((N, D)) if c0 is None else c0
+    outputs = []
+    for t in range(T):
+        h, c = lstm_step(x[:, t], h, c, params)
+        outputs.append(h)
+    return np.stack(outputs, axis=1)
+"""
+
+
+def test_a_bad_call_of_a_substituted_function_blames_the_learners_function():
+    namespace = {"np": np}
+    exec(LEARNER_SEQUENCE, namespace)
+    with pytest.raises(GradeFailure) as failure:
+        lstm.lstm_sequence(namespace["lstm_sequence"], namespace)
+    message = str(failure.value)
+    assert "lstm_sequence 调用 lstm_step 时传入的参数不对" in message
+    assert "h_prev 的形状是 (3, 4)，应为 (N, H) = (3, 2)" in message
+    assert "c_prev 的形状是 (3, 4)" in message
+    assert "params" not in message
+
+
+def test_the_bias_cell_of_the_rnn_step_always_passes_a_bias():
+    def needs_bias(x_t, h_prev, W_xh, W_hh, b_h=None):
+        return np.tanh(x_t @ W_xh + h_prev @ W_hh + b_h)
+
+    rnn.simple_rnn_step(needs_bias, bias=True)
+    with pytest.raises(GradeFailure, match="TypeError"):
+        rnn.simple_rnn_step(needs_bias, bias=False)
 
 
 @pytest.mark.parametrize(
