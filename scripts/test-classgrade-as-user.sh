@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Run the class-grading tests (tests/test_classgrade_*.py) as an ordinary user, where
+# classgrade's sandbox runs in a user namespace (bwrap --unshare-user) instead of dropping root.
+# Arguments, if any, go to pytest instead of that default selection
+# (e.g. tests/test_classgrade_units.py -x).
+#
+# Run by an ordinary user: runs the tests in place, with the Python found on PATH.
+# Run as root: creates (once) the system user $CLASSGRADE_TEST_USER (default classgrade-ci),
+# builds (once per requirements.txt + pyproject.toml) a virtual environment that user can run
+# in $CLASSGRADE_TEST_PREFIX (default /opt/classgrade-ci) from Debian's python3.11 (the
+# default Python may live under root's 0700 home), copies this checkout into that user's home
+# and runs the tests there as that user.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export TF_CPP_MIN_LOG_LEVEL=3 TF_ENABLE_ONEDNN_OPTS=0
+if [ $# -gt 0 ]; then
+  tests=("$@")
+else
+  tests=(tests/test_classgrade_*.py)
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  exec python -m pytest "${tests[@]}"
+fi
+
+user=${CLASSGRADE_TEST_USER:-classgrade-ci}
+prefix=${CLASSGRADE_TEST_PREFIX:-/opt/classgrade-ci}
+python=${CLASSGRADE_TEST_PYTHON:-/usr/bin/python3.11}
+
+# 1. The user: a system account with its own home, no login shell.
+if ! id -u "$user" >/dev/null 2>&1; then
+  useradd --system --create-home --home-dir "/var/lib/$user" --shell /usr/sbin/nologin \
+    --user-group "$user"
+fi
+home=$(getent passwd "$user" | cut -d: -f6)
+group=$(id -gn "$user")
+[ -d "$home" ] || install -d -o "$user" -g "$group" -m 0755 "$home"
+
+# 2. A copy of the checkout the user owns (the checkout itself may sit under a 0700 home).
+#    Made afresh each run, at a fixed path: the environment below installs it in editable mode.
+checkout="$home/checkout"
+rm -rf "$checkout"
+install -d -o "$user" -g "$group" -m 0755 "$checkout"
+tar -C . -cf - \
+  --exclude=./.git --exclude=./.venv --exclude=./_build --exclude='*.egg-info' \
+  --exclude=__pycache__ --exclude=.pytest_cache --exclude=.hypothesis --exclude=.ruff_cache \
+  . | tar -C "$checkout" --no-same-owner -xf -
+
+# 3. The environment, owned by root and readable by everyone, from an interpreter the user can
+#    run. pip runs as root, so it reuses root's download cache; an unchanged requirements.txt
+#    and pyproject.toml install nothing.
+venv="$prefix/venv"
+if ! runuser -u "$user" -- "$python" -c '' 2>/dev/null; then
+  echo "$python cannot be run by $user (install python3.11 and python3.11-venv)" >&2
+  exit 1
+fi
+install -d -m 0755 "$prefix"
+if [ ! -x "$venv/bin/python" ]; then
+  (umask 022 && "$python" -m venv "$venv")
+fi
+stamp="$venv/.requirements.sha256"
+wanted=$( (cat requirements.txt pyproject.toml; echo "$checkout") | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
+  (
+    umask 022
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    "$venv/bin/python" -m pip install --quiet -r requirements.txt
+    "$venv/bin/python" -m pip install --quiet --no-deps --editable "$checkout"
+    "$venv/bin/python" -m pip check
+  )
+  echo "$wanted" >"$stamp"
+fi
+# The editable install writes its metadata into the copy: hand everything to the user.
+chown -R "$user:$group" "$checkout"
+
+# 4. The tests, as the user, in a clean environment with the venv first on PATH (nbgrader
+#    runs alembic from there as a subprocess).
+echo "Running ${tests[*]} as $user ($(runuser -u "$user" -- id)) in $checkout"
+cd "$checkout"
+exec runuser -u "$user" -- env -i \
+  HOME="$home" USER="$user" LOGNAME="$user" LANG=C.UTF-8 \
+  PATH="$venv/bin:/usr/local/bin:/usr/bin:/bin" \
+  TF_CPP_MIN_LOG_LEVEL=3 TF_ENABLE_ONEDNN_OPTS=0 \
+  "$venv/bin/python" -m pytest "${tests[@]}"
