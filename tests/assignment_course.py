@@ -137,3 +137,25 @@ def fill(student_notebook: nbformat.NotebookNode, answers: dict[str, str]) -> nb
         if grade_id in answers:
             cell.source = answers[grade_id]
     return notebook
+
+
+def move_up(notebook: nbformat.NotebookNode, grade_ids: list[str]) -> nbformat.NotebookNode:
+    """A copy with every non-grade cell first, then the grade cells ``grade_ids``, then the rest.
+
+    Every function, the data cells and the setup are defined before any grade cell runs, and the
+    named grade cells (the last ones, say) run before the grade cells of the functions they call.
+    """
+    notebook = nbformat.from_dict(notebook)
+
+    def grade_id(cell):
+        meta = cell.metadata.get("nbgrader", {})
+        return meta.get("grade_id") if meta.get("grade") else None
+
+    unknown = set(grade_ids) - {grade_id(cell) for cell in notebook.cells}
+    if unknown:
+        raise KeyError(f"no grade cells {sorted(unknown)} in the notebook")
+    others = [cell for cell in notebook.cells if grade_id(cell) is None]
+    moved = [cell for g in grade_ids for cell in notebook.cells if grade_id(cell) == g]
+    rest = [cell for cell in notebook.cells if grade_id(cell) not in (None, *grade_ids)]
+    notebook.cells = others + moved + rest
+    return notebook

@@ -74,6 +74,8 @@ class Submission:
 
     answers: dict[str, str]
     expected_failures: dict[str, str] = field(default_factory=dict)
+    moved_up: list[str] = field(default_factory=list)
+    """Grade cells the learner moved above the others (see ``assignment_course.move_up``)."""
 
 
 def solution_with(assignment: str, overrides: dict[str, str], failures: dict[str, str]):
@@ -87,6 +89,17 @@ def only(assignment: str, answer_ids: list[str]) -> Submission:
     graded = {g for a in answer_ids for g in grade_cells_of(a)}
     failures = {g: NOT_IMPLEMENTED for g in GRADE_CELLS[assignment] if g not in graded}
     return Submission(answers, failures)
+
+
+def moved_up(assignment: str, answer_ids: list[str]) -> Submission:
+    """Only ``answer_ids`` solved, and their grade cells moved above the other grade cells.
+
+    Their hidden tests substitute correct versions of the earlier functions; that must last only
+    until the end of their own cells, so the unfinished earlier functions still score 0.
+    """
+    submission = only(assignment, answer_ids)
+    submission.moved_up = [g for a in answer_ids for g in grade_cells_of(a)]
+    return submission
 
 
 def blank(assignment: str) -> Submission:
@@ -159,6 +172,37 @@ RNN_MISTAKES_C = {
 def simple_rnn_step(x_t, h_prev, W_xh, W_hh, b_h=None):
     z = x_t @ W_hh + h_prev @ W_xh
     return np.tanh(z if b_h is None else z + b_h)
+""",
+}
+
+RNN_IN_PLACE = {
+    "rnn_step_answer": """
+def simple_rnn_step(x_t, h_prev, W_xh, W_hh, b_h=None):
+    # Correct, but computed in the array h_prev (it changes the caller's array).
+    h_prev[...] = x_t @ W_xh + h_prev @ W_hh
+    if b_h is not None:
+        h_prev += b_h
+    np.tanh(h_prev, out=h_prev)
+    return h_prev
+""",
+    "rnn_sequence_answer": """
+def simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None):
+    N, T, _ = x.shape
+    h = np.zeros((N, W_hh.shape[0])) if h0 is None else h0
+    x @= np.eye(x.shape[-1])  # in place, harmless to the result
+    states = []
+    for t in range(T):
+        h = np.tanh(x[:, t] @ W_xh + h @ W_hh + (0.0 if b_h is None else b_h))
+        states.append(h)
+        x[:, t] = 0.0  # the step has been read
+    return np.stack(states, axis=1)
+""",
+}
+
+RNN_NO_BIAS_BUG = {
+    "rnn_step_answer": """
+def simple_rnn_step(x_t, h_prev, W_xh, W_hh, b_h=None):
+    return np.tanh(x_t @ W_xh + h_prev @ W_hh + b_h)
 """,
 }
 
@@ -366,6 +410,28 @@ def keras_lstm_forward(x, kernel, recurrent_kernel, bias):
 """,
 }
 
+LSTM_NOISY = {
+    "lstm_forget_gate_answer": """
+import sys
+import warnings
+
+
+def forget_gate(x_t, h_prev, W_xf, W_hf, b_f=None):
+    # Correct, but it warns and writes to stderr (nbgrader scores a cell with stderr output 0).
+    warnings.warn("forget_gate: this helper is deprecated", DeprecationWarning, stacklevel=1)
+    print("debug: forget_gate called", file=sys.stderr)
+    z = x_t @ W_xf + h_prev @ W_hf
+    return 1.0 / (1.0 + np.exp(-(z if b_f is None else z + b_f)))
+""",
+    "lstm_cell_state_update_answer": """
+def cell_state_update(c_prev, g_f, g_i, c_bar):
+    warnings.warn("cell_state_update: a user warning")
+    c_prev *= g_f  # in place: the caller's c_prev changes
+    c_prev += g_i * c_bar
+    return c_prev
+""",
+}
+
 # --- gru ---------------------------------------------------------------------------------------
 
 GRU_ALTERNATIVE = {
@@ -531,6 +597,25 @@ def keras_gru_forward(x, kernel, recurrent_kernel, bias):
 """,
 }
 
+GRU_SCIPY = {
+    "gru_reset_gate_answer": """
+from scipy.special import expit
+
+
+def reset_gate(x_t, h_prev, W_xr, W_hr, b_r=None):
+    z = x_t @ W_xr + h_prev @ W_hr
+    return expit(z if b_r is None else z + b_r)
+""",
+    "gru_update_gate_answer": """
+import scipy
+
+
+def update_gate(x_t, h_prev, W_xz, W_hz, b_z=None):
+    z = x_t @ W_xz + h_prev @ W_hz
+    return scipy.special.expit(z if b_z is None else z + b_z)
+""",
+}
+
 # --- brnn --------------------------------------------------------------------------------------
 
 BRNN_ALTERNATIVE = {
@@ -630,6 +715,36 @@ def bidirectional_rnn(x, forward_weights, backward_weights, merge_mode="concat")
 }
 
 
+BRNN_IN_PLACE = {
+    "brnn_forward_answer": """
+def simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None):
+    N, T, _ = np.shape(x)
+    h = np.zeros((N, np.shape(W_hh)[0])) if h0 is None else h0
+    states = []
+    for t in range(T):
+        h = np.tanh(x[:, t] @ W_xh + h @ W_hh + (0.0 if b_h is None else b_h))
+        states.append(h)
+        x[:, t] = 0.0  # in place: the caller's x is used up
+    return np.stack(states, axis=1)
+""",
+    "brnn_merge_answer": """
+def merge_outputs(y_forward, y_backward, merge_mode):
+    if merge_mode is None:
+        return [y_forward, y_backward]
+    if merge_mode == "concat":
+        return np.concatenate([y_forward, y_backward], axis=-1)
+    if merge_mode == "sum":
+        y_forward += y_backward
+    elif merge_mode == "mul":
+        y_forward *= y_backward
+    else:
+        y_forward += y_backward
+        y_forward /= 2
+    return y_forward
+""",
+}
+
+
 def submissions() -> dict[str, dict[str, Submission]]:
     """Assignment -> student -> submission."""
     swapped = "tanh and sigmoid swapped"
@@ -661,6 +776,9 @@ def submissions() -> dict[str, dict[str, Submission]]:
                     "rnn_step_bias": "h and x weights swapped",
                 },
             ),
+            "in_place": solution_with("rnn", RNN_IN_PLACE, {}),
+            "no_bias_bug": solution_with("rnn", RNN_NO_BIAS_BUG, {"rnn_step_no_bias": "TypeError"}),
+            "moved_up": moved_up("rnn", ["rnn_sequence_answer"]),
         },
         "lstm": {
             "solution": solution_with("lstm", {}, {}),
@@ -698,6 +816,8 @@ def submissions() -> dict[str, dict[str, Submission]]:
                     "lstm_keras_forward": "gate order wrong",
                 },
             ),
+            "noisy": solution_with("lstm", LSTM_NOISY, {}),
+            "moved_up": moved_up("lstm", ["lstm_keras_forward_answer"]),
         },
         "gru": {
             "solution": solution_with("gru", {}, {}),
@@ -728,6 +848,8 @@ def submissions() -> dict[str, dict[str, Submission]]:
                     "gru_keras_forward": "reset applied before the product",
                 },
             ),
+            "scipy": solution_with("gru", GRU_SCIPY, {}),
+            "moved_up": moved_up("gru", ["gru_keras_forward_answer"]),
         },
         "brnn": {
             "solution": solution_with("brnn", {}, {}),
@@ -752,5 +874,7 @@ def submissions() -> dict[str, dict[str, Submission]]:
                     "brnn_bidirectional_states": "backward final state",
                 },
             ),
+            "in_place": solution_with("brnn", BRNN_IN_PLACE, {}),
+            "moved_up": moved_up("brnn", ["brnn_bidirectional_answer"]),
         },
     }

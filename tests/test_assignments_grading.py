@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 
 import pytest
-from assignment_course import ASSIGNMENTS, ROOT, Course, fill
+from assignment_course import ASSIGNMENTS, ROOT, Course, fill, move_up
 from assignment_submissions import GRADE_CELLS, submissions
 
 pytestmark = pytest.mark.slow
@@ -45,7 +45,10 @@ def graded(tmp_path_factory):
     for assignment in ASSIGNMENTS:
         release = course.release(assignment)
         for student, submission in SUBMISSIONS[assignment].items():
-            course.submit(student, assignment, fill(release, submission.answers))
+            notebook = fill(release, submission.answers)
+            if submission.moved_up:
+                notebook = move_up(notebook, submission.moved_up)
+            course.submit(student, assignment, notebook)
     course.nbgrader("autograde", "*")
     course.nbgrader("generate_feedback", "*")
     course.nbgrader("export", "--to", str(course.path / "grades.csv"))
