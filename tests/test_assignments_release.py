@@ -14,8 +14,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from assignment_course import ASSIGNMENTS, ROOT
-from assignment_submissions import GRADE_CELLS
+from assignment_course import ASSIGNMENTS, ROOT, fill, solution_answers
+from assignment_submissions import GRADE_CELLS, LSTM_MISTAKES_B, LSTM_NOISY
 
 from gradecheck.keras_reference import FILES
 from gradecheck.reference_digests import DIGESTS
@@ -188,3 +188,59 @@ def test_gradecheck_is_installed_for_the_grading_kernel(tmp_path):
         "gradecheck is not installed: list it in [tool.setuptools] packages of pyproject.toml "
         f"and run bash scripts/setup.sh\n{done.stderr}"
     )
+
+
+def _run_as_learner(assignment: str, answers: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Run the student notebook with ``answers`` as a learner would (not grading), errors
+    allowed; grade cell -> {"error": ename: evalue, "stderr": text}."""
+    from nbclient import NotebookClient
+
+    folder = ROOT / "exercises" / assignment
+    notebook = fill(nbformat.read(folder / f"{assignment}.ipynb", 4), answers)
+    env = {k: v for k, v in os.environ.items() if k != "NBGRADER_EXECUTION"}
+    env |= {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
+    client = NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(folder)}},
+    )
+    client.execute(env=env)
+    found = {}
+    for cell in notebook.cells:
+        grade_id = _meta(cell).get("grade_id")
+        for output in cell.get("outputs", []):
+            entry = found.setdefault(grade_id, {"error": "", "stderr": ""})
+            if output.output_type == "error":
+                entry["error"] += f"{output.ename}: {output.evalue}"
+            elif output.output_type == "stream" and output.name == "stderr":
+                entry["stderr"] += output.text
+    return found
+
+
+@pytest.mark.slow
+def test_learners_see_their_warnings_and_the_gate_order_when_it_is_the_cause():
+    answers = {**solution_answers("lstm"), **LSTM_NOISY}
+    answers["lstm_keras_forward_answer"] = LSTM_MISTAKES_B["lstm_keras_forward_answer"]
+    outputs = _run_as_learner("lstm", answers)
+    assert "DeprecationWarning" in outputs["lstm_forget_gate"]["stderr"]
+    assert "debug: forget_gate called" in outputs["lstm_forget_gate"]["stderr"]
+    assert not outputs.get("lstm_cell_state_update", {}).get("error")  # in place, on copies
+    error = outputs["lstm_keras_forward"]["error"]
+    assert "i, f, o, c" in error
+    assert "gate order wrong" in error
+
+
+@pytest.mark.slow
+def test_the_keras_check_blames_gate_order_only_when_it_explains_the_output():
+    answers = solution_answers("lstm")
+    answers["lstm_keras_forward_answer"] = (
+        "def keras_lstm_forward(x, kernel, recurrent_kernel, bias):\n"
+        "    params = split_keras_lstm_weights(kernel, recurrent_kernel, bias)\n"
+        "    return np.asarray(lstm_sequence(x, params)) * 1.01\n"
+    )
+    error = _run_as_learner("lstm", answers)["lstm_keras_forward"]["error"]
+    assert "wrong values" in error
+    assert "gate order" not in error
+    assert "i, f, c, o" not in error
