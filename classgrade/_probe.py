@@ -1,36 +1,45 @@
 """The learner-side half of classgrade's split execution (runs inside the sandboxed kernel).
 
-Grade cells do not run in the learner's kernel: they run in the grader's own process, and
-every name they take from the notebook (a learner's function, a variable) is fetched or called
-through this module. Arguments and results cross as plain data (one file per message: JSON for
-the structure, then raw numeric arrays), so nothing the learner's code returns can pretend to be
-equal to the expected value, and nothing the grader computes is ever visible here.
+Grade cells do not run in the learner's kernel: they run in the grader, and every name they
+take from the notebook (a learner's function, a variable) is fetched or called through this
+module. Requests and answers are frames of plain data (``_classgrade_codec``) on a socket the
+grader handed to the sandbox when it started: the kernel cannot redirect it, and nothing the
+learner's code returns can pretend to be equal to the expected value.
+
+The grader asks for a request to be served with a ``classgrade_request`` shell message, which
+bypasses the cell machinery (no input transformers, no execution hooks); the request itself and
+its answer travel on the socket. While a learner's function runs, the grader's correct version
+of an earlier function (substituted for one check) is called back over the same socket.
 
 Keras's layers are instrumented (once Keras is imported) so that a learner's function that
-builds or calls one while it is being graded is reported; the reference package is simply not
-installed in the sandbox. This file is copied into the sandbox on its own and imported as
-``_classgrade_probe``; it must not import anything from classgrade.
+builds or calls one while it is graded is reported. This file is copied into the sandbox on its
+own and imported as ``_classgrade_probe``; it must not import anything from classgrade.
 """
 
-import functools
-import json
 import os
+import socket
 import sys
 import time
 
+import _classgrade_codec as codec
 import numpy as np
 from IPython import get_ipython
 
-# Keras's layers must not compute a gate in place of the learner's own code. Their classes are
-# instrumented once Keras is imported (importing it here would cost seconds per notebook).
 _KERAS_LAYER_MODULE = "keras.src.layers.layer"
 _KERAS_RNN_PREFIX = "keras.src.layers.rnn."
-_state = {"active": False, "hits": []}
-_wrapped = {}  # (class, attribute) -> our wrapper, to notice when one is taken away
 _MAX_ITEMS = 10_000
+_REQUEST_SECONDS = 10.0  # to receive a request frame once the grader announced it
+_CALLBACK_SECONDS = 60.0  # for the grader's answer to a callback
 
+_state = {"active": False, "hits": [], "serving": None}
+_wrapped = {}  # (class, attribute) -> our wrapper, to notice when one is taken away
 _handles = {}
 _next_handle = [0]
+_MISSING = object()
+_saved = {}
+
+_channel = socket.socket(fileno=int(os.environ.pop("CLASSGRADE_CHANNEL_FD")))
+_channel.setblocking(False)
 
 
 class _Unencodable(TypeError):
@@ -54,7 +63,7 @@ def _encode(obj, arrays, depth=0):
     if isinstance(obj, tuple) and hasattr(type(obj), "_fields"):
         return {
             "__namedtuple__": type(obj).__name__,
-            "fields": list(type(obj)._fields),
+            "fields": [str(f) for f in type(obj)._fields],
             "values": [_encode(x, arrays, depth + 1) for x in obj],
         }
     if type(obj) in (list, tuple):
@@ -64,10 +73,13 @@ def _encode(obj, arrays, depth=0):
         if not all(type(k) is str for k in obj):
             raise _Unencodable("a dict with keys that are not strings")
         return {"__dict__": {k: _encode(v, arrays, depth + 1) for k, v in obj.items()}}
-    if callable(obj) and not hasattr(obj, "__array__"):
-        return {"__handle__": _handle_for(obj), "name": getattr(obj, "__name__", "")}
     if isinstance(obj, type(sys)):
-        return {"__module__": obj.__name__}
+        raise _Unencodable(f"a module ({obj.__name__})")
+    if isinstance(obj, type):
+        raise _Unencodable(f"a class ({obj.__name__})")
+    if callable(obj) and not hasattr(obj, "__array__"):
+        name = getattr(obj, "__name__", "")
+        return {"__handle__": _handle_for(obj), "name": name if isinstance(name, str) else ""}
     return _encode_array(obj, arrays)
 
 
@@ -76,7 +88,7 @@ def _encode_array(obj, arrays):
         arr = np.asarray(obj)
     except Exception as exc:  # an object that refuses conversion
         raise _Unencodable(f"an object of type {type(obj).__name__}") from exc
-    if arr.dtype == object or arr.dtype.kind not in "biufc":
+    if arr.dtype == object or arr.dtype.kind not in codec.NUMERIC_KINDS:
         try:
             arr = arr.astype(np.float64)
         except (TypeError, ValueError) as exc:
@@ -89,6 +101,7 @@ def _encode_array(obj, arrays):
 
 
 def _decode(obj, arrays):
+    """Arguments from the grader (trusted: the grader only sends what it encoded itself)."""
     if isinstance(obj, list):
         return [_decode(x, arrays) for x in obj]
     if not isinstance(obj, dict):
@@ -115,34 +128,8 @@ def _decode(obj, arrays):
     raise ValueError(f"unknown value in a grading request: {sorted(obj)}")
 
 
-def _write_message(path, payload, arrays):
-    """One file: a JSON header line, then the arrays' raw bytes. Renamed into place whole."""
-    specs, blobs, offset = [], [], 0
-    for key, arr in arrays.items():
-        data = arr.tobytes()
-        specs.append([key, arr.dtype.str, list(arr.shape), offset, len(data)])
-        blobs.append(data)
-        offset += len(data)
-    header = json.dumps({"payload": payload, "arrays": specs}).encode() + b"\n"
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(header)
-        for data in blobs:
-            f.write(data)
-    os.replace(tmp, path)
-
-
-def _read_message(path):
-    with open(path, "rb") as f:
-        blob = f.read()
-    os.unlink(path)
-    end = blob.index(b"\n")
-    header = json.loads(blob[:end])
-    body = memoryview(blob)[end + 1 :]
-    arrays = {}
-    for key, dtype, shape, offset, size in header["arrays"]:
-        arrays[key] = np.frombuffer(body[offset : offset + size], dtype=dtype).reshape(shape).copy()
-    return header["payload"], arrays
+def _send(header, arrays, seconds=30.0):
+    codec.send_frame(_channel, header, arrays, time.monotonic() + seconds)
 
 
 def _wrap(cls, attr):
@@ -151,12 +138,14 @@ def _wrap(cls, attr):
         return
     label = f"{cls.__module__}.{cls.__qualname__}"
 
-    @functools.wraps(original)
+    # No functools.wraps: the wrapper must not hand out the original as ``__wrapped__``.
     def wrapper(*args, **kwargs):
         if _state["active"]:
             _state["hits"].append(label)
         return original(*args, **kwargs)
 
+    wrapper.__name__ = getattr(original, "__name__", attr)
+    wrapper.__doc__ = getattr(original, "__doc__", None)
     setattr(cls, attr, wrapper)
     _wrapped[(cls, attr)] = wrapper
 
@@ -178,25 +167,32 @@ def _instrumentation_intact():
     return all(cls.__dict__.get(attr) is w for (cls, attr), w in _wrapped.items())
 
 
-def serve(path):
-    """Answer the grader's request ``path + ".req"``; the answer goes to ``path + ".res"``."""
-    request, arrays = _read_message(path + ".req")
+def _serve(request_id):
+    request, arrays = codec.recv_frame(_channel, time.monotonic() + _REQUEST_SECONDS)
+    if request.get("id") != request_id:
+        raise ValueError("the grader's request and its announcement disagree")
     out_arrays = {}
+    _state["serving"] = request_id
     try:
         op = request["op"]
         if op == "fetch":
             payload = _fetch(request["name"], out_arrays)
         elif op == "substitute":
-            payload = _substitute(request["name"], request["callback"], path)
+            payload = _substitute(request["name"], request["callback"])
         elif op == "restore":
             payload = _restore(request["name"])
         else:
             payload = _call(request, arrays, out_arrays)
     except _Unencodable as exc:
         out_arrays = {}
-        payload = {"status": "unencodable", "what": str(exc)}
-    _write_message(path + ".res", payload, out_arrays)
-    return "ok"
+        payload = {"status": "unencodable", "what": str(exc)[:300]}
+    finally:
+        _state["serving"] = None
+    payload.update(kind="final", id=request_id)
+    try:
+        _send(payload, out_arrays)
+    except codec.FrameError as exc:
+        _send({"kind": "final", "id": request_id, "status": "unencodable", "what": str(exc)}, {})
 
 
 def _fetch(name, out_arrays):
@@ -213,15 +209,22 @@ def _call(request, arrays, out_arrays):
     if not _instrumentation_intact():
         return {"status": "forbidden", "where": ["a change of the grader's instrumentation"]}
     outcome = _run(function, request, arrays)
-    if not keras_before and _KERAS_LAYER_MODULE in sys.modules:
+    if not keras_before and _KERAS_LAYER_MODULE in sys.modules and outcome[2] is None:
         # Keras was imported during the call, so its layers were not watched: run it again.
         _instrument_keras()
         outcome = _run(function, request, arrays)
-    hits, result = outcome
+    hits, result, interrupted = outcome
     if hits:
         return {"status": "forbidden", "where": sorted(set(hits))[:3]}
+    if interrupted is not None:
+        return {"status": "interrupted"}
     if isinstance(result, BaseException):
-        return {"status": "raised", "ename": type(result).__name__, "evalue": str(result)[:2000]}
+        return {
+            "status": "raised",
+            "ename": type(result).__name__,
+            "builtin": type(result).__module__ == "builtins",
+            "evalue": str(result)[:2000],
+        }
     return {"status": "ok", "value": _encode(result, out_arrays)}
 
 
@@ -229,49 +232,49 @@ def _run(function, request, arrays):
     arrays = {k: v.copy() for k, v in arrays.items()}  # a learner may write into its inputs
     args = _decode(request["args"], arrays)
     kwargs = _decode(request["kwargs"], arrays)
+    modules_before = set(sys.modules)
+    interrupted = None
     _state["hits"] = []
     _state["active"] = True
     try:
         result = function(*args, **kwargs)
+    except KeyboardInterrupt as exc:  # the grader's time limit for this call
+        result = interrupted = exc
     except BaseException as exc:  # reported to the grader as the learner's error
         result = exc
     finally:
         _state["active"] = False
-    return list(_state["hits"]), result
+    if interrupted is not None:
+        # An import cut short leaves half-initialised modules behind (matplotlib, Keras):
+        # forget every module the call added, so that a later import starts afresh.
+        for name in set(sys.modules) - modules_before:
+            sys.modules.pop(name, None)
+    return list(_state["hits"]), result, interrupted
 
 
-_MISSING = object()
-_saved = {}
-_callback_counter = [0]
-
-
-def _substitute(name, callback, path):
+def _substitute(name, callback):
     user_ns = get_ipython().user_ns
     if name not in _saved:
         _saved[name] = user_ns.get(name, _MISSING)
-    rpc_dir = os.path.dirname(path)
 
     def substituted(*args, **kwargs):
-        """Runs the grader's correct version of this function (during a hidden test)."""
-        _callback_counter[0] += 1
-        base = os.path.join(rpc_dir, f"cb{_callback_counter[0]}")
+        """Runs the grader's correct version of this function (during one hidden test)."""
+        request_id = _state["serving"]
+        if request_id is None:
+            raise RuntimeError(f"the grader's {name} can only be called while it grades")
         arrays = {}
         payload = {
+            "kind": "callback",
+            "id": request_id,
             "callback": callback,
             "args": _encode(list(args), arrays),
             "kwargs": _encode(kwargs, arrays),
         }
-        _write_message(base + ".req", payload, arrays)
-        deadline = time.monotonic() + 30
-        wait = 0.0001
-        while not os.path.exists(base + ".res"):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the grader did not answer")
-            time.sleep(wait)
-            wait = min(wait * 2, 0.005)
-        answer, result_arrays = _read_message(base + ".res")
-        if answer["status"] != "ok":
-            raise RuntimeError(f"{answer['ename']}: {answer['evalue']}")
+        _send(payload, arrays)
+        answer, result_arrays = codec.recv_frame(_channel, time.monotonic() + _CALLBACK_SECONDS)
+        if answer.get("status") != "ok":
+            error = RuntimeError if answer.get("ename") != "ValueError" else ValueError
+            raise error(str(answer.get("evalue", "the grader's function failed")))
         return _decode(answer["value"], result_arrays)
 
     substituted.__name__ = name
@@ -293,7 +296,8 @@ def _handle_request(stream, idents, parent):
     """Shell-channel handler for ``classgrade_request`` messages: no cell, no IPython hooks."""
     kernel = get_ipython().kernel
     try:
-        status = serve(parent["content"]["path"])
+        _serve(int(parent["content"]["id"]))
+        status = "ok"
     except BaseException as exc:  # the grader must always get an answer
         status = f"{type(exc).__name__}: {exc}"[:500]
     kernel.session.send(stream, "classgrade_reply", {"status": status}, parent, idents)

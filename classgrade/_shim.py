@@ -4,6 +4,11 @@ It applies the resource limits, drops root privileges when the sandbox was enter
 and then stays alive as the parent of the kernel: ipykernel shuts itself down when its parent
 is PID 1, which is what a process started directly under bubblewrap's PID namespace would see.
 
+It also holds the sandbox's lifeline: the read end of a pipe whose write end only the grading
+process holds. When that process ends, however it ends (SIGKILL included), the pipe reports
+end-of-file and the shim exits; being the first process of the sandbox's PID namespace, its exit
+makes the kernel kill every process in the namespace, detached ones included.
+
 Usage (inside the sandbox): python -I _shim.py LIMITS_JSON -- KERNEL_COMMAND...
 This file is copied into the sandbox on its own; it must not import anything from classgrade.
 """
@@ -14,6 +19,7 @@ import os
 import resource
 import signal
 import sys
+import threading
 
 _PR_SET_NO_NEW_PRIVS = 38
 
@@ -41,11 +47,33 @@ def _apply_limits(limits: dict) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+def _watch_lifeline(fd: int) -> None:
+    def watch() -> None:
+        while True:
+            try:
+                if os.read(fd, 1) == b"":
+                    break
+            except InterruptedError:
+                continue
+            except OSError:
+                break
+        os._exit(137)  # the grading process is gone: end the whole sandbox
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main() -> int:
     limits = json.loads(sys.argv[1])
     if sys.argv[2] != "--":
         raise SystemExit("usage: _shim.py LIMITS_JSON -- COMMAND...")
     command = sys.argv[3:]
+    lifeline = limits.get("lifeline_fd")
+    if lifeline is not None:
+        os.set_inheritable(int(lifeline), False)
+        _watch_lifeline(int(lifeline))
+    channel = limits.get("channel_fd")
+    if channel is not None:
+        os.set_inheritable(int(channel), True)
     if os.getuid() == 0 and limits.get("uid") is not None:
         _drop_privileges(int(limits["uid"]), int(limits["gid"]))
     libc = ctypes.CDLL(None, use_errno=True)
@@ -55,6 +83,8 @@ def main() -> int:
     _apply_limits(limits)
     env = dict(os.environ)
     env.pop("JPY_PARENT_PID", None)
+    if channel is not None:
+        env["CLASSGRADE_CHANNEL_FD"] = str(int(channel))
 
     child = os.fork()
     if child == 0:
@@ -65,6 +95,8 @@ def main() -> int:
             print(f"classgrade sandbox: cannot start {command[0]}: {exc}", file=sys.stderr)
         finally:
             os._exit(127)
+    if channel is not None:
+        os.close(int(channel))  # the kernel's copy is the only one left inside
 
     def forward(signum, _frame):
         try:

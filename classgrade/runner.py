@@ -2,10 +2,12 @@
 
 The main process is the gradebook's only writer. Per submission it:
 
-1. checks each notebook and rebuilds it from the gradebook (``load_submission``), then runs
-   nbgrader's sanitizing preprocessors (ClearOutput, DeduplicateIds, OverwriteKernelspec,
-   OverwriteCells with ``add_missing_cells``, CheckCellMetadata) on a copy in memory;
-2. hands the notebooks to worker processes, which execute them in sandboxed kernels;
+1. reads the submission folder without following anything (``intake``), rebuilds each notebook
+   from the gradebook in the source's cell order, then runs nbgrader's sanitizing preprocessors
+   (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells with
+   ``add_missing_cells``, CheckCellMetadata) on a copy in memory;
+2. hands each notebook to a job process of its own (``jobs``, ``job``), which executes it in a
+   sandboxed kernel and answers with plain JSON;
 3. removes the learner's previous grades for the assignment, then either records the new
    ones with nbgrader's SaveAutoGrades and AssignLatePenalties and writes the autograded
    notebooks, or records the failure with its reason in the journal.
@@ -17,17 +19,15 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import importlib.util
 import json
 import os
 import shutil
 import sqlite3
-import sys
 import time
 import warnings
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import nbformat
@@ -48,19 +48,27 @@ from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
-from . import __version__
-from .journal import FAILED, GRADED, PENDING, Journal, fingerprint
-from .preprocessors import (
-    CapOutputs,
-    SanitizeOutputs,
+from . import __version__, cgroups, reaper
+from .intake import (
+    TIMESTAMP_FILE,
     SourceNotebook,
     SubmissionError,
+    SubmittedFolder,
+    grade_ids_in_order,
     load_submission,
+    read_submission,
     source_notebook_from_gradebook,
 )
+from .job import ExecJob, ExecResult
+from .jobs import JobPool
+from .journal import FAILED, GRADED, PENDING, Journal
+from .outcome import clean_text
+from .outputs import CapOutputs, SanitizeOutputs
 from .report import Progress
 from .sandbox import Limits, Sandbox, self_test
-from .worker import ExecJob, ExecResult, init_worker, run_job
+
+JOB_GRACE_SECONDS = 60
+"""A job's deadline past the notebook's own budget: kernel start-up and the handing back."""
 
 _GRADEBOOK_USERS = (
     "nbgrader.preprocessors.overwritecells",
@@ -227,8 +235,8 @@ class RunLock:
 class _Submission:
     assignment: str
     student: str
-    folder: Path
     fingerprint: str
+    read: SubmittedFolder | None = None
     notebooks: dict[str, nbformat.NotebookNode] = field(default_factory=dict)
     executed: dict[str, ExecResult] = field(default_factory=dict)
     failure: str = ""
@@ -245,6 +253,8 @@ class ClassGrader:
         self.journal = Journal(self._state_dir() / "journal.json")
         self.sources: dict[tuple[str, str], SourceNotebook] = {}
         self.notebook_names: dict[str, list[str]] = {}
+        self.cgroup_parents: cgroups.CgroupParents | None = None
+        self._job_count = 0
 
     def _state_dir(self) -> Path:
         db = sqlite_path(self.db_url)
@@ -270,33 +280,51 @@ class ClassGrader:
                 raise GradingSetupError(f"assignment {a} has no notebooks in the gradebook")
             self.notebook_names[a] = names
             for name in names:
-                self.sources[(a, name)] = source_notebook_from_gradebook(gb, a, name)
+                order = None
+                for folder in (self._source_dir(a), self._release_dir(a)):
+                    if order is None and (folder / f"{name}.ipynb").is_file():
+                        order = grade_ids_in_order(folder / f"{name}.ipynb")
+                self.sources[(a, name)] = source_notebook_from_gradebook(gb, a, name, order)
         return wanted
 
-    def _submitted_folder(self, student: str, assignment: str) -> Path:
-        return Path(
-            self.coursedir.format_path(self.coursedir.submitted_directory, student, assignment)
-        )
+    def _source_dir(self, assignment: str) -> Path:
+        cd = self.coursedir
+        return Path(cd.format_path(cd.source_directory, ".", assignment)).resolve()
+
+    def _release_dir(self, assignment: str) -> Path:
+        cd = self.coursedir
+        return Path(cd.format_path(cd.release_directory, ".", assignment)).resolve()
+
+    def _submitted_root(self) -> Path:
+        cd = self.coursedir
+        return Path(cd.format_path(cd.submitted_directory, ".", ".")).resolve()
 
     def _students(self, assignment: str) -> list[str]:
-        root = Path(self.coursedir.format_path(self.coursedir.submitted_directory, ".", "."))
-        root = root.resolve()
+        """Learners with an entry for ``assignment`` (links too: intake reports them)."""
+        root = self._submitted_root()
         if not root.is_dir():
             return []
-        found = sorted(p.name for p in root.iterdir() if p.is_dir() and (p / assignment).is_dir())
+        found = []
+        with os.scandir(root) as entries:
+            for entry in entries:
+                if entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
+                    if entry.is_symlink():
+                        found.append(entry.name)
+                    continue
+                if os.path.lexists(os.path.join(entry.path, assignment)):
+                    found.append(entry.name)
+        found.sort()
         if self.settings.students:
             found = [s for s in found if s in self.settings.students]
         return found
 
     def _assignment_files(self, assignment: str) -> list[tuple[str, str]]:
-        """Files learners received with the assignment (from the release folder)."""
-        release = Path(
-            self.coursedir.format_path(self.coursedir.release_directory, ".", assignment)
-        )
+        """Files learners received with the assignment (regular files of the release folder)."""
+        release = self._release_dir(assignment)
         files = []
         if release.is_dir():
             for path in sorted(release.rglob("*")):
-                if path.is_file() and path.suffix != ".ipynb":
+                if path.is_file() and not path.is_symlink() and path.suffix != ".ipynb":
                     files.append((str(path), str(path.relative_to(release))))
         return files
 
@@ -310,8 +338,18 @@ class ClassGrader:
                 "student": sub.student,
                 "db_url": self.db_url,
             },
-            "metadata": {"path": str(sub.folder), "name": notebook},
+            "metadata": {"path": str(self._submitted_root()), "name": notebook},
         }
+
+    def _read(self, sub: _Submission, keep: bool) -> SubmittedFolder:
+        wanted = {f"{n}.ipynb" for n in self.notebook_names[sub.assignment]} | {TIMESTAMP_FILE}
+        return read_submission(
+            self._submitted_root(),
+            sub.student,
+            sub.assignment,
+            wanted if keep else {TIMESTAMP_FILE},
+            int(self.settings.max_notebook_mb * 1e6),
+        )
 
     def _prepare(self, sub: _Submission) -> None:
         max_bytes = int(self.settings.max_notebook_mb * 1e6)
@@ -322,9 +360,12 @@ class ClassGrader:
             OverwriteCells(config=self.config, add_missing_cells=True),
             CheckCellMetadata(config=self.config),
         ]
+        sub.read = self._read(sub, keep=True)
+        if sub.read.digest() not in sub.fingerprint:
+            raise SubmissionError("the submission changed while it was being graded")
         for name in self.notebook_names[sub.assignment]:
             nb = load_submission(
-                sub.folder / f"{name}.ipynb", self.sources[(sub.assignment, name)], max_bytes
+                sub.read, f"{name}.ipynb", self.sources[(sub.assignment, name)], max_bytes
             )
             resources = self._resources(sub, name)
             for pp in pps:
@@ -353,6 +394,7 @@ class ClassGrader:
                 gb.db.rollback()
                 self._remove_submission(sub)
         if failure:
+            failure = clean_text(failure)
             shutil.rmtree(out_dir, ignore_errors=True)
             self.journal.set(
                 sub.assignment,
@@ -380,17 +422,17 @@ class ClassGrader:
         except MissingEntry:
             self.gb.db.rollback()
 
-    def _timestamp(self, folder: Path):
-        path = folder / "timestamp.txt"
+    @staticmethod
+    def _timestamp(text: str | None):
         try:
-            text = path.read_text().strip()
             return parse_utc(text) if text else None
-        except (OSError, ValueError):
+        except (ValueError, OverflowError, TypeError):
             return None
 
     def _record(self, sub: _Submission, out_dir: Path) -> tuple[float, float]:
+        stamp = sub.read.timestamp() if sub.read else None
         self.gb.update_or_create_submission(
-            sub.assignment, sub.student, timestamp=self._timestamp(sub.folder)
+            sub.assignment, sub.student, timestamp=self._timestamp(stamp)
         )
         pps = [
             LimitOutput(config=self.config),
@@ -409,13 +451,80 @@ class ClassGrader:
             for pp in pps:
                 nb, resources = pp.preprocess(nb, resources)
             nbformat.write(nb, tmp_dir / f"{name}.ipynb")
-        stamp = sub.folder / "timestamp.txt"
-        if stamp.is_file():
-            shutil.copyfile(stamp, tmp_dir / "timestamp.txt")
+        if stamp is not None:
+            # The validated text, written anew: never a copy of what the learner's file is.
+            (tmp_dir / TIMESTAMP_FILE).write_text(clean_text(stamp, 100) + "\n")
         shutil.rmtree(out_dir, ignore_errors=True)
         os.replace(tmp_dir, out_dir)
         submission = self.gb.find_submission(sub.assignment, sub.student)
         return float(submission.score), float(submission.max_score)
+
+    # -- what decides a grade ----------------------------------------------------------------
+
+    def _import_sources(self) -> dict[str, Path]:
+        """The packages the hidden tests import: the course's own copy first, else installed."""
+        found = {}
+        for name in ("gradecheck", "rnn_ref"):
+            local = self.course_dir / name
+            if (local / "__init__.py").is_file():
+                found[name] = local
+                continue
+            spec = importlib.util.find_spec(name)
+            if spec is not None and spec.submodule_search_locations:
+                found[name] = Path(next(iter(spec.submodule_search_locations)))
+        return found
+
+    def _grading_inputs(self, assignment: str) -> str:
+        """A digest of everything besides the submission that decides its grade."""
+        digest = hashlib.sha256()
+
+        def add_tree(label: str, root: Path) -> None:
+            digest.update(f"\0{label}\0".encode())
+            if not root.exists():
+                return
+            for path in sorted(
+                p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+            ):
+                digest.update(str(path.relative_to(root)).encode() + b"\0")
+                digest.update(path.read_bytes())
+
+        add_tree("classgrade", Path(__file__).parent)
+        for name, folder in sorted(self._import_sources().items()):
+            add_tree(name, folder)
+        add_tree("source", self._source_dir(assignment))
+        add_tree("release", self._release_dir(assignment))
+        config = self.course_dir / "nbgrader_config.py"
+        digest.update(config.read_bytes() if config.is_file() else b"")
+        for name in self.notebook_names[assignment]:
+            digest.update(self.sources[(assignment, name)].signature().encode())
+        digest.update(
+            json.dumps(
+                [
+                    __version__,
+                    self.settings.limits.to_dict(),
+                    self.settings.sandboxed,
+                    self.settings.max_notebook_mb,
+                    self.cgroup_parents is not None,
+                ]
+            ).encode()
+        )
+        return digest.hexdigest()
+
+    def _trusted_imports(self, run_dir: Path, assignment: str) -> Path:
+        """A private folder with copies of the hidden tests' packages: the jobs' sys.path."""
+        folder = run_dir / f"imports-{assignment}"
+        if folder.exists():
+            return folder
+        folder.mkdir()
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        for name, source in self._import_sources().items():
+            shutil.copytree(source, folder / name, ignore=ignore, symlinks=False)
+        source_dir = self._source_dir(assignment)
+        if source_dir.is_dir():
+            for module in source_dir.glob("*.py"):
+                if module.is_file() and not module.is_symlink():
+                    shutil.copyfile(module, folder / module.name)
+        return folder
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -431,32 +540,28 @@ class ClassGrader:
         sandbox = Sandbox(self.settings.limits, enabled=self.settings.sandboxed)
         self_test(sandbox)
         with RunLock(self._state_dir() / "run.lock"):
+            self.cgroup_parents = cgroups.detect() if self.settings.sandboxed else None
+            reaper.reap_stale(self.cgroup_parents)
             summary.backup = backup_gradebook(self.db_url, self.settings.keep_backups)
             with Gradebook(self.db_url, self.coursedir.course_id) as gb:
                 assignments = self._load_assignments(gb)
             todo: list[_Submission] = []
             for assignment in assignments:
-                release_hash = fingerprint(
-                    [Path(p) for p, _ in self._assignment_files(assignment)],
-                    json.dumps(
-                        [
-                            __version__,
-                            _code_signature(),
-                            self.settings.limits.to_dict(),
-                            self.settings.sandboxed,
-                        ]
-                    ),
-                )
+                inputs = self._grading_inputs(assignment)
                 for student in self._students(assignment):
-                    folder = self._submitted_folder(student, assignment)
-                    files = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
-                    fp = fingerprint(files, release_hash + self._source_signature(assignment))
+                    sub = _Submission(assignment, student, fingerprint="")
+                    try:
+                        sub.fingerprint = f"{self._read(sub, keep=False).digest()}:{inputs}"
+                    except SubmissionError as exc:
+                        sub.failure = str(exc)
+                        sub.fingerprint = f"unreadable:{inputs}"
                     entry = self.journal.get(assignment, student)
                     if (
                         not self.settings.force
+                        and not sub.failure
                         and entry
                         and entry.get("status") == GRADED
-                        and entry.get("fingerprint") == fp
+                        and entry.get("fingerprint") == sub.fingerprint
                     ):
                         summary.skipped.append(
                             Outcome(
@@ -468,112 +573,103 @@ class ClassGrader:
                             )
                         )
                         continue
-                    todo.append(_Submission(assignment, student, folder, fp))
+                    todo.append(sub)
             for sub in todo:
                 self.journal.set(
                     sub.assignment, sub.student, status=PENDING, fingerprint=sub.fingerprint
                 )
             self.journal.save()
             progress = Progress(len(todo), enabled=self.settings.progress)
-            with Gradebook(self.db_url, self.coursedir.course_id) as gb, lend_gradebook(gb):
-                self.gb = gb
-                self._run_jobs(todo, summary, progress)
+            run_dir = reaper.scratch_root(reaper.run_token())
+            run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            try:
+                with Gradebook(self.db_url, self.coursedir.course_id) as gb, lend_gradebook(gb):
+                    self.gb = gb
+                    self._run_jobs(todo, summary, progress, run_dir)
+            finally:
+                shutil.rmtree(run_dir, ignore_errors=True)
             progress.close()
         summary.seconds = time.monotonic() - started
         return summary
 
-    def _source_signature(self, assignment: str) -> str:
-        parts = []
-        for name in self.notebook_names[assignment]:
-            src = self.sources[(assignment, name)]
-            parts.append(
-                json.dumps(sorted((c.name, c.points, c.locked) for c in src.cells.values()))
-            )
-        return "|".join(parts)
-
-    def _run_jobs(self, todo: list[_Submission], summary: RunSummary, progress: Progress) -> None:
-        workers = max(1, self.settings.workers)
+    def _run_jobs(
+        self, todo: list[_Submission], summary: RunSummary, progress: Progress, run_dir: Path
+    ) -> None:
+        pool = JobPool(self.settings.workers, preload=["rnn_ref"])
+        pool.on_killed = lambda job: self._clean_after(job, run_dir)
         pending = list(todo)
-        inflight: dict[Future, tuple[_Submission, str, ExecJob, int]] = {}
-        waiting: dict[str, int] = {}  # submissions with notebooks still running
-
-        def new_pool() -> ProcessPoolExecutor:
-            return ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=get_context("spawn"),
-                initializer=init_worker,
-                initargs=(self.settings.limits.to_dict(), self.settings.sandboxed),
-            )
-
-        pool = new_pool()
+        waiting: dict[str, tuple[_Submission, int]] = {}
+        seconds = self.settings.limits.notebook_seconds + JOB_GRACE_SECONDS
+        queue: list[tuple[_Submission, str, ExecJob]] = []
         try:
-            while pending or inflight:
-                while pending and len(inflight) < 2 * workers:
+            while pending or queue or pool.running:
+                while pending and len(queue) < pool.workers:
                     sub = pending.pop(0)
                     sub.started = time.monotonic()
-                    try:
-                        self._prepare(sub)
-                    except SubmissionError as exc:
-                        sub.failure = str(exc)
-                    except Exception as exc:
-                        sub.failure = (
-                            f"the notebook could not be read ({type(exc).__name__}: {exc})"
-                        )
+                    if not sub.failure:
+                        try:
+                            self._prepare(sub)
+                        except SubmissionError as exc:
+                            sub.failure = str(exc)
+                        except Exception as exc:
+                            sub.failure = (
+                                f"the notebook could not be read ({type(exc).__name__}: {exc})"
+                            )
                     if sub.failure:
                         self._done(sub, summary, progress)
                         continue
-                    key = f"{sub.assignment}/{sub.student}"
-                    waiting[key] = len(sub.notebooks)
+                    waiting[f"{sub.assignment}/{sub.student}"] = (sub, len(sub.notebooks))
                     for name, nb in sub.notebooks.items():
-                        job = self._exec_job(sub, name, nb)
-                        inflight[pool.submit(run_job, job)] = (sub, name, job, 0)
-                if not inflight:
-                    continue
-                done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
-                crashed = []
-                for future in done:
-                    sub, name, job, attempts = inflight.pop(future)
-                    try:
-                        result = future.result()
-                    except BrokenProcessPool:
-                        crashed.append((sub, name, job, attempts))
-                        continue
-                    except Exception as exc:
-                        result = ExecResult(job.key, False, reason=f"grading error: {exc}")
-                    self._notebook_done(sub, name, result, waiting, summary, progress)
-                if crashed:
-                    # A worker died (not a kernel: the worker itself). Every job in flight is
-                    # lost with it; each gets one more try in a fresh pool.
-                    crashed += list(inflight.values())
-                    inflight.clear()
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    pool = new_pool()
-                    for sub, name, job, attempts in crashed:
-                        if attempts >= 1:
-                            result = ExecResult(job.key, False, reason="the grading worker crashed")
-                            self._notebook_done(sub, name, result, waiting, summary, progress)
-                        else:
-                            inflight[pool.submit(run_job, job)] = (sub, name, job, attempts + 1)
+                        queue.append((sub, name, self._exec_job(sub, name, nb, run_dir)))
+                while queue and pool.free() > 0:
+                    sub, name, job = queue.pop(0)
+                    pool.start(job, seconds)
+                for job, result in pool.wait(timeout=1.0):
+                    sub_key, name = job.key.rsplit("/", 1)
+                    sub, left = waiting[sub_key]
+                    sub.executed[name] = result
+                    waiting[sub_key] = (sub, left - 1)
+                    if left == 1:
+                        del waiting[sub_key]
+                        self._done(sub, summary, progress)
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.close()
 
-    def _notebook_done(self, sub, name, result, waiting, summary, progress) -> None:
-        sub.executed[name] = result
-        key = f"{sub.assignment}/{sub.student}"
-        waiting[key] -= 1
-        if waiting[key] == 0:
-            self._done(sub, summary, progress)
+    def _clean_after(self, job: ExecJob, run_dir: Path) -> None:
+        """A job was killed: remove its cgroup and scratch (its sandbox ended with it)."""
+        if self.cgroup_parents is not None:
+            token = run_dir.name.removeprefix(reaper.SCRATCH_PREFIX)
+            name = f"{cgroups.PREFIX}{token}-{job.index}"
+            folders = [p / name for p in self.cgroup_parents.folders() if (p / name).exists()]
+            if folders:
+                cgroups.Cgroup(self.cgroup_parents, name, folders).remove()
+        for scratch in run_dir.glob(f"job-{job.index}-*"):
+            reaper.kill_recorded(scratch)
+            shutil.rmtree(scratch, ignore_errors=True)
 
-    def _exec_job(self, sub: _Submission, name: str, nb) -> ExecJob:
-        source_dir = Path(
-            self.coursedir.format_path(self.coursedir.source_directory, ".", sub.assignment)
-        ).resolve()
+    def _exec_job(self, sub: _Submission, name: str, nb, run_dir: Path) -> ExecJob:
+        self._job_count += 1
+        source_dir = self._source_dir(sub.assignment)
+        data_dir = source_dir if source_dir.is_dir() else self._release_dir(sub.assignment)
+        parents = self.cgroup_parents
         return ExecJob(
             key=f"{sub.assignment}/{sub.student}/{name}",
+            index=self._job_count,
             notebook_json=nbformat.writes(nb),
             assignment_files=self._assignment_files(sub.assignment),
-            trusted_dir=str(source_dir),
-            trusted_paths=[str(self.course_dir)],
+            data_dir=str(data_dir),
+            import_dir=str(self._trusted_imports(run_dir, sub.assignment)),
+            scratch_root=str(run_dir),
+            limits=self.settings.limits.to_dict(),
+            sandboxed=self.settings.sandboxed,
+            cgroup=None
+            if parents is None
+            else {
+                "version": parents.version,
+                "memory": str(parents.memory),
+                "pids": str(parents.pids),
+            },
+            forbidden_roots=[str(self.course_dir), str(self._submitted_root())],
         )
 
     def _done(self, sub: _Submission, summary: RunSummary, progress: Progress) -> None:
@@ -583,22 +679,14 @@ class ClassGrader:
                 warnings.simplefilter("ignore", SAWarning)
                 outcome = self._finalize(sub)
         except Exception as exc:
-            outcome = Outcome(sub.assignment, sub.student, FAILED, reason=f"grading error: {exc}")
-            self.journal.set(sub.assignment, sub.student, status=FAILED, reason=outcome.reason)
+            reason = clean_text(f"grading error: {type(exc).__name__}: {exc}")
+            outcome = Outcome(sub.assignment, sub.student, FAILED, reason=reason)
+            self.journal.set(sub.assignment, sub.student, status=FAILED, reason=reason)
             self.journal.save()
         summary.outcomes.append(outcome)
         summary.notebooks += max(1, len(sub.notebooks))
         progress.advance(outcome)
 
 
-def _code_signature() -> str:
-    """Grades depend on this package's code too: a new version regrades everything."""
-    return fingerprint(sorted(Path(__file__).parent.glob("*.py")), "")
-
-
 def grade(settings: Settings) -> RunSummary:
     return ClassGrader(settings).run()
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr)

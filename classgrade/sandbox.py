@@ -1,41 +1,48 @@
 """The sandbox each learner's kernel runs in: bubblewrap plus resource limits.
 
-The kernel sees a read-only Python environment and system directories, an empty writable
-working directory and a size-limited /tmp, and nothing else: no course directory (so no
-``solutions/`` and no gradebook), no other learner's files, no home directory, no network.
-It runs in its own PID namespace, so killing the namespace's first process ends every process
-the notebook started, including detached ones.
+The kernel sees a read-only Python environment and system directories, a size-limited working
+directory holding the assignment's files, a size-limited /tmp, the folder of its connection
+sockets, and nothing else: no course directory (so no ``solutions/`` and no gradebook), no other
+learner's files, no home directory, no network. It runs in its own PID namespace, so the end of
+the namespace's first process (``_shim.py``) ends every process the notebook started, including
+detached ones; the shim ends when the grading process that started it ends (its lifeline).
 
-When classgrade runs as root, bubblewrap runs in privileged mode and the first process inside
-(``_shim.py``) drops to an unprivileged uid, so that the process limit applies (root is exempt
-from RLIMIT_NPROC) and root-owned files in the bound directories are not readable through
-ownership. As an ordinary user, bubblewrap uses a user namespace and the shim keeps the uid.
+When classgrade runs as root, bubblewrap runs in privileged mode and the shim drops to a uid of
+the sandbox's own (one per notebook, so that one notebook's processes never count against
+another's RLIMIT_NPROC, and root-owned files are not readable through ownership). As an ordinary
+user, bubblewrap uses a user namespace of its own per notebook, which gives the same separation
+of process counts; the sandboxed code then runs as the instructor's uid, mapped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import psutil
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Any, Unicode
+from traitlets import Any, List, Unicode
 
-SHIM_SOURCE = Path(__file__).with_name("_shim.py")
-PROBE_SOURCE = Path(__file__).with_name("_probe.py")
-# Where the shim and the probe live inside the sandbox.
+SUPPORT_FILES = {
+    "_shim.py": Path(__file__).with_name("_shim.py"),
+    "_classgrade_probe.py": Path(__file__).with_name("_probe.py"),
+    "_classgrade_codec.py": Path(__file__).with_name("codec.py"),
+}
+"""Files copied into the sandbox's support folder, by the name the sandbox imports them as."""
 SUPPORT_DIR_IN_SANDBOX = "/opt/classgrade"
-SANDBOX_UID = 65534  # nobody
-SANDBOX_GID = 65534
+WORKDIR_IN_SANDBOX = "/grading/work"
+SANDBOX_UID_BASE = 1_900_000_000
+"""As root, notebook number k of a run runs as uid SANDBOX_UID_BASE + k (no such user exists)."""
+SANDBOX_UID_SPAN = 100_000_000
 
 # /etc files a Python kernel needs; /etc as a whole would expose host configuration.
 _ETC_FILES = (
@@ -43,8 +50,6 @@ _ETC_FILES = (
     "ld.so.conf",
     "localtime",
     "nsswitch.conf",
-    "passwd",
-    "group",
     "hosts",
     "alternatives",
     "fonts",
@@ -59,7 +64,14 @@ class SandboxUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-notebook limits. Memory and CPU apply to each process of the kernel."""
+    """Per-notebook limits.
+
+    ``memory_mb`` and ``processes`` bound the notebook as a whole where the machine lets
+    classgrade make a cgroup per sandbox (see ``cgroups``), and each process otherwise
+    (RLIMIT_AS; RLIMIT_NPROC, counted per sandbox). ``cpu_seconds`` is per process;
+    ``notebook_seconds`` is the wall-clock budget of everything done for the notebook, the
+    grader's side included; ``work_size_mb`` and ``tmp_size_mb`` size the two writable folders.
+    """
 
     memory_mb: int = 4096
     cpu_seconds: int = 120
@@ -68,9 +80,16 @@ class Limits:
     cell_seconds: int = 30
     file_size_mb: int = 64
     tmp_size_mb: int = 256
+    work_size_mb: int = 256
     open_files: int = 1024
 
-    def as_shim_json(self, cwd: str, uid: int | None) -> str:
+    def as_shim_json(
+        self,
+        uid: int | None,
+        lifeline_fd: int | None = None,
+        channel_fd: int | None = None,
+        cwd: str = WORKDIR_IN_SANDBOX,
+    ) -> str:
         return json.dumps(
             {
                 "address_space": self.memory_mb * 1024 * 1024,
@@ -79,9 +98,11 @@ class Limits:
                 "file_size": self.file_size_mb * 1024 * 1024,
                 "open_files": self.open_files,
                 "uid": uid,
-                "gid": SANDBOX_GID if uid is not None else None,
+                "gid": uid,
                 "cwd": cwd,
                 "make_dirs": ["/tmp/home", "/tmp/ipython", "/tmp/mpl"],
+                "lifeline_fd": lifeline_fd,
+                "channel_fd": channel_fd,
             }
         )
 
@@ -165,18 +186,24 @@ def _course_package_dirs() -> list[str]:
     return found
 
 
+def sandbox_uid(index: int) -> int:
+    return SANDBOX_UID_BASE + index % SANDBOX_UID_SPAN
+
+
 @dataclass
 class Sandbox:
     """Builds the command that starts a kernel in a fresh sandbox around ``scratch``.
 
-    ``scratch`` (on the host) holds the connection file, the kernel's sockets, the exchange
-    files of the trusted test runner and the learner's working directory; it is bound at the
-    same path inside the sandbox, so sockets and paths mean the same on both sides.
+    ``scratch`` (on the host) holds the support files and, in ``ipc/``, the connection file and
+    the kernel's sockets, bound at the same path inside the sandbox so that paths mean the same
+    on both sides. The working directory is a tmpfs inside the sandbox: nothing the notebook
+    writes there reaches the host's disk. ``uid`` is the sandbox's own uid when run as root.
     """
 
     limits: Limits
     enabled: bool = True
     bwrap: str | None = None
+    uid: int = SANDBOX_UID_BASE
 
     def __post_init__(self) -> None:
         if self.enabled and self.bwrap is None:
@@ -192,30 +219,67 @@ class Sandbox:
     def as_root(self) -> bool:
         return os.geteuid() == 0
 
-    def workdir(self, scratch: Path) -> Path:
-        return scratch / "work"
+    @property
+    def drops_to_uid(self) -> int | None:
+        return self.uid if self.enabled and self.as_root else None
 
     def prepare_scratch(self, scratch: Path) -> None:
-        """Create the scratch layout; when root, hand the writable parts to the sandbox uid."""
+        """Create the scratch layout; when root, hand the sockets' folder to the sandbox uid."""
         support = scratch / "support"
-        for sub in ("ipc", "rpc", "work", "support"):
+        for sub in ("ipc", "support"):
             (scratch / sub).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(SHIM_SOURCE, support / "_shim.py")
-        shutil.copy2(PROBE_SOURCE, support / "_classgrade_probe.py")
-        os.chmod(scratch, 0o755)
-        if self.enabled and self.as_root:
-            for sub in ("ipc", "rpc", "work"):
-                os.chown(scratch / sub, SANDBOX_UID, SANDBOX_GID)
-                os.chmod(scratch / sub, 0o700)
+        for name, source in SUPPORT_FILES.items():
+            shutil.copyfile(source, support / name)
+        uid = self.drops_to_uid
+        shown = uid if uid is not None else os.getuid()
+        (support / "passwd").write_text(
+            "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+            f"learner:x:{shown}:{shown}:learner:/tmp/home:/usr/sbin/nologin\n"
+            "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+        )
+        (support / "group").write_text(f"root:x:0:\nlearner:x:{shown}:\nnogroup:x:65534:\n")
+        for path in (scratch, support, *support.iterdir()):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        if uid is not None:
+            os.chown(scratch / "ipc", uid, uid)
+            os.chmod(scratch / "ipc", 0o700)
 
-    def command(self, scratch: Path, kernel_argv: list[str]) -> list[str]:
-        workdir = str(self.workdir(scratch))
+    def lock_scratch(self, scratch: Path) -> None:
+        """Once the kernel has made its sockets: nothing more can be created or grown there.
+
+        Only as root, where the sandbox's uid is not the owner of the folder; in a user
+        namespace the sandboxed code is the folder's owner (a limit the class-grading guide
+        states), and RLIMIT_FSIZE bounds each file it could write there.
+        """
+        if self.drops_to_uid is None:
+            return
+        ipc = scratch / "ipc"
+        for entry in os.scandir(ipc):
+            if entry.is_file(follow_symlinks=False):
+                os.chown(entry.path, 0, 0, follow_symlinks=False)
+        os.chown(ipc, 0, 0)
+        os.chmod(ipc, 0o755)
+
+    def command(
+        self,
+        scratch: Path,
+        kernel_argv: list[str],
+        files: list[tuple[str, str]] = (),
+        lifeline_fd: int | None = None,
+        channel_fd: int | None = None,
+    ) -> list[str]:
+        """The sandbox's command line; ``files`` are (host path, name in the working dir)."""
         if not self.enabled:
+            # No isolation: a plain working folder on the host with copies of the files.
+            work = scratch / "work"
+            work.mkdir(exist_ok=True)
+            for host_path, name in files:
+                (work / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(host_path, work / name)
             shim = str(scratch / "support" / "_shim.py")
-            shim_json = self.limits.as_shim_json(cwd=workdir, uid=None)
+            shim_json = self.limits.as_shim_json(None, lifeline_fd, channel_fd, cwd=str(work))
             return [sys.executable, "-I", shim, shim_json, "--", *kernel_argv]
-        uid = SANDBOX_UID if self.as_root else None
-        shim_json = self.limits.as_shim_json(cwd=workdir, uid=uid)
+        shim_json = self.limits.as_shim_json(self.drops_to_uid, lifeline_fd, channel_fd)
         argv = [
             self.bwrap,
             "--unshare-net",
@@ -241,6 +305,8 @@ class Sandbox:
             path = f"/etc/{name}"
             if os.path.exists(path):
                 argv += ["--ro-bind", path, path]
+        for name in ("passwd", "group"):
+            argv += ["--ro-bind", str(scratch / "support" / name), f"/etc/{name}"]
         made: set[str] = set()
 
         def parents(path: str) -> list[str]:
@@ -267,7 +333,28 @@ class Sandbox:
             str(self.limits.tmp_size_mb * 1024 * 1024),
             "--tmpfs",
             "/tmp",
+            "--perms",
+            "0755",
+            "--dir",
+            str(Path(WORKDIR_IN_SANDBOX).parent),
+            "--perms",
+            "1777",
+            "--size",
+            str(self.limits.work_size_mb * 1024 * 1024),
+            "--tmpfs",
+            WORKDIR_IN_SANDBOX,
         ]
+        made_in_work: set[str] = set()
+        for host_path, name in files:
+            dest = Path(WORKDIR_IN_SANDBOX) / name
+            for parent in reversed(dest.parents):
+                if (
+                    str(parent).startswith(WORKDIR_IN_SANDBOX + "/")
+                    and str(parent) not in made_in_work
+                ):
+                    argv += ["--perms", "0755", "--dir", str(parent)]
+                    made_in_work.add(str(parent))
+            argv += ["--ro-bind", host_path, str(dest)]
         for d in _python_dirs():
             if not d.startswith("/usr/"):
                 argv += [*parents(d), "--ro-bind", d, d]
@@ -287,9 +374,8 @@ class Sandbox:
             "--remount-ro",
             str(scratch),
         ]
-        # The scratch root is read-only; its working parts stay writable.
-        for sub in ("ipc", "rpc", "work"):
-            argv += ["--bind", str(scratch / sub), str(scratch / sub)]
+        # The scratch root is read-only; the sockets' folder stays writable until locked.
+        argv += ["--bind", str(scratch / "ipc"), str(scratch / "ipc")]
         argv += ["--chdir", "/", "--"]
         argv += [
             sys.executable,
@@ -327,11 +413,21 @@ class SandboxKernelManager(AsyncKernelManager):
 
     sandbox = Any()
     scratch = Unicode()
+    files = List()  # (host path, name in the working dir)
+    lifeline_fd = Any(None)
+    channel_fd = Any(None)
+    argv_prefix = List()  # e.g. entering the sandbox's cgroup before bubblewrap starts
 
     @property
     def kernel_spec(self) -> KernelSpec:
         if self._kernel_spec is None:
-            argv = self.sandbox.command(Path(self.scratch), kernel_argv())
+            argv = self.argv_prefix + self.sandbox.command(
+                Path(self.scratch),
+                kernel_argv(),
+                files=self.files,
+                lifeline_fd=self.lifeline_fd,
+                channel_fd=self.channel_fd,
+            )
             self._kernel_spec = KernelSpec(
                 argv=argv,
                 display_name="Python 3 (classgrade sandbox)",
@@ -345,8 +441,9 @@ class SandboxKernelManager(AsyncKernelManager):
     def write_connection_file(self, **kwargs):  # type: ignore[override]
         result = super().write_connection_file(**kwargs)
         # The file holds the session key; only the sandbox's uid needs to read it.
-        if self.sandbox.enabled and self.sandbox.as_root:
-            os.chown(self.connection_file, SANDBOX_UID, SANDBOX_GID)
+        uid = self.sandbox.drops_to_uid
+        if uid is not None:
+            os.chown(self.connection_file, uid, uid)
         return result
 
     def kill_sandbox(self) -> None:
@@ -361,34 +458,20 @@ class SandboxKernelManager(AsyncKernelManager):
             pass
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except (FileNotFoundError, ProcessLookupError, PermissionError, ValueError):
-        return []
-
-
 def kill_tree(pid: int) -> None:
-    """SIGKILL a process and all its descendants, the deepest first listed last.
+    """SIGKILL a process and all its descendants.
 
     Killing the first process of a PID namespace makes the kernel kill every process in it,
     so detached processes (``start_new_session=True``, double forks) end as well.
     """
-    tree = [pid]
-    frontier = [pid]
-    while frontier:
-        nxt = []
-        for p in frontier:
-            kids = _children(p)
-            tree.extend(kids)
-            nxt.extend(kids)
-        frontier = nxt
-    for p in tree:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return
+    for process in tree:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
 
 
 def self_test(sandbox: Sandbox, timeout: float = 30.0) -> None:
@@ -452,12 +535,3 @@ def self_test(sandbox: Sandbox, timeout: float = 30.0) -> None:
             problems.append("the kernel still runs as root")
         if problems:
             raise SandboxUnavailable("the sandbox self-test failed: " + "; ".join(problems))
-
-
-def wait_for_exit(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not os.path.exists(f"/proc/{pid}"):
-            return True
-        time.sleep(0.05)
-    return False

@@ -1,12 +1,16 @@
 """The grader-side half of split execution: grade cells run here, not in the learner's kernel.
 
 A grade cell's code (restored from the gradebook by nbgrader's OverwriteCells) is executed in
-the grader's process, in a namespace where every name it does not define itself is looked up
+the grading process, in a namespace where every name it does not define itself is looked up
 in the learner's kernel: functions come back as proxies that call into the kernel, data comes
 back as plain numbers and arrays. So the learner cannot patch the test's functions
 (``np.testing``, ``np.allclose``), cannot rewrite the test with IPython hooks, cannot return an
 object that compares equal to anything, cannot read the hidden test, and noise the learner's
 code writes to stderr does not land in the grade cell.
+
+What the kernel sends is decoded to plain data only (numbers, strings, numeric arrays, and
+lists, tuples and dicts of them, plus opaque handles to its own functions): never an import, an
+unpickle, an eval or a lookup of a name the kernel chose.
 """
 
 from __future__ import annotations
@@ -16,29 +20,33 @@ import builtins
 import collections
 import contextlib
 import functools
-import importlib
 import io
 import itertools
-import json
-import os
+import keyword
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-MAX_RESULT_BYTES = 64 * 1024 * 1024
+from . import codec
+from .outcome import clean_name, clean_text
+
 MAX_TEXT_OUTPUT = 20_000
+_POLL_SECONDS = 0.25
+_FRAME_SECONDS = 10.0  # to receive the rest of a frame once its first bytes arrived
+_INTERRUPT_GRACE = 5.0
+_NEVER_FROM_KERNEL = frozenset({"get_ipython", "In", "Out", "exit", "quit", "display"})
+"""Names a grade cell never takes from the kernel, even when the grader has no such name."""
 
 
 class LearnerError(Exception):
-    """The learner's function raised; the name and message are the learner's."""
+    """The learner's function raised an exception that is not one of Python's own."""
 
 
 class KernelUnavailable(BaseException):
-    """The learner's kernel died or stopped answering.
+    """The learner's kernel died, stopped answering or broke the channel's rules.
 
     A BaseException, so that a test's ``except Exception`` cannot turn the end of the kernel
     into an ordinary failed check: the notebook as a whole has failed.
@@ -53,7 +61,52 @@ class NotTransferable(TypeError):
     """The learner's code produced something that is not plain data."""
 
 
+_BUILTIN_ERRORS = {
+    name: obj
+    for name, obj in vars(builtins).items()
+    if isinstance(obj, type) and issubclass(obj, Exception) and not name.startswith("_")
+}
+
+
+@functools.lru_cache(maxsize=256)
+def _learner_error_class(name: str) -> type[Exception]:
+    """An exception class named like the learner's own (a plain subclass, no lookup)."""
+    if name in _BUILTIN_ERRORS:
+        return _BUILTIN_ERRORS[name]
+    if not name.isidentifier() or len(name) > 60:
+        name = "LearnerError"
+    return type(name, (LearnerError,), {})
+
+
+class KernelLink(Protocol):
+    """What the channel needs from the executor that owns the kernel client."""
+
+    def announce(self, request_id: int) -> None:
+        """Ask the kernel (shell message) to read request ``request_id`` from the socket."""
+
+    def alive(self) -> bool: ...
+
+    def interrupt(self) -> None: ...
+
+
+class LearnerFunction:
+    """Stands for a callable that lives in the learner's kernel."""
+
+    def __init__(self, channel: KernelChannel, handle: int, name: str):
+        self.channel = channel
+        self.handle = handle
+        self.__name__ = name or "learner_function"
+        self.__qualname__ = self.__name__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.channel.call(self, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<learner function {self.__name__}>"
+
+
 def _encode(obj: Any, arrays: dict[str, np.ndarray], depth: int = 0) -> Any:
+    """Arguments for the kernel: plain data, handles of its own functions, library functions."""
     if depth > 20:
         raise TypeError("arguments nested too deeply")
     if obj is None or type(obj) in (bool, int, float, str):
@@ -83,65 +136,145 @@ def _encode(obj: Any, arrays: dict[str, np.ndarray], depth: int = 0) -> Any:
             module = "numpy"
         return {"__import__": module, "attr": obj.__name__}
     arr = np.asarray(obj)
-    if arr.dtype.kind not in "biufc":
+    if arr.dtype.kind not in codec.NUMERIC_KINDS:
         raise TypeError(f"cannot pass a {type(obj).__name__} to the learner's code")
     key = f"a{len(arrays)}"
     arrays[key] = np.ascontiguousarray(arr)
     return {"__array__": key, "scalar": not isinstance(obj, np.ndarray)}
 
 
-class LearnerFunction:
-    """Stands for a callable that lives in the learner's kernel."""
+def _valid_field(name: Any) -> bool:
+    return (
+        isinstance(name, str)
+        and name.isidentifier()
+        and not keyword.iskeyword(name)
+        and not name.startswith("_")
+        and len(name) <= 60
+    )
 
-    def __init__(self, channel: KernelChannel, handle: int, name: str):
-        self.channel = channel
-        self.handle = handle
-        self.__name__ = name or "learner_function"
-        self.__qualname__ = self.__name__
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.channel.call(self, args, kwargs)
-
-    def __repr__(self) -> str:
-        return f"<learner function {self.__name__}>"
+@functools.lru_cache(maxsize=64)
+def _record_class(name: str, fields: tuple[str, ...]):
+    """A named tuple with the learner's field names (checked identifiers): plain data."""
+    return collections.namedtuple(name if _valid_field(name) else "Record", fields)
 
 
 class KernelChannel:
-    """Requests to the learner's kernel, carried by ``user_expressions`` of silent executes.
+    """Requests to the learner's kernel and their answers, as frames on the sandbox's socket.
 
-    ``send`` is a callable (request path, timeout) -> status string supplied by the executor,
-    which owns the kernel client.
+    Every read has a deadline: the call's own (``timeout``) and the notebook's (``deadline``,
+    a ``time.monotonic()`` value). Calls the kernel makes back to substituted functions while
+    a request is served are answered here, inside the same deadline.
     """
 
-    def __init__(self, rpc_dir: Path, send: Callable[[str, float], str], timeout: float):
-        self.rpc_dir = rpc_dir
-        self.send = send
+    def __init__(self, sock, link: KernelLink, timeout: float, deadline: float = float("inf")):
+        self.sock = sock
+        self.link = link
         self.timeout = timeout
-        self.deadline = float("inf")
-        self._counter = itertools.count()
+        self.deadline = deadline
+        self._ids = itertools.count(1)
         self.forbidden: list[str] = []
         self.callbacks: dict[int, Callable] = {}
 
     def _request(self, payload: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, dict]:
-        base = str(self.rpc_dir / f"r{next(self._counter)}")
-        write_message(base + ".req", payload, arrays)
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
+        now = time.monotonic()
+        if now >= self.deadline:
             raise KernelUnavailable("the notebook ran out of time")
-        status = self.send(base, min(self.timeout, remaining))
-        if status != "ok":
-            raise KernelUnavailable(status)
-        if not os.path.exists(base + ".res"):
-            raise KernelUnavailable("the kernel did not answer the grader's request")
-        return read_message(base + ".res")
+        request_id = next(self._ids)
+        call_deadline = min(now + self.timeout, self.deadline)
+        try:
+            codec.send_frame(self.sock, {**payload, "id": request_id}, arrays, call_deadline)
+        except codec.FrameError as exc:
+            raise KernelUnavailable(
+                f"the kernel did not take the grader's request ({exc})"
+            ) from None
+        self.link.announce(request_id)
+        interrupted = False
+        while True:
+            frame = self._next_frame(call_deadline)
+            if frame is None:
+                if interrupted:
+                    raise KernelUnavailable(
+                        f"the kernel did not answer within {self.timeout:.0f} s and ignored "
+                        "an interrupt"
+                    )
+                if call_deadline >= self.deadline:
+                    raise KernelUnavailable("the notebook ran out of time")
+                self.link.interrupt()
+                interrupted = True
+                call_deadline = time.monotonic() + _INTERRUPT_GRACE
+                continue
+            header, frame_arrays = frame
+            if header.get("id") != request_id:
+                continue  # left over from an earlier, abandoned request
+            kind = header.get("kind")
+            if kind == "callback":
+                self._answer_callback(header, frame_arrays, call_deadline)
+            elif kind == "final":
+                if interrupted and header.get("status") == "interrupted":
+                    raise LearnerError(f"the function did not return within {self.timeout:.0f} s")
+                if not isinstance(header.get("status"), str):
+                    raise KernelUnavailable("the kernel sent an answer without a status")
+                return header, frame_arrays
+            else:
+                raise KernelUnavailable("the kernel sent a message of an unknown kind")
+
+    def _next_frame(self, deadline: float) -> tuple[dict, dict] | None:
+        """The next frame, or None when ``deadline`` passes; the kernel's death is noticed."""
+        import select
+
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            readable, _, _ = select.select([self.sock], [], [], min(remaining, _POLL_SECONDS))
+            if readable:
+                break
+            if not self.link.alive():
+                raise KernelUnavailable("the kernel died")
+        try:
+            return codec.recv_frame(self.sock, time.monotonic() + _FRAME_SECONDS)
+        except codec.FrameError as exc:
+            if not self.link.alive():
+                raise KernelUnavailable("the kernel died") from None
+            raise KernelUnavailable(f"the kernel broke the grading channel: {exc}") from None
+
+    def _answer_callback(self, header: dict, arrays: dict, deadline: float) -> None:
+        out: dict[str, np.ndarray] = {}
+        try:
+            function = self.callbacks[int(header["callback"])]
+            args = self._decode(header["args"], arrays)
+            kwargs = self._decode(header["kwargs"], arrays)
+            if not isinstance(args, list) or not isinstance(kwargs, dict):
+                raise NotTransferable("a call with malformed arguments")
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                value = function(*args, **kwargs)
+            answer = {"status": "ok", "value": _encode(value, out)}
+        except KernelUnavailable:
+            raise
+        except Exception as exc:
+            out = {}
+            answer = {
+                "status": "raised",
+                "ename": type(exc).__name__,
+                "evalue": clean_text(exc, 2000),
+            }
+        try:
+            codec.send_frame(self.sock, {**answer, "kind": "answer"}, out, deadline)
+        except codec.FrameError as exc:
+            raise KernelUnavailable(
+                f"the kernel did not take the grader's answer ({exc})"
+            ) from None
 
     def substitute(self, name: str, function: Callable) -> None:
         """Bind ``name`` in the kernel to ``function``, which runs here when called there.
 
         The hidden tests replace a learner's earlier functions by correct ones while a later
-        function is checked (so one wrong gate costs that gate's points only).
+        function is checked (so one wrong gate costs that gate's points only); the namespace
+        restores the learner's own at the end of the grade cell.
         """
-        callback = next(self._counter)
+        callback = len(self.callbacks) + 1
         self.callbacks[callback] = function
         payload, _ = self._request({"op": "substitute", "name": name, "callback": callback}, {})
         self._expect_ok(payload)
@@ -152,43 +285,23 @@ class KernelChannel:
 
     def _expect_ok(self, payload: dict) -> None:
         if payload.get("status") != "ok":
-            raise KernelUnavailable(f"the kernel refused the grader's request: {payload}")
-
-    def serve_callbacks(self) -> int:
-        """Answer calls the kernel made to substituted functions; return how many."""
-        served = 0
-        if not self.callbacks:
-            return served
-        for entry in os.scandir(self.rpc_dir):
-            if not (entry.name.startswith("cb") and entry.name.endswith(".req")):
-                continue
-            base = entry.path[: -len(".req")]
-            try:
-                request, arrays = read_message(entry.path, answer=False)
-                function = self.callbacks[int(request["callback"])]
-                args = self._decode(request["args"], arrays)
-                kwargs = self._decode(request["kwargs"], arrays)
-                out: dict[str, np.ndarray] = {}
-                with warnings.catch_warnings(), np.errstate(all="ignore"):
-                    warnings.simplefilter("ignore")
-                    value = function(*args, **kwargs)
-                payload = {"status": "ok", "value": _encode(value, out)}
-            except Exception as exc:
-                out = {}
-                payload = {"status": "raised", "ename": type(exc).__name__, "evalue": str(exc)}
-            write_message(base + ".res", payload, out)
-            served += 1
-        return served
+            raise KernelUnavailable(
+                f"the kernel refused the grader's request ({clean_text(payload.get('status'))})"
+            )
 
     def fetch(self, name: str) -> tuple[bool, Any]:
         payload, arrays = self._request({"op": "fetch", "name": name}, {})
-        if payload["status"] == "missing":
+        status = payload["status"]
+        if status == "missing":
             return False, None
-        if payload["status"] == "unencodable":
+        if status == "unencodable":
             raise NotTransferable(
-                f"`{name}` in the notebook is {payload['what']}, not a function or plain data"
+                f"`{name}` in the notebook is {clean_text(payload.get('what'), 200)}, "
+                "not a function or plain data"
             )
-        return True, self._decode(payload["value"], arrays)
+        if status != "ok":
+            raise KernelUnavailable(f"unexpected answer from the kernel: {clean_text(status)}")
+        return True, self._decode(payload.get("value"), arrays)
 
     def call(self, function: LearnerFunction, args: tuple, kwargs: dict) -> Any:
         arrays: dict[str, np.ndarray] = {}
@@ -200,116 +313,81 @@ class KernelChannel:
         }
         payload, out = self._request(request, arrays)
         status = payload["status"]
+        name = function.__name__
         if status == "ok":
-            return self._decode(payload["value"], out)
+            return self._decode(payload.get("value"), out)
         if status == "raised":
-            raise LearnerError(
-                f"{function.__name__} raised {payload['ename']}: {payload['evalue']}"
-            )
+            ename = clean_name(payload.get("ename", "Exception"))
+            evalue = clean_text(payload.get("evalue", ""), 2000)
+            raise _learner_error_class(ename)(evalue)
         if status == "forbidden":
-            where = ", ".join(payload["where"])
-            self.forbidden.append(function.__name__)
+            where = ", ".join(clean_name(w) for w in payload.get("where", [])[:3])
+            self.forbidden.append(name)
             raise ForbiddenCall(
-                f"{function.__name__} computed its result with code that must not be used "
+                f"{name} computed its result with code that must not be used "
                 f"in place of your own ({where}). Implement it with array operations."
             )
         if status == "unencodable":
             raise NotTransferable(
-                f"{function.__name__} returned {payload['what']}; expected an array or a "
-                "number (or a tuple of them)"
+                f"{name} returned {clean_text(payload.get('what'), 200)}; expected an array "
+                "or a number (or a tuple of them)"
             )
-        raise KernelUnavailable(f"unexpected answer from the kernel: {status}")
+        if status == "interrupted":
+            raise LearnerError(f"{name} was interrupted")
+        raise KernelUnavailable(f"unexpected answer from the kernel: {clean_text(status)}")
 
-    def _decode(self, obj: Any, arrays: dict[str, np.ndarray]) -> Any:
+    def _decode(self, obj: Any, arrays: dict[str, np.ndarray], depth: int = 0) -> Any:
+        """Plain data only, whatever the kernel sent: see the module's docstring."""
+        if depth > 40:
+            raise NotTransferable("a value nested too deeply")
         if isinstance(obj, list):
-            return [self._decode(x, arrays) for x in obj]
+            return [self._decode(x, arrays, depth + 1) for x in obj]
         if not isinstance(obj, dict):
             if obj is None or type(obj) in (bool, int, float, str):
                 return obj
             raise NotTransferable(f"unexpected value {type(obj).__name__}")
-        if "__tuple__" in obj:
-            return tuple(self._decode(x, arrays) for x in obj["__tuple__"])
-        if "__dict__" in obj:
-            return {str(k): self._decode(v, arrays) for k, v in obj["__dict__"].items()}
+        if len(obj) == 1 and "__tuple__" in obj and isinstance(obj["__tuple__"], list):
+            return tuple(self._decode(x, arrays, depth + 1) for x in obj["__tuple__"])
+        if len(obj) == 1 and "__dict__" in obj and isinstance(obj["__dict__"], dict):
+            return {str(k): self._decode(v, arrays, depth + 1) for k, v in obj["__dict__"].items()}
         if "__complex__" in obj:
             re, im = obj["__complex__"]
             return complex(float(re), float(im))
         if "__array__" in obj:
-            arr = arrays[str(obj["__array__"])]
-            return arr[()] if obj.get("scalar") else arr
+            key = obj["__array__"]
+            if not isinstance(key, str) or key not in arrays:
+                raise NotTransferable("a reference to an array that was not sent")
+            arr = arrays[key]
+            return arr[()] if obj.get("scalar") is True else arr
         if "__handle__" in obj:
-            return LearnerFunction(self, int(obj["__handle__"]), str(obj.get("name", "")))
-        if "__module__" in obj:
-            return importlib.import_module(str(obj["__module__"]))
+            handle = obj["__handle__"]
+            if type(handle) is not int:
+                raise NotTransferable("a function handle that is not a number")
+            return LearnerFunction(self, handle, clean_name(obj.get("name") or ""))
         if "__namedtuple__" in obj:
-            cls = _namedtuple_class(str(obj["__namedtuple__"]), tuple(map(str, obj["fields"])))
-            return cls(*[self._decode(x, arrays) for x in obj["values"]])
-        raise NotTransferable(f"unexpected value in the kernel's answer: {sorted(obj)[:3]}")
-
-
-@functools.lru_cache(maxsize=64)
-def _namedtuple_class(name: str, fields: tuple[str, ...]):
-    return collections.namedtuple(name, fields)
-
-
-def write_message(path: str, payload: dict, arrays: dict[str, np.ndarray]) -> None:
-    """A JSON header line and the arrays' raw bytes, in one file renamed into place."""
-    specs, blobs, offset = [], [], 0
-    for key, arr in arrays.items():
-        data = np.ascontiguousarray(arr).tobytes()
-        specs.append([key, arr.dtype.str, list(arr.shape), offset, len(data)])
-        blobs.append(data)
-        offset += len(data)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(json.dumps({"payload": payload, "arrays": specs}).encode() + b"\n")
-        for data in blobs:
-            f.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
-def read_message(path: str, answer: bool = True) -> tuple[dict, dict[str, np.ndarray]]:
-    """Read what the kernel wrote, trusting nothing: numeric arrays of declared size only."""
-    if os.path.getsize(path) > MAX_RESULT_BYTES:
-        os.unlink(path)
-        raise NotTransferable("the result is larger than the grader accepts")
-    with open(path, "rb") as f:
-        blob = f.read()
-    os.unlink(path)
-    try:
-        end = blob.index(b"\n")
-        header = json.loads(blob[:end])
-        payload, specs = header["payload"], header["arrays"]
-        body = memoryview(blob)[end + 1 :]
-        arrays: dict[str, np.ndarray] = {}
-        for key, dtype, shape, offset, size in specs:
-            dt = np.dtype(str(dtype))
-            if dt.kind not in "biufc" or dt.hasobject:
-                raise NotTransferable("the result holds non-numeric data")
-            shape = tuple(int(n) for n in shape)
-            offset, size = int(offset), int(size)
-            count = int(np.prod(shape)) if shape else 1
-            if size != count * dt.itemsize or offset < 0 or offset + size > len(body):
-                raise ValueError("inconsistent array sizes")
-            arrays[str(key)] = (
-                np.frombuffer(body[offset : offset + size], dtype=dt).reshape(shape).copy()
-            )
-    except NotTransferable:
-        raise
-    except (ValueError, KeyError, TypeError) as exc:
-        raise KernelUnavailable(f"malformed answer from the kernel ({exc})") from None
-    if not isinstance(payload, dict) or (answer and "status" not in payload):
-        raise KernelUnavailable("malformed answer from the kernel")
-    return payload, arrays
+            fields, values = obj.get("fields"), obj.get("values")
+            if (
+                not isinstance(fields, list)
+                or not isinstance(values, list)
+                or len(fields) != len(values)
+                or len(fields) > 64
+                or not all(_valid_field(f) for f in fields)
+                or len(set(fields)) != len(fields)
+            ):
+                raise NotTransferable("a named tuple with invalid fields")
+            cls = _record_class(str(obj["__namedtuple__"])[:60], tuple(fields))
+            return cls(*[self._decode(x, arrays, depth + 1) for x in values])
+        raise NotTransferable(
+            f"unexpected value in the kernel's answer: {clean_text(sorted(map(str, obj))[:3])}"
+        )
 
 
 class GradingNamespace(dict):
     """Globals for grade cells: the test's own names first, then the learner's kernel.
 
-    Names that are builtins are never taken from the kernel, and a name the kernel binds to
-    a module is imported afresh here (``np`` is the grader's numpy, whatever the learner did
-    to theirs).
+    Names that are builtins are never taken from the kernel. The instructor's read-only cells
+    (imports, test data) run here too, so ``np`` is the grader's numpy, whatever the learner
+    did to theirs. Substitutions made by a grade cell last until the end of that cell.
     """
 
     def __init__(self, channel: KernelChannel):
@@ -361,7 +439,7 @@ class GradingNamespace(dict):
             return dict.__getitem__(self, name)
         except KeyError:
             pass
-        if hasattr(builtins, name) or name.startswith("__"):
+        if hasattr(builtins, name) or name.startswith("__") or name in _NEVER_FROM_KERNEL:
             raise KeyError(name)
         if name not in self._fetched:
             self._fetched[name] = self.channel.fetch(name)
@@ -372,6 +450,14 @@ class GradingNamespace(dict):
 
     def forget_fetched(self) -> None:
         """The notebook ran more of the learner's code: names may be bound differently now."""
+        self._fetched.clear()
+
+    def end_of_cell(self) -> None:
+        """Undo the cell's substitutions: later cells see the learner's own functions again."""
+        for name in sorted(self._substituted):
+            self.channel.restore(name)
+            dict.pop(self, name, None)
+        self._substituted.clear()
         self._fetched.clear()
 
 
@@ -422,7 +508,9 @@ def run_trusted_code(source: str, namespace: GradingNamespace, cell_name: str) -
         except Exception as exc:  # the test failed: that is the grade cell's outcome
             error = exc
         except SystemExit as exc:
-            error = RuntimeError(f"the test called sys.exit({exc.code})")
+            error = RuntimeError(f"the test called sys.exit({clean_text(exc.code, 80)})")
+        finally:
+            namespace.end_of_cell()
     text = buffer.getvalue()
     if text:
         if len(text) > MAX_TEXT_OUTPUT:

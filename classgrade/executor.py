@@ -1,0 +1,145 @@
+"""nbgrader's Execute with the kernel in a sandbox and the locked grade cells run by the grader.
+
+Learner cells run in the sandboxed kernel as nbgrader runs them. The instructor's locked grade
+cells run in the grading process (``trusted``), and read-only setup cells run in both; every
+name a grade cell takes from the notebook crosses the sandbox's channel as plain data.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import nbformat
+from jupyter_core.utils import run_sync
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbgrader.preprocessors import Execute
+from traitlets import Any, Float, Integer
+
+from . import trusted
+from .intake import is_read_only_setup, is_trusted_test
+from .outcome import clean_text
+
+PROBE_START_SECONDS = 60.0
+
+
+class NotebookFailed(Exception):
+    """The notebook's execution had to be abandoned (the kernel died, hung or ran too long)."""
+
+
+class ProbeStartFailed(NotebookFailed):
+    """The grading probe did not start in a fresh kernel: nothing of the learner's ran yet."""
+
+
+class SandboxedExecute(Execute):
+    """Execute with a started sandboxed kernel and grade cells run in the grading process.
+
+    The kernel manager is passed in already started. ``channel_socket`` is the grader's end of
+    the socket pair whose other end the sandbox received when it started.
+    """
+
+    channel_socket = Any()
+    notebook_deadline = Float(float("inf"))
+    call_timeout = Integer(30)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # A tag a learner cannot guess: no submitted tag can make nbclient skip a cell.
+        self.skip_cells_with_tag = "classgrade-skip-" + secrets.token_hex(16)
+        self.channel: trusted.KernelChannel | None = None
+        self.namespace: trusted.GradingNamespace | None = None
+        self._probe_ready = False
+
+    def preprocess(self, nb, resources=None, km=None):
+        self.channel = trusted.KernelChannel(
+            self.channel_socket, self, float(self.call_timeout), self.notebook_deadline
+        )
+        self.namespace = trusted.GradingNamespace(self.channel)
+        return super().preprocess(nb, resources, km=km)
+
+    def preprocess_cell(self, cell, resources, index):
+        if not self._probe_ready:
+            self._start_probe()  # before any of the learner's code runs
+        if is_trusted_test(cell):
+            self._run_trusted(cell)
+            return cell, resources
+        if time.monotonic() >= self.notebook_deadline:
+            raise NotebookFailed("the notebook ran out of time")
+        cell, resources = super().preprocess_cell(cell, resources, index)
+        if cell.cell_type == "code":
+            self.namespace.forget_fetched()
+        if is_read_only_setup(cell):
+            trusted.run_setup_code(cell.source, self.namespace)
+        return cell, resources
+
+    def _run_trusted(self, cell) -> None:
+        name = cell.metadata.get("nbgrader", {}).get("grade_id", "?")
+        outputs = trusted.run_trusted_code(cell.source, self.namespace, name)
+        cell.outputs = [nbformat.from_dict(o) for o in outputs]
+        cell.execution_count = None
+
+    # -- the channel's link to the kernel (trusted.KernelLink) -----------------------------
+
+    def announce(self, request_id: int) -> None:
+        msg = self.kc.session.msg("classgrade_request", content={"id": request_id})
+        self.kc.shell_channel.send(msg)
+
+    def alive(self) -> bool:
+        return bool(run_sync(self.km.is_alive)())
+
+    def interrupt(self) -> None:
+        run_sync(self.km.interrupt_kernel)()
+
+    # -- the probe -------------------------------------------------------------------------
+
+    def _start_probe(self) -> None:
+        status = run_sync(self._async_start_probe)()
+        if status != "ok":
+            raise ProbeStartFailed(f"the grading probe could not start in the kernel: {status}")
+        self._probe_ready = True
+
+    async def _async_start_probe(self) -> str:
+        # Importing the probe registers its handler of ``classgrade_request`` messages.
+        msg_id = self.kc.execute(
+            "",
+            silent=True,
+            store_history=False,
+            user_expressions={"r": "__import__('_classgrade_probe') and 'ok'"},
+            allow_stdin=False,
+        )
+        deadline = time.monotonic() + PROBE_START_SECONDS
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return "no answer"
+            if not await self.km.is_alive():
+                return "the kernel died"
+            try:
+                reply = await self.kc.get_shell_msg(timeout=min(remaining, 0.5))
+            except Exception:  # queue.Empty: keep waiting, the deadline bounds it
+                continue
+            if reply["parent_header"].get("msg_id") != msg_id:
+                continue
+            content = reply["content"]
+            if content.get("status") != "ok":
+                return f"the kernel refused ({clean_text(content.get('ename', '?'), 80)})"
+            result = content.get("user_expressions", {}).get("r", {})
+            if result.get("status") != "ok":
+                return clean_text(f"{result.get('ename', 'error')}: {result.get('evalue', '')}")
+            text = result.get("data", {}).get("text/plain", "")
+            return "ok" if text.strip("'\"") == "ok" else "an unexpected answer"
+
+
+def describe_execution_failure(exc: BaseException, timed_out: bool, limit: float) -> str:
+    if timed_out:
+        return f"the notebook ran longer than {limit:.0f} s (wall-clock limit) and was stopped"
+    if isinstance(exc, trusted.KernelUnavailable | NotebookFailed):
+        return clean_text(exc)
+    if isinstance(exc, DeadKernelError):
+        return "the kernel died while running the notebook (os._exit, a crash, or the memory limit)"
+    if isinstance(exc, CellTimeoutError):
+        return (
+            "a cell kept running past the time limit and ignored the interrupt; the kernel "
+            "was stopped"
+        )
+    return f"the notebook could not be run ({type(exc).__name__}: {clean_text(exc)})"

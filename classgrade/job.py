@@ -1,0 +1,285 @@
+"""One notebook, graded in a process of its own: the only part of classgrade that meets a kernel.
+
+The grading run forks a job per notebook from a clean server process (``jobs``): the job never
+holds the gradebook or a course folder the learner can write to, decodes the kernel's messages
+to plain data only, and hands its result back as JSON. Whatever happens in it (an exception,
+``SystemExit``, ``os._exit``, a crash) fails that notebook alone.
+
+A job dies with the run (parent-death signal), and the sandbox dies with its job (lifeline).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nbformat
+from jupyter_core.utils import run_sync
+from nbgrader.preprocessors import LimitOutput
+
+from . import reaper
+from .cgroups import Cgroup, CgroupParents
+from .executor import NotebookFailed, ProbeStartFailed, SandboxedExecute, describe_execution_failure
+from .outcome import clean_text
+from .outputs import CapOutputs
+from .sandbox import Limits, Sandbox, SandboxKernelManager, kernel_environment, sandbox_uid
+
+_PR_SET_PDEATHSIG = 1
+KERNEL_START_ATTEMPTS = 3
+MAX_RESULT_BYTES = 64 * 1024 * 1024
+"""The largest result a job may hand back (outputs are capped well below this)."""
+
+
+@dataclass
+class ExecJob:
+    key: str
+    index: int  # the notebook's number in this run: its sandbox uid and cgroup name
+    notebook_json: str
+    assignment_files: list[tuple[str, str]]  # (path on the host, name in the working dir)
+    data_dir: str  # the grade cells' working directory (the assignment's released files)
+    import_dir: str  # holds the hidden tests' packages; the only folder added to sys.path
+    scratch_root: str
+    limits: dict
+    sandboxed: bool = True
+    cgroup: dict | None = None  # CgroupParents as a dict, where the machine allows one
+    forbidden_roots: list[str] = field(default_factory=list)  # never on sys.path (the course)
+
+
+@dataclass
+class ExecResult:
+    key: str
+    ok: bool
+    notebook_json: str = ""
+    reason: str = ""
+    seconds: float = 0.0
+    forbidden: list[str] = field(default_factory=list)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, key: str, raw: bytes) -> ExecResult:
+        """A job's answer, checked field by field: a job that misbehaves fails its notebook."""
+        try:
+            data = json.loads(raw.decode("utf-8"))
+            result = cls(
+                key=key,
+                ok=data["ok"] is True,
+                notebook_json=str(data.get("notebook_json", "")),
+                reason=clean_text(data.get("reason", "")),
+                seconds=float(data.get("seconds", 0.0)),
+                forbidden=[clean_text(f, 80) for f in list(data.get("forbidden", []))[:50]],
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return cls(key, False, reason="the grading process of this notebook sent a bad answer")
+        if data.get("key") != key:
+            return cls(key, False, reason="the grading process of this notebook sent a bad answer")
+        return result
+
+
+def _die_with_parent() -> None:
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent ended before the signal was armed
+        os._exit(1)
+
+
+def _trusted_sys_path(import_dir: str, forbidden_roots: list[str]) -> list[str]:
+    """sys.path with the hidden tests' packages first, and nothing of the course folder.
+
+    The course folder holds ``submitted/``: were it (or the working directory) on sys.path,
+    ``import submitted.<learner>...`` would run a learner's file in the grading process.
+    """
+    roots = [os.path.realpath(r) for r in forbidden_roots] + [os.path.realpath(os.getcwd())]
+
+    def allowed(entry: str) -> bool:
+        if not entry or entry == ".":
+            return False
+        real = os.path.realpath(entry)
+        return not any(real == r or real.startswith(r.rstrip("/") + "/") for r in roots)
+
+    return [import_dir, *[p for p in sys.path if allowed(p)]]
+
+
+def main(job: ExecJob, conn) -> None:
+    """Entry point of the job process (forked by ``jobs``): grade, answer, exit."""
+    _die_with_parent()
+    os.environ.update(TF_CPP_MIN_LOG_LEVEL="3", TF_ENABLE_ONEDNN_OPTS="0", OPENBLAS_NUM_THREADS="1")
+    started = time.monotonic()
+    try:
+        result = grade(job)
+    except BaseException as exc:  # any failure fails this notebook only
+        detail = clean_text("".join(traceback.format_exception_only(exc)))
+        result = ExecResult(job.key, False, reason=f"grading error: {detail}")
+    result.seconds = time.monotonic() - started
+    try:
+        raw = result.to_json()
+        if len(raw) > MAX_RESULT_BYTES:
+            raw = ExecResult(
+                job.key, False, reason="the graded notebook is too large to record"
+            ).to_json()
+        conn.send_bytes(raw)
+        conn.close()
+    finally:
+        os._exit(0)  # no atexit handlers, no finalizers of the forked server's state
+
+
+def _start(job: ExecJob, sandbox: Sandbox, scratch: Path, lifeline_r: int, theirs: socket.socket):
+    """Start the sandboxed kernel; return (kernel manager, cgroup or None)."""
+    group = None
+    prefix: list[str] = []
+    limits = Limits(**job.limits)
+    if job.cgroup is not None:
+        parents = CgroupParents(
+            job.cgroup["version"], Path(job.cgroup["memory"]), Path(job.cgroup["pids"])
+        )
+        group = Cgroup.create(
+            parents,
+            f"classgrade-{Path(job.scratch_root).name.removeprefix(reaper.SCRATCH_PREFIX)}"
+            f"-{job.index}",
+            limits.memory_mb * 1024 * 1024,
+            limits.processes,
+        )
+        prefix = group.enter_command()
+    km = SandboxKernelManager(
+        sandbox=sandbox,
+        scratch=str(scratch),
+        files=[list(f) for f in job.assignment_files],
+        lifeline_fd=lifeline_r,
+        channel_fd=theirs.fileno(),
+        argv_prefix=prefix,
+        transport="ipc",
+        ip=str(scratch / "ipc" / "k"),
+        connection_file=str(scratch / "ipc" / "kernel.json"),
+        autorestart=False,
+    )
+    support = "/opt/classgrade" if sandbox.enabled else str(scratch / "support")
+    try:
+        run_sync(km.start_kernel)(
+            env=kernel_environment(support),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            pass_fds=(lifeline_r, theirs.fileno()),
+        )
+        process = getattr(km.provisioner, "process", None)
+        if process is not None:
+            reaper.record_sandbox(scratch, process.pid)
+    except BaseException:
+        if group is not None:
+            group.remove()
+        raise
+    return km, group
+
+
+def grade(job: ExecJob) -> ExecResult:
+    limits = Limits(**job.limits)
+    deadline = time.monotonic() + limits.notebook_seconds
+    sys.path[:] = _trusted_sys_path(job.import_dir, job.forbidden_roots)
+    os.chdir(job.data_dir)
+    last_error = ""
+    for attempt in range(KERNEL_START_ATTEMPTS):
+        scratch = Path(job.scratch_root) / f"job-{job.index}-{attempt}"
+        try:
+            return _grade_once(job, limits, scratch, deadline)
+        except ProbeStartFailed as exc:
+            last_error = str(exc)  # nothing of the learner's ran: a fresh kernel may start
+        except _KernelStartFailed as exc:
+            last_error = str(exc)
+        if time.monotonic() >= deadline:
+            break
+    return ExecResult(
+        job.key,
+        False,
+        reason=f"the kernel could not be started ({KERNEL_START_ATTEMPTS} tries): {last_error}",
+    )
+
+
+class _KernelStartFailed(Exception):
+    pass
+
+
+def _grade_once(job: ExecJob, limits: Limits, scratch: Path, deadline: float) -> ExecResult:
+    sandbox = Sandbox(limits, enabled=job.sandboxed, uid=sandbox_uid(job.index))
+    scratch.mkdir(parents=True)
+    sandbox.prepare_scratch(scratch)
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    lifeline_r, lifeline_w = os.pipe()
+    km = group = executor = None
+    timed_out = threading.Event()
+
+    def end_sandbox() -> None:
+        timed_out.set()
+        with contextlib.suppress(OSError):
+            os.close(lifeline_w)  # the shim sees end-of-file and ends the whole sandbox
+
+    watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), end_sandbox)
+    watchdog.daemon = True
+    try:
+        try:
+            km, group = _start(job, sandbox, scratch, lifeline_r, theirs)
+            client = km.client()
+            client.start_channels()
+            try:
+                run_sync(client.wait_for_ready)(timeout=60)
+            finally:
+                client.stop_channels()
+        except Exception as exc:
+            raise _KernelStartFailed(clean_text(exc)) from None
+        finally:
+            os.close(lifeline_r)
+            theirs.close()
+        sandbox.lock_scratch(scratch)
+        watchdog.start()
+        nb = nbformat.reads(job.notebook_json, as_version=4)
+        executor = SandboxedExecute(
+            timeout=limits.cell_seconds,
+            call_timeout=limits.cell_seconds,
+            channel_socket=ours,
+            notebook_deadline=deadline,
+            startup_timeout=60,
+        )
+        try:
+            executor.preprocess(nb, {"metadata": {"path": job.data_dir}}, km=km)
+            if timed_out.is_set():
+                raise NotebookFailed("wall-clock")
+        except ProbeStartFailed:
+            raise
+        except BaseException as exc:  # the learner's notebook failed
+            reason = describe_execution_failure(exc, timed_out.is_set(), limits.notebook_seconds)
+            if group is not None and group.out_of_memory():
+                reason = f"{reason} (the notebook's memory limit of {limits.memory_mb} MB was hit)"
+            return ExecResult(job.key, False, reason=reason)
+        for pp in (LimitOutput(), CapOutputs()):
+            nb, _ = pp.preprocess(nb, {})
+        forbidden = list(executor.channel.forbidden) if executor.channel else []
+        return ExecResult(job.key, True, notebook_json=nbformat.writes(nb), forbidden=forbidden)
+    finally:
+        watchdog.cancel()
+        with contextlib.suppress(OSError):
+            os.close(lifeline_w)
+        if executor is not None and executor.kc is not None:
+            with contextlib.suppress(Exception):
+                executor.kc.stop_channels()
+        if km is not None:
+            km.kill_sandbox()
+            with contextlib.suppress(Exception):
+                run_sync(km.cleanup_resources)()
+        if group is not None:
+            group.remove()
+        ours.close()
+        shutil.rmtree(scratch, ignore_errors=True)

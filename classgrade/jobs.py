@@ -1,0 +1,115 @@
+"""Running notebook jobs side by side, each in a process of its own, each with a deadline.
+
+Jobs are forked from multiprocessing's fork server, started once per run with the grading
+code already imported (a fork costs milliseconds; a fresh interpreter would cost a second per
+notebook). The server is a clean process: it holds no gradebook, and a job inherits nothing of
+the main process but its arguments. A job answers with JSON bytes of bounded size on a pipe;
+a job that crashes, exits, hangs past its deadline or answers garbage fails its own notebook
+and no other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+
+from . import job as job_module
+from .job import MAX_RESULT_BYTES, ExecJob, ExecResult
+
+_JOIN_SECONDS = 5.0
+
+
+@dataclass
+class _Running:
+    job: ExecJob
+    process: multiprocessing.Process
+    conn: object
+    deadline: float
+
+
+class JobPool:
+    """Up to ``workers`` jobs at a time; ``target(job, conn)`` runs in each job's process."""
+
+    def __init__(self, workers: int, target: Callable = job_module.main, preload=()):
+        self.workers = max(1, workers)
+        self.target = target
+        self.context = multiprocessing.get_context("forkserver")
+        self.context.set_forkserver_preload(["classgrade.job", *preload])
+        self.running: list[_Running] = []
+        self.on_killed: Callable[[ExecJob], None] = lambda job: None
+
+    def free(self) -> int:
+        return self.workers - len(self.running)
+
+    def start(self, job: ExecJob, seconds: float) -> None:
+        """Start ``job``; it fails if it has not answered within ``seconds``."""
+        receiver, sender = self.context.Pipe(duplex=False)
+        process = self.context.Process(target=self.target, args=(job, sender), name=job.key)
+        process.start()
+        sender.close()
+        self.running.append(_Running(job, process, receiver, time.monotonic() + seconds))
+
+    def wait(self, timeout: float = 1.0) -> list[tuple[ExecJob, ExecResult]]:
+        """Jobs that ended within ``timeout`` (or hit their deadline), with their results."""
+        if not self.running:
+            return []
+        nearest = min(r.deadline for r in self.running) - time.monotonic()
+        handles = [r.conn for r in self.running] + [r.process.sentinel for r in self.running]
+        ready = set(wait(handles, timeout=max(0.0, min(timeout, nearest))))
+        done = []
+        for running in list(self.running):
+            result = None
+            if running.conn in ready or running.process.sentinel in ready:
+                result = self._collect(running)
+            elif time.monotonic() >= running.deadline:
+                result = ExecResult(
+                    running.job.key,
+                    False,
+                    reason="the grading of this notebook went past its deadline and was stopped",
+                )
+                self._end(running, killed=True)
+            if result is not None:
+                self.running.remove(running)
+                done.append((running.job, result))
+        return done
+
+    def _collect(self, running: _Running) -> ExecResult:
+        raw = None
+        with contextlib.suppress(EOFError, OSError):
+            if running.conn.poll(0):
+                raw = running.conn.recv_bytes(MAX_RESULT_BYTES)
+        running.process.join(_JOIN_SECONDS if raw is not None else 0.5)
+        code = running.process.exitcode
+        self._end(running, killed=raw is None)
+        if raw is None:
+            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            return ExecResult(
+                running.job.key,
+                False,
+                reason=f"the grading process of this notebook ended unexpectedly ({how})",
+            )
+        return ExecResult.from_json(running.job.key, raw)
+
+    def _end(self, running: _Running, killed: bool) -> None:
+        running.process.join(0 if killed else _JOIN_SECONDS)
+        if running.process.is_alive():
+            running.process.kill()
+            running.process.join(_JOIN_SECONDS)
+            killed = True
+        if killed:
+            self.on_killed(running.job)  # the job could not clean up after itself
+        with contextlib.suppress(OSError):
+            running.conn.close()
+        with contextlib.suppress(ValueError):
+            running.process.close()
+
+    def close(self) -> None:
+        for running in self.running:
+            with contextlib.suppress(Exception):
+                running.process.kill()
+            self._end(running, killed=True)
+        self.running.clear()
