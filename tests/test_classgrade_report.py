@@ -12,6 +12,7 @@ import io
 import unicodedata
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from nbgrader.api import Gradebook
@@ -36,7 +37,6 @@ from classgrade.report import (
     status_rows,
     write_csv,
 )
-from classgrade.runner import Outcome, RunSummary
 
 A = "rnn"
 HOSTILE_IDS = [
@@ -235,17 +235,28 @@ def test_status_command_through_the_cli(course, capsys):
     assert not any(GOOD in line.split()[:2] for line in failed)
 
 
+def _outcome(student: str, status: str, reason: str = "") -> SimpleNamespace:
+    return SimpleNamespace(assignment=A, student=student, status=status, reason=reason)
+
+
 def test_summary_lines_are_clean(course):
+    """The end-of-run summary as the runner prints it (an object with its fields and lists)."""
     grader = _Grader(course)
-    outcomes = [
-        Outcome(A, student, FAILED, reason=HOSTILE_REASONS[i % len(HOSTILE_REASONS)])
+    failed = [
+        _outcome(student, FAILED, HOSTILE_REASONS[i % len(HOSTILE_REASONS)])
         for i, student in enumerate(HOSTILE_IDS)
     ]
-    outcomes.append(Outcome(A, GOOD, GRADED, score=0.0, max_score=0.0))
-    summary = RunSummary(outcomes=outcomes, seconds=1.0, notebooks=len(outcomes))
+    summary = SimpleNamespace(
+        graded=[_outcome(GOOD, GRADED)],
+        failed=failed,
+        skipped=[],
+        seconds=1.0,
+        notebooks=len(failed) + 1,
+        backup=course / "gradebook-backups" / "gradebook-\x1b[31m.db",
+    )
     text = format_summary(summary, grader)
     assert _no_control(text.replace("\n", ""))
     lines = text.split("\n")
-    assert len(lines) == 1 + 2 + len(HOSTILE_IDS) + 2 + 1  # head, failures, means
-    assert all(line.startswith(f"  {A} ") for line in lines[3 : 3 + len(HOSTILE_IDS)])
+    assert len(lines) == 2 + 2 + len(HOSTILE_IDS) + 2 + 1  # head and backup, failures, means
+    assert all(line.startswith(f"  {A} ") for line in lines[4 : 4 + len(HOSTILE_IDS)])
     assert all(len(line) < 200 + MAX_REASON_CHARS for line in lines)
