@@ -246,9 +246,12 @@ def _run(function, request, arrays):
         _state["active"] = False
     if interrupted is not None:
         # An import cut short leaves half-initialised modules behind (matplotlib, Keras):
-        # forget every module the call added, so that a later import starts afresh.
+        # forget the Python modules the call added, so that a later import starts afresh.
+        # Extension modules stay: their C state cannot be initialised twice in one process.
         for name in set(sys.modules) - modules_before:
-            sys.modules.pop(name, None)
+            origin = getattr(sys.modules.get(name), "__file__", None) or ""
+            if not origin.endswith((".so", ".pyd")):
+                sys.modules.pop(name, None)
     return list(_state["hits"]), result, interrupted
 
 

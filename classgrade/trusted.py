@@ -235,8 +235,12 @@ class KernelChannel:
         try:
             return codec.recv_frame(self.sock, time.monotonic() + _FRAME_SECONDS)
         except codec.FrameError as exc:
-            if not self.link.alive():
-                raise KernelUnavailable("the kernel died") from None
+            # A kernel that dies closes the channel an instant before its process is reaped.
+            settle = time.monotonic() + 2.0
+            while time.monotonic() < settle:
+                if not self.link.alive():
+                    raise KernelUnavailable("the kernel died") from None
+                time.sleep(0.05)
             raise KernelUnavailable(f"the kernel broke the grading channel: {exc}") from None
 
     def _answer_callback(self, header: dict, arrays: dict, deadline: float) -> None:
