@@ -11,24 +11,18 @@ import nbformat
 import numpy as np
 import pytest
 
-from classgrade.preprocessors import (
-    CapOutputs,
-    SanitizeOutputs,
+from classgrade import codec
+from classgrade.intake import (
     SourceCell,
     SourceNotebook,
     SubmissionError,
     load_submission,
-    sanitize_html,
+    read_submission,
+    rebuild,
 )
-from classgrade.sandbox import Limits, Sandbox
-from classgrade.trusted import (
-    GradingNamespace,
-    KernelUnavailable,
-    NotTransferable,
-    read_message,
-    run_trusted_code,
-    write_message,
-)
+from classgrade.outputs import CapOutputs, SanitizeOutputs, sanitize_html
+from classgrade.sandbox import WORKDIR_IN_SANDBOX, Limits, Sandbox
+from classgrade.trusted import GradingNamespace, KernelChannel, NotTransferable, run_trusted_code
 
 
 def _source() -> SourceNotebook:
@@ -48,10 +42,15 @@ def _cell(kind, source, **nbgrader):
 
 
 def _write(tmp_path, data) -> object:
-    path = tmp_path / "sub" / "hw.ipynb"
-    path.parent.mkdir(exist_ok=True)
+    path = tmp_path / "submitted" / "ann" / "hw" / "hw.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(data if isinstance(data, str) else json.dumps(data))
     return path
+
+
+def _load(tmp_path, max_bytes=10**6):
+    folder = read_submission(tmp_path / "submitted", "ann", "hw", {"hw.ipynb"}, max_bytes)
+    return load_submission(folder, "hw.ipynb", _source(), max_bytes)
 
 
 def test_metadata_is_rebuilt_from_the_gradebook(tmp_path):
@@ -65,7 +64,8 @@ def test_metadata_is_rebuilt_from_the_gradebook(tmp_path):
         "metadata": {"kernelspec": {"name": "bash"}},
     }
     nb["cells"][0]["metadata"]["tags"] = ["skip-execution"]
-    out = load_submission(_write(tmp_path, nb), _source(), 10**6)
+    _write(tmp_path, nb)
+    out = _load(tmp_path)
     metas = [c.metadata.get("nbgrader") for c in out.cells]
     assert metas[0]["schema_version"] == 3
     assert metas[0]["solution"]
@@ -89,21 +89,149 @@ def test_metadata_is_rebuilt_from_the_gradebook(tmp_path):
     ],
 )
 def test_unreadable_notebooks_get_a_plain_reason(tmp_path, content, reason):
+    _write(tmp_path, content)
     with pytest.raises(SubmissionError, match=reason):
-        load_submission(_write(tmp_path, content), _source(), 10**6)
+        _load(tmp_path)
 
 
 def test_missing_renamed_and_oversized_notebooks(tmp_path):
-    folder = tmp_path / "sub"
-    folder.mkdir()
+    folder = tmp_path / "submitted" / "ann" / "hw"
+    folder.mkdir(parents=True)
     with pytest.raises(SubmissionError, match="empty"):
-        load_submission(folder / "hw.ipynb", _source(), 10**6)
+        _load(tmp_path)
     (folder / "homework (1).ipynb").write_text("{}")
     with pytest.raises(SubmissionError, match=r"renamed"):
-        load_submission(folder / "hw.ipynb", _source(), 10**6)
+        _load(tmp_path)
     (folder / "hw.ipynb").write_text(json.dumps({"cells": [_cell("markdown", "x" * 5000)]}))
     with pytest.raises(SubmissionError, match="limit"):
-        load_submission(folder / "hw.ipynb", _source(), 1000)
+        _load(tmp_path, max_bytes=1000)
+
+
+def _links_and_special_files(tmp_path):
+    """Each builder plants one thing intake must refuse in the submission of learner ann."""
+    outside = tmp_path / "solutions.ipynb"
+    outside.write_text(json.dumps({"cells": []}))
+
+    def notebook_symlink(folder):
+        (folder / "hw.ipynb").symlink_to(outside)
+
+    def relative_symlink(folder):
+        (folder / "hw.ipynb").symlink_to("../../../solutions.ipynb")
+
+    def timestamp_symlink(folder):
+        (folder / "timestamp.txt").symlink_to(outside)
+
+    def extra_symlink(folder):
+        (folder / "passwd").symlink_to("/etc/passwd")
+
+    def fifo_notebook(folder):
+        os.mkfifo(folder / "hw.ipynb")
+
+    def fifo_extra(folder):
+        os.mkfifo(folder / "pipe")
+
+    def hard_link(folder):
+        os.link(outside, folder / "hw.ipynb")
+
+    def socket_file(folder):
+        import socket
+
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(folder / "sock"))
+        sock.close()
+
+    def folder_symlink(folder):
+        folder.rmdir()
+        other = tmp_path / "elsewhere"
+        other.mkdir()
+        folder.symlink_to(other)
+
+    def learner_symlink(folder):
+        learner = folder.parent
+        folder.rmdir()
+        learner.rmdir()
+        (tmp_path / "other" / "hw").mkdir(parents=True)
+        learner.symlink_to(tmp_path / "other")
+
+    return {
+        "notebook_symlink": (notebook_symlink, "symbolic link"),
+        "relative_symlink": (relative_symlink, "symbolic link"),
+        "timestamp_symlink": (timestamp_symlink, "symbolic link"),
+        "extra_symlink": (extra_symlink, "symbolic link"),
+        "fifo_notebook": (fifo_notebook, "FIFO"),
+        "fifo_extra": (fifo_extra, "FIFO"),
+        "hard_link": (hard_link, "hard link"),
+        "socket_file": (socket_file, "socket"),
+        "folder_symlink": (folder_symlink, "symbolic link"),
+        "learner_symlink": (learner_symlink, "symbolic link"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "notebook_symlink", "relative_symlink", "timestamp_symlink", "extra_symlink",
+        "fifo_notebook", "fifo_extra", "hard_link", "socket_file", "folder_symlink",
+        "learner_symlink",
+    ],
+)  # fmt: skip
+def test_intake_follows_no_link_and_reads_no_special_file(tmp_path, case):
+    folder = tmp_path / "submitted" / "ann" / "hw"
+    folder.mkdir(parents=True)
+    build, reason = _links_and_special_files(tmp_path)[case]
+    build(folder)
+    with pytest.raises(SubmissionError, match=reason):
+        read_submission(tmp_path / "submitted", "ann", "hw", {"hw.ipynb", "timestamp.txt"}, 10**6)
+
+
+def test_intake_limits_files_depth_and_timestamp(tmp_path, monkeypatch):
+    from classgrade import intake
+
+    folder = tmp_path / "submitted" / "ann" / "hw"
+    deep = folder
+    for _ in range(intake.MAX_DEPTH + 2):
+        deep = deep / "d"
+    deep.mkdir(parents=True)
+    with pytest.raises(SubmissionError, match="nested"):
+        read_submission(tmp_path / "submitted", "ann", "hw", set(), 10**6)
+    import shutil
+
+    shutil.rmtree(folder / "d")
+    monkeypatch.setattr(intake, "MAX_ENTRIES", 50)
+    for i in range(51):
+        (folder / f"f{i}").write_text("x")
+    with pytest.raises(SubmissionError, match="more than 50 files"):
+        read_submission(tmp_path / "submitted", "ann", "hw", set(), 10**6)
+    shutil.rmtree(folder)
+    folder.mkdir()
+    (folder / "timestamp.txt").write_text("2026-01-01 " * 1000)
+    with pytest.raises(SubmissionError, match="not a timestamp"):
+        read_submission(tmp_path / "submitted", "ann", "hw", {"timestamp.txt"}, 10**6)
+
+
+def _ordered_source() -> SourceNotebook:
+    src = SourceNotebook("hw")
+    src.cells["setup"] = SourceCell("setup", "code", True, False, False, False, None, "import x")
+    src.cells["a1"] = SourceCell("a1", "code", False, False, True, False, None)
+    src.cells["t1"] = SourceCell("t1", "code", True, True, False, False, 1.0, "check(f1)")
+    src.cells["a2"] = SourceCell("a2", "code", False, False, True, False, None)
+    src.cells["t2"] = SourceCell("t2", "code", True, True, False, False, 1.0, "check(f2)")
+    return src
+
+
+def test_instructor_cells_run_in_the_source_order_with_the_learner_cells_they_followed():
+    cells = [
+        _cell("code", "check(f2)", grade_id="t2"),  # the last test moved to the top
+        _cell("code", "mine = 1"),  # the learner's own cell, after it
+        _cell("code", "def f1(): ...", grade_id="a1"),
+        _cell("code", "helper = 2"),
+        _cell("code", "def f2(): ...", grade_id="a2"),
+        _cell("code", "check(f1)", grade_id="t1"),
+    ]  # the setup cell was deleted
+    nb = rebuild({"cells": cells}, _ordered_source())
+    order = [c.metadata.get("nbgrader", {}).get("grade_id") or c.source for c in nb.cells]
+    assert order == ["setup", "a1", "helper = 2", "t1", "a2", "t2", "mine = 1"]
+    assert nb.cells[0].source == "import x"  # restored from the gradebook
 
 
 def test_outputs_are_capped_in_bytes():
@@ -144,20 +272,118 @@ def test_scripts_and_handlers_are_removed_from_outputs_and_markdown():
     assert "<iframe" not in nb.cells[1].source
 
 
-def test_messages_from_the_kernel_carry_only_declared_numeric_arrays(tmp_path):
-    path = str(tmp_path / "m")
+def _raw_frame(header: dict, body: bytes) -> bytes:
+    head = json.dumps(header).encode()
+    return codec._PREFIX.pack(codec.MAGIC, len(head), len(body)) + head + body
+
+
+@pytest.fixture
+def pair():
+    import socket
+
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_frames_carry_only_declared_numeric_arrays(pair):
+    import time
+
+    a, b = pair
     arr = np.arange(6.0).reshape(2, 3)
-    write_message(path, {"status": "ok", "value": {"__array__": "a0"}}, {"a0": arr})
-    _payload, arrays = read_message(path)
+    codec.send_frame(
+        a, {"status": "ok", "value": {"__array__": "a0"}}, {"a0": arr}, time.monotonic() + 5
+    )
+    _payload, arrays = codec.recv_frame(b, time.monotonic() + 5)
     np.testing.assert_array_equal(arrays["a0"], arr)
-    header = {"payload": {"status": "ok"}, "arrays": [["a0", "|O", [1], 0, 8]]}
-    (tmp_path / "bad").write_bytes(json.dumps(header).encode() + b"\n" + b"\0" * 8)
+    bad = [
+        _raw_frame({"payload": {}, "arrays": [["a0", "|O", [1], 0, 8]]}, b"\0" * 8),
+        _raw_frame({"payload": {}, "arrays": [["a0", "<f8", [100], 0, 8]]}, b"\0" * 8),
+        _raw_frame({"payload": {}, "arrays": [["a0", "V8", [1], 0, 8]]}, b"\0" * 8),
+        _raw_frame({"payload": [], "arrays": []}, b""),
+        b"NOPE" + b"\0" * 16,
+        codec._PREFIX.pack(codec.MAGIC, codec.MAX_HEADER_BYTES + 1, 0),
+        codec._PREFIX.pack(codec.MAGIC, 2, codec.MAX_FRAME_BYTES + 1),
+    ]
+    for raw in bad:
+        a.sendall(raw)
+        with pytest.raises(codec.FrameError):
+            codec.recv_frame(b, time.monotonic() + 5)
+        while True:  # drop what is left of the bad frame
+            try:
+                b.recv(1 << 16)
+            except BlockingIOError:
+                break
+
+
+def test_every_read_of_the_channel_has_a_deadline(pair):
+    import time
+
+    a, b = pair
+    a.sendall(codec._PREFIX.pack(codec.MAGIC, 10, 0) + b"{")  # a frame that never completes
+    with pytest.raises(codec.FrameTimeout):
+        codec.recv_frame(b, time.monotonic() + 0.2)
+
+
+class _Link:
+    def __init__(self, kernel_end, answers):
+        self.kernel_end = kernel_end
+        self.answers = answers
+
+    def announce(self, request_id):
+        import time
+
+        for header in self.answers:
+            header = {"kind": "final", "id": request_id, **header}
+            codec.send_frame(self.kernel_end, header, {}, time.monotonic() + 5)
+
+    def alive(self):
+        return True
+
+    def interrupt(self):
+        pass
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"__module__": "os"},
+        {"__import__": "os", "attr": "system"},
+        {"__class__": "subprocess.Popen"},
+        {"__namedtuple__": "P", "fields": ["__class__"], "values": [1]},
+        {"__namedtuple__": "P", "fields": ["a b"], "values": [1]},
+        {"__array__": "missing"},
+        {"__handle__": "os.system"},
+    ],
+)
+def test_what_the_kernel_sends_decodes_to_plain_data_only(pair, value):
+    ours, theirs = pair
+    channel = KernelChannel(ours, _Link(theirs, [{"status": "ok", "value": value}]), 5.0)
     with pytest.raises(NotTransferable):
-        read_message(str(tmp_path / "bad"))
-    header = {"payload": {"status": "ok"}, "arrays": [["a0", "<f8", [100], 0, 8]]}
-    (tmp_path / "short").write_bytes(json.dumps(header).encode() + b"\n" + b"\0" * 8)
-    with pytest.raises(KernelUnavailable):
-        read_message(str(tmp_path / "short"))
+        channel.fetch("anything")
+
+
+def test_a_module_returned_by_the_kernel_is_reported_not_imported(pair):
+    ours, theirs = pair
+    answer = {"status": "unencodable", "what": "a module (pwn)"}
+    channel = KernelChannel(ours, _Link(theirs, [answer]), 5.0)
+    with pytest.raises(NotTransferable, match="not a function or plain data"):
+        channel.fetch("pwn")
+
+
+def test_the_grading_process_keeps_the_course_folder_off_sys_path(tmp_path, monkeypatch):
+    from classgrade.job import _trusted_sys_path
+
+    course = tmp_path / "course"
+    (course / "submitted").mkdir(parents=True)
+    monkeypatch.chdir(course)
+    monkeypatch.setattr(
+        "sys.path", ["", ".", str(course), str(course / "submitted"), str(tmp_path / "lib")]
+    )
+    assert _trusted_sys_path("/imports", [str(course)]) == ["/imports", str(tmp_path / "lib")]
 
 
 class _NoKernel:
@@ -195,27 +421,33 @@ def test_sandbox_command_hides_the_course_and_sets_limits(tmp_path):
     assert "--unshare-net" in argv
     assert "--unshare-pid" in argv
     assert "--die-with-parent" in argv
-    assert str(tmp_path / "work") in text
+    assert WORKDIR_IN_SANDBOX in text
+    assert "--tmpfs " + WORKDIR_IN_SANDBOX in text
     assert '"address_space": 1048576000' in text
     assert '"processes": 50' in text
     for hidden in ("/home", "/work/main/solutions", "/root "):
         assert f"--ro-bind {hidden}" not in text
 
 
-def test_scratch_of_finished_workers_is_removed(tmp_path, monkeypatch):
-    """A killed run leaves its workers' scratch folders; the next worker removes them."""
-    from classgrade import worker
+def test_a_later_run_reaps_what_a_dead_run_left(tmp_path, monkeypatch):
+    """A run that no longer exists: its recorded sandbox process is killed, its scratch removed."""
+    import psutil
 
-    monkeypatch.setattr(worker.tempfile, "gettempdir", lambda: str(tmp_path))
+    from classgrade import reaper
+
+    monkeypatch.setattr(reaper.tempfile, "gettempdir", lambda: str(tmp_path))
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True)  # fmt: skip
-    dead_pid = int(finished.stdout)
-    stale = tmp_path / f"{worker.SCRATCH_PREFIX}{dead_pid}-abc"
-    live = tmp_path / f"{worker.SCRATCH_PREFIX}{os.getpid()}-def"
+    stale = tmp_path / f"{reaper.SCRATCH_PREFIX}{int(finished.stdout)}.12345"
+    live = reaper.scratch_root(reaper.run_token())
     other = tmp_path / "unrelated"
-    for folder in (stale, live, other):
-        (folder / "work").mkdir(parents=True)
-    worker.remove_stale_scratch()
+    for folder in (stale / "job-1-0", live / "job-1-0", other):
+        folder.mkdir(parents=True)
+    left_behind = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    reaper.record_sandbox(stale / "job-1-0", left_behind.pid)
+    assert reaper.reap_stale(None) == 1
+    assert left_behind.wait(timeout=60) == -9
     assert not stale.exists()
     assert live.exists()
     assert other.exists()
+    assert psutil.pid_exists(os.getpid())
