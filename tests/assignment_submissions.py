@@ -199,6 +199,19 @@ def simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None):
 """,
 }
 
+RNN_BAD_CALL = {
+    "rnn_sequence_answer": """
+def simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None):
+    N, T, D = x.shape
+    h = np.zeros((N, D)) if h0 is None else h0  # (N, D): right only when D == H
+    states = []
+    for t in range(T):
+        h = simple_rnn_step(x[:, t], h, W_xh, W_hh, b_h)
+        states.append(h)
+    return np.stack(states, axis=1)
+""",
+}
+
 RNN_NO_BIAS_BUG = {
     "rnn_step_answer": """
 def simple_rnn_step(x_t, h_prev, W_xh, W_hh, b_h=None):
@@ -779,6 +792,11 @@ def submissions() -> dict[str, dict[str, Submission]]:
             "in_place": solution_with("rnn", RNN_IN_PLACE, {}),
             "no_bias_bug": solution_with("rnn", RNN_NO_BIAS_BUG, {"rnn_step_no_bias": "TypeError"}),
             "moved_up": moved_up("rnn", ["rnn_sequence_answer"]),
+            "bad_call": solution_with(
+                "rnn",
+                RNN_BAD_CALL,
+                {"rnn_sequence": "simple_rnn_sequence called simple_rnn_step with bad arguments"},
+            ),
         },
         "lstm": {
             "solution": solution_with("lstm", {}, {}),
