@@ -1,0 +1,169 @@
+"""One notebook's job never costs another its grade; per-sandbox cgroups bound a notebook whole.
+
+The job pool runs stand-in targets (this module's functions, forked like real jobs) that end
+in every way a grading process can end: an answer, an exception, ``SystemExit``, ``os._exit``,
+a signal, a hang past the deadline, bytes that are not an answer.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from classgrade import cgroups
+from classgrade.job import ExecJob, ExecResult
+from classgrade.jobs import JobPool
+
+
+def _job(key: str, index: int) -> ExecJob:
+    return ExecJob(
+        key=key,
+        index=index,
+        notebook_json="",
+        assignment_files=[],
+        data_dir=".",
+        import_dir=".",
+        scratch_root=".",
+        limits={},
+    )
+
+
+def stand_in(job: ExecJob, conn) -> None:
+    """A job target whose behaviour is named by the job's key."""
+    how = job.key.split("/")[-1]
+    if how == "answers":
+        conn.send_bytes(ExecResult(job.key, True, notebook_json="{}").to_json())
+    elif how == "raises":
+        raise RuntimeError("a bug in the grading code")
+    elif how == "system_exit":
+        raise SystemExit(2)
+    elif how == "os_exit":
+        os._exit(3)
+    elif how == "killed":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif how == "hangs":
+        time.sleep(3600)
+    elif how == "garbage":
+        conn.send_bytes(b"\x00not json")
+    elif how == "someone_else":
+        conn.send_bytes(ExecResult("a/b/other", True).to_json())
+    os._exit(0)
+
+
+def test_each_job_fails_alone_however_it_ends():
+    kinds = ["raises", "answers", "system_exit", "answers", "os_exit", "killed", "hangs",
+             "garbage", "someone_else", "answers"]  # fmt: skip
+    pool = JobPool(workers=3, target=stand_in)
+    killed = []
+    pool.on_killed = killed.append
+    results = {}
+    pending = [_job(f"a/s{i}/{kind}", i) for i, kind in enumerate(kinds)]
+    deadline = time.monotonic() + 300
+    try:
+        while (pending or pool.running) and time.monotonic() < deadline:
+            while pending and pool.free() > 0:
+                job = pending.pop(0)
+                pool.start(job, seconds=5 if job.key.endswith("hangs") else 120)
+            for job, result in pool.wait(timeout=1.0):
+                results[job.key] = result
+    finally:
+        pool.close()
+    assert len(results) == len(kinds)
+    for key, result in results.items():
+        kind = key.split("/")[-1]
+        assert result.ok == (kind == "answers"), (key, result)
+        assert result.key == key
+    reasons = {key.split("/")[-1]: r.reason for key, r in results.items()}
+    assert "exit code 3" in reasons["os_exit"]
+    assert "signal 9" in reasons["killed"]
+    assert "deadline" in reasons["hangs"]
+    assert "bad answer" in reasons["garbage"]
+    assert "bad answer" in reasons["someone_else"]
+    assert "exit code" in reasons["system_exit"]
+    assert any(job.key.endswith("hangs") for job in killed)
+
+
+PARENTS = cgroups.detect()
+needs_cgroup = pytest.mark.skipif(PARENTS is None, reason="no cgroup can be made here")
+
+
+@needs_cgroup
+def test_a_cgroup_bounds_the_processes_of_a_whole_sandbox():
+    group = cgroups.Cgroup.create(PARENTS, f"{cgroups.PREFIX}test-{os.getpid()}-1", 2**30, 20)
+    try:
+        bomb = (
+            "import os, time\n"
+            "made = 0\n"
+            "try:\n"
+            "    for _ in range(200):\n"
+            "        if os.fork() == 0:\n"
+            "            time.sleep(30); os._exit(0)\n"
+            "        made += 1\n"
+            "except OSError:\n"
+            "    pass\n"
+            "print(made)\n"
+            "os.killpg(0, 9)\n"
+        )
+        done = subprocess.run(
+            [*group.enter_command(), "python3", "-c", bomb],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            start_new_session=True,
+            check=False,
+        )
+        assert 0 < int(done.stdout.split()[0]) < 20
+    finally:
+        group.remove()
+    assert not any(f.exists() for f in group.folders)
+
+
+@needs_cgroup
+def test_a_cgroup_bounds_the_memory_of_many_processes_together():
+    group = cgroups.Cgroup.create(PARENTS, f"{cgroups.PREFIX}test-{os.getpid()}-2", 300 * 2**20, 64)
+    try:
+        spread = (
+            "import os, sys\n"
+            "kids = []\n"
+            "for _ in range(5):\n"
+            "    pid = os.fork()\n"
+            "    if pid == 0:\n"
+            "        block = bytearray(100 * 2**20)\n"  # 100 MB each: 500 MB in all
+            "        for i in range(0, len(block), 4096): block[i] = 1\n"
+            "        os._exit(0)\n"
+            "    kids.append(pid)\n"
+            "codes = [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in kids]\n"
+            "print(sum(c != 0 for c in codes))\n"
+        )
+        done = subprocess.run(
+            [*group.enter_command(), "python3", "-c", spread],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        killed = int(done.stdout.split()[0]) if done.stdout.strip() else 5
+        assert killed >= 1 or done.returncode != 0
+        assert group.out_of_memory()
+    finally:
+        group.remove()
+
+
+@needs_cgroup
+def test_stale_groups_are_removed_with_their_processes():
+    name = f"{cgroups.PREFIX}999999999.1-7"
+    group = cgroups.Cgroup.create(PARENTS, name, 2**30, 20)
+    sleeper = subprocess.Popen([*group.enter_command(), "sleep", "600"])
+    try:
+        deadline = time.monotonic() + 60
+        while sleeper.pid not in group.pids() and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the process has entered its group
+        assert cgroups.remove_stale(PARENTS, lambda token: token == "999999999.1") == 1
+        assert sleeper.wait(timeout=60) == -9
+        assert not any(f.exists() for f in group.folders)
+    finally:
+        group.remove()
