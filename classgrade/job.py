@@ -54,7 +54,8 @@ class ExecJob:
     limits: dict
     sandboxed: bool = True
     cgroup: dict | None = None  # CgroupParents as a dict, where the machine allows one
-    forbidden_roots: list[str] = field(default_factory=list)  # never on sys.path (the course)
+    course_dir: str = ""  # never on sys.path itself (it holds the folders below)
+    learner_folders: list[str] = field(default_factory=list)  # nothing under them on sys.path
 
 
 @dataclass
@@ -97,19 +98,21 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _trusted_sys_path(import_dir: str, forbidden_roots: list[str]) -> list[str]:
-    """sys.path with the hidden tests' packages first, and nothing of the course folder.
+def _trusted_sys_path(import_dir: str, course_dir: str, learner_folders: list[str]) -> list[str]:
+    """sys.path with the hidden tests' packages first, and no folder a learner can write to.
 
-    The course folder holds ``submitted/``: were it (or the working directory) on sys.path,
+    Were the course folder (which holds ``submitted/``) or the working directory on sys.path,
     ``import submitted.<learner>...`` would run a learner's file in the grading process.
+    Folders inside the course that are no learner's (a virtual environment) stay.
     """
-    roots = [os.path.realpath(r) for r in forbidden_roots] + [os.path.realpath(os.getcwd())]
+    exact = {os.path.realpath(p) for p in (course_dir, os.getcwd()) if p}
+    trees = [os.path.realpath(p).rstrip("/") + "/" for p in learner_folders]
 
     def allowed(entry: str) -> bool:
         if not entry or entry == ".":
             return False
         real = os.path.realpath(entry)
-        return not any(real == r or real.startswith(r.rstrip("/") + "/") for r in roots)
+        return real not in exact and not any((real + "/").startswith(t) for t in trees)
 
     return [import_dir, *[p for p in sys.path if allowed(p)]]
 
@@ -188,7 +191,7 @@ def _start(job: ExecJob, sandbox: Sandbox, scratch: Path, lifeline_r: int, their
 def grade(job: ExecJob) -> ExecResult:
     limits = Limits(**job.limits)
     deadline = time.monotonic() + limits.notebook_seconds
-    sys.path[:] = _trusted_sys_path(job.import_dir, job.forbidden_roots)
+    sys.path[:] = _trusted_sys_path(job.import_dir, job.course_dir, job.learner_folders)
     os.chdir(job.data_dir)
     last_error = ""
     for attempt in range(KERNEL_START_ATTEMPTS):
@@ -239,7 +242,7 @@ def _grade_once(job: ExecJob, limits: Limits, scratch: Path, deadline: float) ->
             finally:
                 client.stop_channels()
         except Exception as exc:
-            raise _KernelStartFailed(clean_text(exc)) from None
+            raise _KernelStartFailed(clean_text(exc)) from exc
         finally:
             os.close(lifeline_r)
             theirs.close()

@@ -669,8 +669,21 @@ class ClassGrader:
                 "memory": str(parents.memory),
                 "pids": str(parents.pids),
             },
-            forbidden_roots=[str(self.course_dir), str(self._submitted_root())],
+            course_dir=str(self.course_dir),
+            learner_folders=self._learner_folders(),
         )
+
+    def _learner_folders(self) -> list[str]:
+        """Folders whose contents come from learners (or from their notebooks' runs)."""
+        cd = self.coursedir
+        folders = [
+            cd.format_path(name, ".", ".")
+            for name in (cd.submitted_directory, cd.autograded_directory, cd.feedback_directory)
+        ]
+        exchange = self.config.get("Exchange", {}).get("root")
+        if isinstance(exchange, str) and exchange:
+            folders.append(exchange)
+        return [str(Path(f).resolve()) for f in folders]
 
     def _done(self, sub: _Submission, summary: RunSummary, progress: Progress) -> None:
         try:

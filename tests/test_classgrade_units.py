@@ -380,10 +380,12 @@ def test_the_grading_process_keeps_the_course_folder_off_sys_path(tmp_path, monk
     course = tmp_path / "course"
     (course / "submitted").mkdir(parents=True)
     monkeypatch.chdir(course)
-    monkeypatch.setattr(
-        "sys.path", ["", ".", str(course), str(course / "submitted"), str(tmp_path / "lib")]
-    )
-    assert _trusted_sys_path("/imports", [str(course)]) == ["/imports", str(tmp_path / "lib")]
+    venv = course / ".venv" / "lib" / "site-packages"
+    paths = ["", ".", str(course), str(course / "submitted"), str(course / "submitted" / "ann"),
+             str(venv), str(tmp_path / "lib")]  # fmt: skip
+    monkeypatch.setattr("sys.path", paths)
+    kept = _trusted_sys_path("/imports", str(course), [str(course / "submitted")])
+    assert kept == ["/imports", str(venv), str(tmp_path / "lib")]
 
 
 class _NoKernel:
