@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
-import signal
 import subprocess
 import sys
-import time
+import tempfile
+from pathlib import Path
 
 import nbformat
 import pytest
 from classgrade_course import GradingCourse, correct, fill, grade_points, tool_env
+
+from classgrade import reaper
 
 pytestmark = pytest.mark.slow
 
@@ -81,36 +84,47 @@ def test_unchanged_submissions_are_not_regraded_and_force_regrades(course):
     assert "Graded 1" in forced.stdout
 
 
-def test_a_killed_run_finishes_on_the_next_run_with_the_same_grades(course):
+def test_a_killed_run_leaves_no_process_and_the_next_run_finishes_it(course):
+    """SIGKILL of the whole command mid-run: no process of it survives; a rerun grades all."""
     students = {
-        f"s{i}": (correct(course, A) if i % 2 else fill(course.release(A), WRONG)) for i in range(8)
+        f"s{i}": (correct(course, A) if i % 2 else fill(course.release(A), WRONG)) for i in range(6)
     }
+    # A learner whose notebook takes a while: the run is surely mid-way when it is killed.
+    slow = correct(course, A)
+    slow.cells.insert(3, nbformat.v4.new_code_cell("import time\ntime.sleep(25)"))
+    students["s_slow"] = slow
     for student, nb in students.items():
         course.submit(student, A, nb)
+    launcher = Path(__file__).with_name("subreaper_run.py")
     command = [
+        sys.executable, str(launcher), "120", "--",
         sys.executable, "-m", "classgrade", "grade", "--quiet", "--workers", "2",
         "--course-dir", str(course.path),
     ]  # fmt: skip
-    proc = subprocess.Popen(command, env=tool_env(), start_new_session=True)
-    journal = course.path / ".classgrade" / "journal.json"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if journal.exists() and '"graded"' in journal.read_text():
-            break
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    done = subprocess.run(
+        command, env=tool_env(), capture_output=True, text=True, timeout=900, check=True
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["saw_kernel"], done.stderr[-2000:]
+    assert report["survivors"] == []
     entries = course.journal()
-    assert any(e["status"] == "pending" for e in entries.values()), "killed too late to test"
+    assert any(e["status"] == "pending" for e in entries.values())
     status = course.classgrade("status")
     assert "did not finish" in status.stdout
     resumed = course.classgrade("grade", "--quiet")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr[-2000:]
-    for i, student in enumerate(students):
+    for student in students:
         entry = course.journal()[f"{A}/{student}"]
         assert entry["status"] == "graded"
-        assert entry["score"] == (FULL if i % 2 else 0.0)
+        expected = 0.0 if student != "s_slow" and int(student[1:]) % 2 == 0 else FULL
+        assert entry["score"] == expected
         assert course.has_submission(student, A)
+    left = [
+        p.name
+        for p in Path(tempfile.gettempdir()).glob(f"{reaper.SCRATCH_PREFIX}*")
+        if reaper.is_stale(p.name[len(reaper.SCRATCH_PREFIX) :])
+    ]
+    assert left == []  # the killed run's scratch was reaped by the next run
 
 
 def test_a_second_run_at_the_same_time_is_refused(course):
