@@ -46,6 +46,10 @@ class _Unencodable(TypeError):
     pass
 
 
+class _FromGrader(RuntimeError):
+    """The grader's correct version of a function raised (the learner's call was wrong)."""
+
+
 def _handle_for(obj):
     _next_handle[0] += 1
     _handles[_next_handle[0]] = obj
@@ -222,7 +226,7 @@ def _call(request, arrays, out_arrays):
         return {
             "status": "raised",
             "ename": type(result).__name__,
-            "builtin": type(result).__module__ == "builtins",
+            "from_grader": isinstance(result, _FromGrader),
             "evalue": str(result)[:2000],
         }
     return {"status": "ok", "value": _encode(result, out_arrays)}
@@ -276,8 +280,7 @@ def _substitute(name, callback):
         _send(payload, arrays)
         answer, result_arrays = codec.recv_frame(_channel, time.monotonic() + _CALLBACK_SECONDS)
         if answer.get("status") != "ok":
-            error = RuntimeError if answer.get("ename") != "ValueError" else ValueError
-            raise error(str(answer.get("evalue", "the grader's function failed")))
+            raise _FromGrader(str(answer.get("evalue", "the grader's function failed")))
         return _decode(answer["value"], result_arrays)
 
     substituted.__name__ = name

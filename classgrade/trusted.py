@@ -175,6 +175,7 @@ class KernelChannel:
         self._ids = itertools.count(1)
         self.forbidden: list[str] = []
         self.callbacks: dict[int, Callable] = {}
+        self._callback_errors: list[Exception] = []
 
     def _request(self, payload: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, dict]:
         now = time.monotonic()
@@ -258,6 +259,7 @@ class KernelChannel:
         except KernelUnavailable:
             raise
         except Exception as exc:
+            self._callback_errors.append(exc)
             out = {}
             answer = {
                 "status": "raised",
@@ -315,9 +317,14 @@ class KernelChannel:
             "args": _encode(list(args), arrays),
             "kwargs": _encode(kwargs, arrays),
         }
+        self._callback_errors.clear()
         payload, out = self._request(request, arrays)
         status = payload["status"]
         name = function.__name__
+        if status == "raised" and payload.get("from_grader") is True and self._callback_errors:
+            # The learner's function let the grader's own error through: raise that one, as
+            # it would have been raised had everything run in one process.
+            raise self._callback_errors[-1]
         if status == "ok":
             return self._decode(payload.get("value"), out)
         if status == "raised":
