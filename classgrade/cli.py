@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--processes", type=int, default=defaults.processes)
     g.add_argument("--notebook-seconds", type=int, default=defaults.notebook_seconds)
     g.add_argument("--cell-seconds", type=int, default=defaults.cell_seconds)
+    g.add_argument(
+        "--work-mb",
+        type=int,
+        default=defaults.work_size_mb,
+        help="size of each notebook's working folder (a tmpfs in the sandbox)",
+    )
     g.add_argument("--max-notebook-mb", type=float, default=20.0)
 
     s = sub.add_parser("status", help="every learner's state, failures with their reason")
@@ -103,6 +109,7 @@ def _grade(args: argparse.Namespace) -> int:
         processes=args.processes,
         notebook_seconds=args.notebook_seconds,
         cell_seconds=args.cell_seconds,
+        work_size_mb=args.work_mb,
     )
     if args.no_sandbox:
         print(
