@@ -17,10 +17,17 @@ ruff format --check .
 python -m pytest "$@"
 [ $# -eq 0 ] || exit 0
 
+# Both passes run even if one fails; the script then fails, naming them.
 grading_tests=(tests/test_classgrade_*.py)
+failed=()
 echo "== The grading tests again, with every CPU busy"
-python scripts/cpu-hogs.py --max-seconds 1800 -- python -m pytest "${grading_tests[@]}"
+python scripts/cpu-hogs.py --max-seconds 1800 -- python -m pytest "${grading_tests[@]}" ||
+  failed+=("with busy CPUs")
 if [ "$(id -u)" -eq 0 ]; then
   echo "== The grading tests again, as an ordinary user"
-  bash scripts/test-classgrade-as-user.sh
+  bash scripts/test-classgrade-as-user.sh || failed+=("as an ordinary user")
+fi
+if [ ${#failed[@]} -gt 0 ]; then
+  printf '== The grading tests failed: %s\n' "${failed[@]}" >&2
+  exit 1
 fi
