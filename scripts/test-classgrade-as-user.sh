@@ -20,7 +20,20 @@ else
   tests=(tests/test_classgrade_*.py)
 fi
 
+# The sandbox of an ordinary user needs unprivileged user namespaces; say why they fail.
+check_user_namespaces() {
+  if ! "$@" bwrap --unshare-user --unshare-pid --unshare-net --ro-bind / / true; then
+    echo "bubblewrap cannot create a user namespace as $("$@" id -un); the kernel settings:" >&2
+    for knob in user.max_user_namespaces kernel.unprivileged_userns_clone \
+      kernel.apparmor_restrict_unprivileged_userns; do
+      sysctl "$knob" >&2 2>/dev/null || true
+    done
+    exit 1
+  fi
+}
+
 if [ "$(id -u)" -ne 0 ]; then
+  check_user_namespaces
   exec python -m pytest "${tests[@]}"
 fi
 
@@ -73,6 +86,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
 fi
 # The editable install writes its metadata into the copy: hand everything to the user.
 chown -R "$user:$group" "$checkout"
+
+check_user_namespaces runuser -u "$user" --
 
 # 4. The tests, as the user, in a clean environment with the venv first on PATH (nbgrader
 #    runs alembic from there as a subprocess).
