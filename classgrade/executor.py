@@ -41,6 +41,7 @@ class SandboxedExecute(Execute):
     channel_socket = Any()
     notebook_deadline = Float(float("inf"))
     call_timeout = Integer(30)
+    on_kernel_ready = Any(None)  # called once the kernel answered, before any cell runs
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -48,7 +49,7 @@ class SandboxedExecute(Execute):
         self.skip_cells_with_tag = "classgrade-skip-" + secrets.token_hex(16)
         self.channel: trusted.KernelChannel | None = None
         self.namespace: trusted.GradingNamespace | None = None
-        self._probe_ready = False
+        self.probe_ready = False
 
     def preprocess(self, nb, resources=None, km=None):
         self.channel = trusted.KernelChannel(
@@ -58,7 +59,7 @@ class SandboxedExecute(Execute):
         return super().preprocess(nb, resources, km=km)
 
     def preprocess_cell(self, cell, resources, index):
-        if not self._probe_ready:
+        if not self.probe_ready:
             self._start_probe()  # before any of the learner's code runs
         if is_trusted_test(cell):
             self._run_trusted(cell)
@@ -93,10 +94,12 @@ class SandboxedExecute(Execute):
     # -- the probe -------------------------------------------------------------------------
 
     def _start_probe(self) -> None:
+        if self.on_kernel_ready is not None:
+            self.on_kernel_ready()
         status = run_sync(self._async_start_probe)()
         if status != "ok":
             raise ProbeStartFailed(f"the grading probe could not start in the kernel: {status}")
-        self._probe_ready = True
+        self.probe_ready = True
 
     async def _async_start_probe(self) -> str:
         # Importing the probe registers its handler of ``classgrade_request`` messages.

@@ -235,18 +235,11 @@ def _grade_once(job: ExecJob, limits: Limits, scratch: Path, deadline: float) ->
     try:
         try:
             km, group = _start(job, sandbox, scratch, lifeline_r, theirs)
-            client = km.client()
-            client.start_channels()
-            try:
-                run_sync(client.wait_for_ready)(timeout=60)
-            finally:
-                client.stop_channels()
         except Exception as exc:
             raise _KernelStartFailed(clean_text(exc)) from exc
         finally:
             os.close(lifeline_r)
             theirs.close()
-        sandbox.lock_scratch(scratch)
         watchdog.start()
         nb = nbformat.reads(job.notebook_json, as_version=4)
         executor = SandboxedExecute(
@@ -255,6 +248,7 @@ def _grade_once(job: ExecJob, limits: Limits, scratch: Path, deadline: float) ->
             channel_socket=ours,
             notebook_deadline=deadline,
             startup_timeout=60,
+            on_kernel_ready=lambda: sandbox.lock_scratch(scratch),
         )
         try:
             executor.preprocess(nb, {"metadata": {"path": job.data_dir}}, km=km)
@@ -262,6 +256,15 @@ def _grade_once(job: ExecJob, limits: Limits, scratch: Path, deadline: float) ->
                 raise NotebookFailed("wall-clock")
         except ProbeStartFailed:
             raise
+        except Exception as exc:
+            if not executor.probe_ready and not timed_out.is_set():
+                # The kernel never answered (e.g. "Kernel died before replying to
+                # kernel_info"): nothing of the learner's ran, a fresh kernel may start.
+                raise _KernelStartFailed(clean_text(exc)) from exc
+            reason = describe_execution_failure(exc, timed_out.is_set(), limits.notebook_seconds)
+            if group is not None and group.out_of_memory():
+                reason = f"{reason} (the notebook's memory limit of {limits.memory_mb} MB was hit)"
+            return ExecResult(job.key, False, reason=reason)
         except BaseException as exc:  # the learner's notebook failed
             reason = describe_execution_failure(exc, timed_out.is_set(), limits.notebook_seconds)
             if group is not None and group.out_of_memory():
