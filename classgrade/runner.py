@@ -595,7 +595,9 @@ class ClassGrader:
     def _run_jobs(
         self, todo: list[_Submission], summary: RunSummary, progress: Progress, run_dir: Path
     ) -> None:
-        pool = JobPool(self.settings.workers, preload=["rnn_ref"])
+        # Two jobs per worker: while one notebook is graded (the grader and its kernel take
+        # turns, neither keeps a core busy), the next one's kernel starts.
+        pool = JobPool(2 * self.settings.workers, preload=["rnn_ref"])
         pool.on_killed = lambda job: self._clean_after(job, run_dir)
         pending = list(todo)
         waiting: dict[str, tuple[_Submission, int]] = {}
