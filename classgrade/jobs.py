@@ -40,7 +40,7 @@ class JobPool:
         self.context = multiprocessing.get_context("forkserver")
         self.context.set_forkserver_preload(["classgrade.job", *preload])
         self.running: list[_Running] = []
-        self.on_killed: Callable[[ExecJob], None] = lambda job: None
+        self.on_ended: Callable[[ExecJob], None] = lambda job: None
 
     def free(self) -> int:
         return self.workers - len(self.running)
@@ -100,8 +100,7 @@ class JobPool:
             running.process.kill()
             running.process.join(_JOIN_SECONDS)
             killed = True
-        if killed:
-            self.on_killed(running.job)  # the job could not clean up after itself
+        self.on_ended(running.job)  # what the job could not clean up itself
         with contextlib.suppress(OSError):
             running.conn.close()
         with contextlib.suppress(ValueError):

@@ -511,11 +511,11 @@ class ClassGrader:
         return digest.hexdigest()
 
     def _trusted_imports(self, run_dir: Path, assignment: str) -> Path:
-        """A private folder with copies of the hidden tests' packages: the jobs' sys.path."""
+        """A folder with copies of the hidden tests' packages: the jobs' sys.path."""
         folder = run_dir / f"imports-{assignment}"
         if folder.exists():
             return folder
-        folder.mkdir()
+        folder.mkdir(mode=0o755)
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
         for name, source in self._import_sources().items():
             shutil.copytree(source, folder / name, ignore=ignore, symlinks=False)
@@ -581,7 +581,8 @@ class ClassGrader:
             self.journal.save()
             progress = Progress(len(todo), enabled=self.settings.progress)
             run_dir = reaper.scratch_root(reaper.run_token())
-            run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(run_dir, 0o700)
             try:
                 with Gradebook(self.db_url, self.coursedir.course_id) as gb, lend_gradebook(gb):
                     self.gb = gb
@@ -598,7 +599,7 @@ class ClassGrader:
         # Two jobs per worker: while one notebook is graded (the grader and its kernel take
         # turns, neither keeps a core busy), the next one's kernel starts.
         pool = JobPool(2 * self.settings.workers, preload=["rnn_ref"])
-        pool.on_killed = lambda job: self._clean_after(job, run_dir)
+        pool.on_ended = lambda job: self._clean_after(job, run_dir)
         pending = list(todo)
         waiting: dict[str, tuple[_Submission, int]] = {}
         seconds = self.settings.limits.notebook_seconds + JOB_GRACE_SECONDS
@@ -638,7 +639,8 @@ class ClassGrader:
             pool.close()
 
     def _clean_after(self, job: ExecJob, run_dir: Path) -> None:
-        """A job was killed: remove its cgroup and scratch (its sandbox ended with it)."""
+        """A job ended: remove what it may have left (its cgroup and scratch, if it was
+        killed; its sandbox ended with it)."""
         if self.cgroup_parents is not None:
             token = run_dir.name.removeprefix(reaper.SCRATCH_PREFIX)
             name = f"{cgroups.PREFIX}{token}-{job.index}"
@@ -651,8 +653,7 @@ class ClassGrader:
 
     def _exec_job(self, sub: _Submission, name: str, nb, run_dir: Path) -> ExecJob:
         self._job_count += 1
-        source_dir = self._source_dir(sub.assignment)
-        data_dir = source_dir if source_dir.is_dir() else self._release_dir(sub.assignment)
+        data_dir = self._grade_cell_data(run_dir, sub.assignment)
         parents = self.cgroup_parents
         return ExecJob(
             key=f"{sub.assignment}/{sub.student}/{name}",
@@ -674,6 +675,30 @@ class ClassGrader:
             course_dir=str(self.course_dir),
             learner_folders=self._learner_folders(),
         )
+
+    def _grade_cell_data(self, run_dir: Path, assignment: str) -> Path:
+        """A copy of the assignment's data files: the working folder of its grade cells.
+
+        The grade cells read their data from it and see nothing else of the source folder
+        (no notebook with hidden tests, no solutions).
+        """
+        folder = run_dir / f"data-{assignment}"
+        if folder.exists():
+            return folder
+        folder.mkdir(mode=0o755)
+        source = self._source_dir(assignment)
+        source = source if source.is_dir() else self._release_dir(assignment)
+        for path in sorted(source.rglob("*")):
+            if path.is_symlink() or path.suffix == ".ipynb" or "__pycache__" in path.parts:
+                continue
+            dest = folder / path.relative_to(source)
+            if path.is_dir():
+                dest.mkdir(mode=0o755, exist_ok=True)
+            elif path.is_file():
+                dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+                shutil.copyfile(path, dest)
+                os.chmod(dest, 0o644)
+        return folder
 
     def _learner_folders(self) -> list[str]:
         """Folders whose contents come from learners (or from their notebooks' runs)."""
