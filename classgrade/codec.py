@@ -38,8 +38,8 @@ def encode_frame(header: dict, arrays: dict) -> bytes:
     """One frame: ``header`` (JSON-serialisable) and ``arrays`` (name -> numeric ndarray)."""
     specs, blobs, offset = [], [], 0
     for key, arr in arrays.items():
-        arr = np.ascontiguousarray(arr)
-        data = arr.tobytes()
+        arr = np.asarray(arr)
+        data = arr.tobytes(order="C")  # (np.ascontiguousarray would make a 0-d array 1-d)
         specs.append([key, arr.dtype.str, list(arr.shape), offset, len(data)])
         blobs.append(data)
         offset += len(data)

@@ -139,7 +139,7 @@ def _encode(obj: Any, arrays: dict[str, np.ndarray], depth: int = 0) -> Any:
     if arr.dtype.kind not in codec.NUMERIC_KINDS:
         raise TypeError(f"cannot pass a {type(obj).__name__} to the learner's code")
     key = f"a{len(arrays)}"
-    arrays[key] = np.ascontiguousarray(arr)
+    arrays[key] = arr
     return {"__array__": key, "scalar": not isinstance(obj, np.ndarray)}
 
 

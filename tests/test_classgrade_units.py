@@ -299,6 +299,12 @@ def test_frames_carry_only_declared_numeric_arrays(pair):
     )
     _payload, arrays = codec.recv_frame(b, time.monotonic() + 5)
     np.testing.assert_array_equal(arrays["a0"], arr)
+    odd = {"zero_d": np.float64(2.5), "empty": np.zeros((0, 3)), "strided": arr.T, "c": 1j * arr}
+    codec.send_frame(a, {}, odd, time.monotonic() + 5)
+    _payload, back = codec.recv_frame(b, time.monotonic() + 5)
+    for key, value in odd.items():
+        assert back[key].shape == np.shape(value), key
+        np.testing.assert_array_equal(back[key], value)
     bad = [
         _raw_frame({"payload": {}, "arrays": [["a0", "|O", [1], 0, 8]]}, b"\0" * 8),
         _raw_frame({"payload": {}, "arrays": [["a0", "<f8", [100], 0, 8]]}, b"\0" * 8),
