@@ -34,7 +34,14 @@ from .cgroups import Cgroup, CgroupParents
 from .executor import NotebookFailed, ProbeStartFailed, SandboxedExecute, describe_execution_failure
 from .outcome import clean_text
 from .outputs import CapOutputs
-from .sandbox import Limits, Sandbox, SandboxKernelManager, kernel_environment, sandbox_uid
+from .sandbox import (
+    SUPPORT_DIR_IN_SANDBOX,
+    Limits,
+    Sandbox,
+    SandboxKernelManager,
+    kernel_environment,
+    sandbox_uid,
+)
 
 _PR_SET_PDEATHSIG = 1
 KERNEL_START_ATTEMPTS = 3
@@ -169,7 +176,7 @@ def _start(job: ExecJob, sandbox: Sandbox, scratch: Path, lifeline_r: int, their
         connection_file=str(scratch / "ipc" / "kernel.json"),
         autorestart=False,
     )
-    support = "/opt/classgrade" if sandbox.enabled else str(scratch / "support")
+    support = SUPPORT_DIR_IN_SANDBOX if sandbox.enabled else str(scratch / "support")
     try:
         run_sync(km.start_kernel)(
             env=kernel_environment(support),

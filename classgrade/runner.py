@@ -726,7 +726,3 @@ class ClassGrader:
         summary.outcomes.append(outcome)
         summary.notebooks += max(1, len(sub.notebooks))
         progress.advance(outcome)
-
-
-def grade(settings: Settings) -> RunSummary:
-    return ClassGrader(settings).run()
