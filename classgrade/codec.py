@@ -129,6 +129,6 @@ def _decode_frame(head: bytes, body: memoryview) -> tuple[dict, dict]:
             arrays[str(key)] = (
                 np.frombuffer(body[offset : offset + size], dtype=dt).reshape(shape).copy()
             )
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise FrameError(f"a malformed message ({exc})") from None
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as exc:
+        raise FrameError(f"a malformed message ({type(exc).__name__})") from None
     return payload, arrays

@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -47,6 +48,9 @@ _PR_SET_PDEATHSIG = 1
 KERNEL_START_ATTEMPTS = 3
 MAX_RESULT_BYTES = 64 * 1024 * 1024
 """The largest result a job may hand back (outputs are capped well below this)."""
+JOB_ADDRESS_SPACE = 8 * 1024**3
+"""The job's own memory limit: a kernel that floods its outputs fails its notebook, not the
+machine (the job collects outputs before they are capped)."""
 
 
 @dataclass
@@ -127,6 +131,8 @@ def _trusted_sys_path(import_dir: str, course_dir: str, learner_folders: list[st
 def main(job: ExecJob, conn) -> None:
     """Entry point of the job process (forked by ``jobs``): grade, answer, exit."""
     _die_with_parent()
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_AS, (JOB_ADDRESS_SPACE, JOB_ADDRESS_SPACE))
     os.environ.update(TF_CPP_MIN_LOG_LEVEL="3", TF_ENABLE_ONEDNN_OPTS="0", OPENBLAS_NUM_THREADS="1")
     started = time.monotonic()
     try:
