@@ -176,6 +176,7 @@ def _serve(request_id):
     if request.get("id") != request_id:
         raise ValueError("the grader's request and its announcement disagree")
     out_arrays = {}
+    payload = None
     _state["serving"] = request_id
     try:
         op = request["op"]
@@ -188,15 +189,25 @@ def _serve(request_id):
         else:
             payload = _call(request, arrays, out_arrays)
     except _Unencodable as exc:
-        out_arrays = {}
         payload = {"status": "unencodable", "what": str(exc)[:300]}
+    except BaseException as exc:  # the learner's object raised while it was being sent
+        payload = {
+            "status": "unencodable",
+            "what": f"an object whose conversion raised {type(exc).__name__}",
+        }
     finally:
         _state["serving"] = None
-    payload.update(kind="final", id=request_id)
-    try:
-        _send(payload, out_arrays)
-    except codec.FrameError as exc:
-        _send({"kind": "final", "id": request_id, "status": "unencodable", "what": str(exc)}, {})
+        if payload is None or payload.get("status") == "unencodable":
+            out_arrays = {}
+        # Whatever happened, the grader gets its final frame.
+        payload = {**(payload or {"status": "unencodable", "what": "nothing"}), "kind": "final"}
+        payload["id"] = request_id
+        try:
+            _send(payload, out_arrays)
+        except codec.FrameError as exc:
+            _send(
+                {"kind": "final", "id": request_id, "status": "unencodable", "what": str(exc)}, {}
+            )
 
 
 def _fetch(name, out_arrays):
@@ -270,13 +281,17 @@ def _substitute(name, callback):
         if request_id is None:
             raise RuntimeError(f"the grader's {name} can only be called while it grades")
         arrays = {}
-        payload = {
-            "kind": "callback",
-            "id": request_id,
-            "callback": callback,
-            "args": _encode(list(args), arrays),
-            "kwargs": _encode(kwargs, arrays),
-        }
+        try:
+            payload = {
+                "kind": "callback",
+                "id": request_id,
+                "callback": callback,
+                "args": _encode(list(args), arrays),
+                "kwargs": _encode(kwargs, arrays),
+            }
+        except _Unencodable as exc:
+            # What the correct function would have refused as well.
+            raise TypeError(f"{name} got {exc}, not an array or a number") from None
         _send(payload, arrays)
         answer, result_arrays = codec.recv_frame(_channel, time.monotonic() + _CALLBACK_SECONDS)
         if answer.get("status") != "ok":

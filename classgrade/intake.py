@@ -26,7 +26,7 @@ from pathlib import Path
 import nbformat
 from nbformat.notebooknode import NotebookNode
 
-from .outcome import clean_name
+from .outcome import clean_name, clean_text
 
 NBGRADER_SCHEMA_VERSION = 3
 TIMESTAMP_FILE = "timestamp.txt"
@@ -286,11 +286,12 @@ def load_submission(
     if name not in folder.contents:
         others = folder.notebook_names()
         if others:
-            shown = ", ".join(clean_name(o) for o in others[:5])
-            more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+            # The point first: a long list of learner-chosen names is what gets cut.
+            shown = ", ".join(clean_text(o, 40) for o in others[:3])
+            more = f" and {len(others) - 3} more" if len(others) > 3 else ""
             raise SubmissionError(
-                f"{name} is missing; the folder has {shown}{more} (renamed? the notebook must "
-                "keep its name)"
+                f"{name} is missing (renamed? the notebook must keep its name); the folder has "
+                f"{shown}{more}"
             )
         files = [n for n in folder.files if n != TIMESTAMP_FILE]
         raise SubmissionError(f"{name} is missing" + ("" if files else "; the folder is empty"))

@@ -105,6 +105,11 @@ class LearnerFunction:
         return f"<learner function {self.__name__}>"
 
 
+# Checks that name the type of what they got ("得到 function") read as they would if the
+# learner's function had been called in one process: the proxy is named as what it stands for.
+LearnerFunction.__name__ = LearnerFunction.__qualname__ = "function"
+
+
 def _encode(obj: Any, arrays: dict[str, np.ndarray], depth: int = 0) -> Any:
     """Arguments for the kernel: plain data, handles of its own functions, library functions."""
     if depth > 20:
