@@ -4,8 +4,10 @@ Resource limits (RLIMIT_AS, RLIMIT_NPROC) bind each process: five children of 2 
 4 GB per-process limit. A cgroup bounds the sandbox as a whole (``memory`` and ``pids``), and
 ends every process in it at once. classgrade uses one when it can create groups below its own:
 
-* cgroup v2, where its own group is delegated (``memory`` and ``pids`` in the parent's
-  ``cgroup.subtree_control``; e.g. a scope made by ``systemd-run --user --scope -p Delegate=yes``);
+* cgroup v2, where the parent of its own group is writable and has ``memory`` and ``pids`` in
+  its ``cgroup.subtree_control`` (root under systemd; a user's scope under the user's own,
+  delegated systemd manager, e.g. ``systemd-run --user --scope``; not tested on the course's
+  cgroup-v1 machines);
 * cgroup v1, with writable ``memory`` and ``pids`` hierarchies (root on most such machines).
 
 Elsewhere ``detect()`` returns None, and the per-process limits and the per-sandbox uid or user

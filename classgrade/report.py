@@ -98,6 +98,8 @@ def format_summary(summary: RunSummary, grader: ClassGrader) -> str:
     )
     if summary.backup:
         lines.append(f"Gradebook backed up to {clean_text(summary.backup, 1000)}")
+    if getattr(summary, "limits_note", ""):
+        lines.append(summary.limits_note)
     if summary.failed:
         lines.append("")
         lines.append("Failed (no grade recorded; see `python -m classgrade status`):")

@@ -154,6 +154,7 @@ class RunSummary:
     seconds: float = 0.0
     notebooks: int = 0
     backup: Path | None = None
+    limits_note: str = ""
 
     @property
     def graded(self) -> list[Outcome]:
@@ -541,6 +542,13 @@ class ClassGrader:
         self_test(sandbox)
         with RunLock(self._state_dir() / "run.lock"):
             self.cgroup_parents = cgroups.detect() if self.settings.sandboxed else None
+            summary.limits_note = (
+                f"Limits per notebook: a cgroup (v{self.cgroup_parents.version}) bounds its "
+                "memory and processes as a whole."
+                if self.cgroup_parents is not None
+                else "Limits per notebook: no cgroup could be made here; memory is bounded per "
+                "process, processes per sandbox."
+            )
             reaper.reap_stale(self.cgroup_parents)
             summary.backup = backup_gradebook(self.db_url, self.settings.keep_backups)
             with Gradebook(self.db_url, self.coursedir.course_id) as gb:
