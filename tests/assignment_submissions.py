@@ -78,6 +78,14 @@ class Submission:
     """Grade cells the learner moved above the others (see ``assignment_course.move_up``)."""
 
 
+def submitted_notebook(release, submission: Submission):
+    """The notebook a learner hands in: ``release`` with the answers, cells moved as they were."""
+    from assignment_course import fill, move_up
+
+    notebook = fill(release, submission.answers)
+    return move_up(notebook, submission.moved_up) if submission.moved_up else notebook
+
+
 def solution_with(assignment: str, overrides: dict[str, str], failures: dict[str, str]):
     """The solution everywhere but in ``overrides``."""
     return Submission({**solution_answers(assignment), **overrides}, failures)

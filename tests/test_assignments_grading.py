@@ -10,8 +10,8 @@ from __future__ import annotations
 import csv
 
 import pytest
-from assignment_course import ASSIGNMENTS, ROOT, Course, fill, move_up
-from assignment_submissions import GRADE_CELLS, submissions
+from assignment_course import ASSIGNMENTS, ROOT, Course
+from assignment_submissions import GRADE_CELLS, submissions, submitted_notebook
 
 pytestmark = pytest.mark.slow
 
@@ -45,10 +45,7 @@ def graded(tmp_path_factory):
     for assignment in ASSIGNMENTS:
         release = course.release(assignment)
         for student, submission in SUBMISSIONS[assignment].items():
-            notebook = fill(release, submission.answers)
-            if submission.moved_up:
-                notebook = move_up(notebook, submission.moved_up)
-            course.submit(student, assignment, notebook)
+            course.submit(student, assignment, submitted_notebook(release, submission))
     course.nbgrader("autograde", "*")
     course.nbgrader("generate_feedback", "*")
     course.nbgrader("export", "--to", str(course.path / "grades.csv"))

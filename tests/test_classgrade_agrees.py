@@ -13,8 +13,8 @@ import json
 
 import nbformat
 import pytest
-from assignment_course import ASSIGNMENTS, fill, move_up
-from assignment_submissions import GRADE_CELLS, submissions
+from assignment_course import ASSIGNMENTS
+from assignment_submissions import GRADE_CELLS, submissions, submitted_notebook
 from classgrade_course import GradingCourse
 
 pytestmark = pytest.mark.slow
@@ -29,10 +29,7 @@ def graded(tmp_path_factory):
     for assignment in ASSIGNMENTS:
         release = course.release(assignment)
         for student, submission in SUBMISSIONS[assignment].items():
-            notebook = fill(release, submission.answers)
-            if submission.moved_up:
-                notebook = move_up(notebook, submission.moved_up)
-            course.submit(student, assignment, notebook)
+            course.submit(student, assignment, submitted_notebook(release, submission))
     run = course.classgrade("grade", "--quiet", "--workers", "2")
     assert "Graded" in run.stdout, run.stderr[-3000:]
     return course
