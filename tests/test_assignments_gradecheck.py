@@ -296,3 +296,25 @@ def test_checking_package_does_not_import_tensorflow():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("assignment", ["rnn", "lstm", "gru", "brnn"])
+def test_graded_order_is_the_order_the_solution_notebook_defines_the_functions(assignment):
+    """gradecheck's ORDER says which functions are "earlier": it must follow the notebook."""
+    import ast
+    import importlib
+    from pathlib import Path
+
+    import nbformat
+
+    notebook = Path(__file__).resolve().parent.parent / "solutions" / assignment
+    nb = nbformat.read(notebook / f"{assignment}.ipynb", 4)
+    defined = []
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+            tree = ast.parse(
+                cell.source.replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", "")
+            )
+            defined += [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    order = importlib.import_module(f"gradecheck.{assignment}").ORDER
+    assert [name for name in defined if name in order] == list(order)
