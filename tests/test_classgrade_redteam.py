@@ -1403,9 +1403,15 @@ def test_no_learner_module_was_imported_outside_the_sandbox(graded):
 
 
 def test_the_notebook_limits_held(graded):
-    course, _, _, _ = graded
+    from classgrade import cgroups
+
+    course, run, _, _ = graded
     p = _by_name("memory_over_five_children")
-    if _entry(course, p)["status"] == "graded":
+    if cgroups.detect() is None:
+        # Without a cgroup memory is bounded per process only (the guide's stated limit); the
+        # run says so, and the correct notebooks beside this one are asserted unaffected.
+        assert "no cgroup could be made here" in run.stdout, run.stdout[-2000:]
+    elif _entry(course, p)["status"] == "graded":
         # The kernel survived the limit: either the limit ended a child (reported), or the
         # children's allocations stalled at the notebook's limit until the cell's time ran out
         # (the cell errored). Five holding their memory at once: the total was not bounded.
