@@ -25,54 +25,7 @@ ASSIGNMENTS = ("rnn", "lstm", "gru", "brnn")
 # leaves behind is re-parented here instead of to PID 1, so its process tree can be inspected
 # after it exits. Prints JSON: the command's exit code, the descendants alive as it exited, and
 # those still alive 10 s later (which it then kills: they are the run's own processes).
-SUBREAPER_LAUNCHER = r"""
-import ctypes, json, os, signal, subprocess, sys
-import psutil
-
-PR_SET_CHILD_SUBREAPER = 36
-libc = ctypes.CDLL(None, use_errno=True)
-if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-    raise SystemExit(f"prctl(PR_SET_CHILD_SUBREAPER) failed: errno {ctypes.get_errno()}")
-out_path, err_path, *command = sys.argv[1:]
-with open(out_path, "w") as out, open(err_path, "w") as err:
-    returncode = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL).wait()
-
-
-def alive():
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if child.status() != psutil.STATUS_ZOMBIE:
-                found.append({"pid": child.pid, "cmdline": child.cmdline()[:8]})
-        except psutil.Error:
-            pass
-    return found
-
-
-at_exit = alive()
-# A process that is ending as the command exits (it noticed its parent's end) is not left
-# behind: give those a moment to go; what is still there then survived the run.
-ending = []
-for child in at_exit:
-    try:
-        ending.append(psutil.Process(child["pid"]))
-    except psutil.Error:
-        pass
-psutil.wait_procs(ending, timeout=10)
-survivors = alive()
-for child in survivors:
-    try:
-        os.kill(child["pid"], signal.SIGKILL)
-    except OSError:
-        pass
-while True:
-    try:
-        if os.waitpid(-1, os.WNOHANG) == (0, 0):
-            break
-    except ChildProcessError:
-        break
-print(json.dumps({"returncode": returncode, "alive": survivors, "at_exit": at_exit}))
-"""
+SUBREAPER_RUN = Path(__file__).with_name("subreaper_run.py")
 
 
 def tool_env(extra_path: Path | None = None) -> dict[str, str]:
@@ -131,14 +84,15 @@ class GradingCourse:
         )
 
     def classgrade_tree(
-        self, *args: str, timeout: float = 1800
+        self, *args: str, timeout: float = 1800, kill_once_kernel_runs: bool = False
     ) -> tuple[subprocess.CompletedProcess, list[dict], list[dict]]:
-        """``classgrade`` under a child subreaper: its outcome, the descendants it left alive,
-        and those that were still ending as it exited."""
+        """``classgrade`` under a child subreaper (``subreaper_run.py``): its outcome, the
+        descendants it left alive, and those that were still ending as it exited."""
         out, err = self.path.parent / "classgrade.stdout", self.path.parent / "classgrade.stderr"
         command = [sys.executable, "-m", "classgrade", *args, "--course-dir", str(self.path)]
+        kill = ["--kill-once-kernel-runs"] if kill_once_kernel_runs else []
         launched = subprocess.run(
-            [sys.executable, "-c", SUBREAPER_LAUNCHER, str(out), str(err), *command],
+            [sys.executable, str(SUBREAPER_RUN), *kill, str(out), str(err), "--", *command],
             cwd=self.path,
             env=tool_env(),
             capture_output=True,

@@ -1,16 +1,19 @@
-"""Run a command as a child subreaper, kill its whole process group once it runs a kernel, and
-report (JSON on stdout) every descendant still alive afterwards.
+"""Run a command as a child subreaper and report (JSON on stdout) what it left alive.
 
 Being a subreaper (prctl PR_SET_CHILD_SUBREAPER) means that every process the command starts,
 however it detaches (new sessions, double forks), is re-parented here when its parent dies, so
-the survivors are found in this process's own tree: no machine-wide process list is read.
+what survives the command is found in this process's own tree: no machine-wide process list
+is read. With ``--kill-once-kernel-runs``, the whole command (its process group) is SIGKILLed
+as soon as one of its descendants is a Jupyter kernel, as a terminal's kill would end it.
 
-Usage: python subreaper_run.py SECONDS -- COMMAND...   (SECONDS: how long survivors may take
-to end before they count)
+Usage: python subreaper_run.py [--kill-once-kernel-runs] [--grace S] OUT ERR -- COMMAND...
+The command's stdout and stderr go to the files OUT and ERR. Processes still ending when the
+command has ended get ``--grace`` seconds (default 60) before they count as survivors.
 """
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import json
 import os
@@ -27,60 +30,90 @@ PR_SET_CHILD_SUBREAPER = 36
 def _reap() -> None:
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                return
         except ChildProcessError:
             return
-        if pid == 0:
-            return
 
 
-def _alive_descendants() -> list[psutil.Process]:
+def _alive() -> list[psutil.Process]:
     _reap()
-    alive = []
+    found = []
     for p in psutil.Process().children(recursive=True):
         try:
             if p.status() != psutil.STATUS_ZOMBIE:
-                alive.append(p)
-        except psutil.NoSuchProcess:
+                found.append(p)
+        except psutil.Error:
             pass
-    return alive
+    return found
+
+
+def _describe(processes: list[psutil.Process]) -> list[dict]:
+    out = []
+    for p in processes:
+        try:
+            out.append({"pid": p.pid, "cmdline": p.cmdline()[:8]})
+        except psutil.Error:
+            pass
+    return out
+
+
+def _runs_a_kernel(pid: int) -> bool:
+    try:
+        tree = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return False
+    for p in tree:
+        try:
+            if "ipykernel_launcher" in " ".join(p.cmdline()):
+                return True
+        except psutil.Error:
+            pass
+    return False
 
 
 def main() -> int:
-    grace = float(sys.argv[1])
-    command = sys.argv[3:]
-    ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    proc = subprocess.Popen(command, start_new_session=True)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--kill-once-kernel-runs", action="store_true")
+    parser.add_argument("--grace", type=float, default=60.0)
+    parser.add_argument("out")
+    parser.add_argument("err")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args()
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise SystemExit(f"prctl(PR_SET_CHILD_SUBREAPER) failed: errno {ctypes.get_errno()}")
     saw_kernel = False
-    deadline = time.monotonic() + 600
-    while proc.poll() is None and time.monotonic() < deadline:
-        for p in psutil.Process(proc.pid).children(recursive=True):
-            try:
-                saw_kernel = saw_kernel or "ipykernel_launcher" in " ".join(p.cmdline())
-            except psutil.Error:
-                pass
-        if saw_kernel:
-            break
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # the whole command, as a terminal's kill would
-    proc.wait()
-    end = time.monotonic() + grace
-    survivors = _alive_descendants()
-    while survivors and time.monotonic() < end:
-        time.sleep(0.1)
-        survivors = _alive_descendants()
-    report = []
-    for p in survivors:
-        try:
-            report.append({"pid": p.pid, "name": p.name(), "cmdline": p.cmdline()[:6]})
-        except psutil.NoSuchProcess:
-            pass
+    with open(args.out, "w") as out, open(args.err, "w") as err:
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        if args.kill_once_kernel_runs:
+            deadline = time.monotonic() + 600
+            while proc.poll() is None and time.monotonic() < deadline:
+                if _runs_a_kernel(proc.pid):
+                    saw_kernel = True
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    break
+                time.sleep(0.05)
+        returncode = proc.wait()
+    at_exit = _alive()
+    psutil.wait_procs(at_exit, timeout=args.grace)  # those that are ending as it ended
+    survivors = _alive()
+    report = {
+        "returncode": returncode,
+        "saw_kernel": saw_kernel,
+        "at_exit": _describe(at_exit),
+        "alive": _describe(survivors),
+    }
     for p in survivors:  # leave nothing behind, whatever the outcome
         try:
             p.kill()
-        except psutil.NoSuchProcess:
+        except psutil.Error:
             pass
-    print(json.dumps({"saw_kernel": saw_kernel, "survivors": report}))
+    _reap()
+    print(json.dumps(report))
     return 0
 
 
