@@ -6,8 +6,10 @@ is PID 1, which is what a process started directly under bubblewrap's PID namesp
 
 It also holds the sandbox's lifeline: the read end of a pipe whose write end only the grading
 process holds. When that process ends, however it ends (SIGKILL included), the pipe reports
-end-of-file and the shim exits; being the first process of the sandbox's PID namespace, its exit
-makes the kernel kill every process in the namespace, detached ones included.
+end-of-file and the shim kills every other process it can signal in the sandbox's PID namespace
+(all of the notebook's, detached ones included), then exits; the kernel itself also has a
+parent-death signal tied to the shim. bubblewrap's own init (PID 1 of the namespace) ends when
+the shim has ended.
 
 Usage (inside the sandbox): python -I _shim.py LIMITS_JSON -- KERNEL_COMMAND...
 This file is copied into the sandbox on its own; it must not import anything from classgrade.
@@ -22,6 +24,7 @@ import sys
 import threading
 
 _PR_SET_NO_NEW_PRIVS = 38
+_PR_SET_PDEATHSIG = 1
 
 
 def _drop_privileges(uid: int, gid: int) -> None:
@@ -47,7 +50,7 @@ def _apply_limits(limits: dict) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def _watch_lifeline(fd: int) -> None:
+def _watch_lifeline(fd: int, own_pid_namespace: bool) -> None:
     def watch() -> None:
         while True:
             try:
@@ -57,7 +60,15 @@ def _watch_lifeline(fd: int) -> None:
                 continue
             except OSError:
                 break
-        os._exit(137)  # the grading process is gone: end the whole sandbox
+        # The grading process is gone: end the whole sandbox. kill(-1) reaches every process
+        # of the namespace but its init and this one (never used outside a PID namespace of
+        # its own, where it would reach all of the user's processes).
+        if own_pid_namespace:
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except OSError:
+                pass
+        os._exit(137)
 
     threading.Thread(target=watch, daemon=True).start()
 
@@ -70,7 +81,7 @@ def main() -> int:
     lifeline = limits.get("lifeline_fd")
     if lifeline is not None:
         os.set_inheritable(int(lifeline), False)
-        _watch_lifeline(int(lifeline))
+        _watch_lifeline(int(lifeline), bool(limits.get("own_pid_namespace")))
     channel = limits.get("channel_fd")
     if channel is not None:
         os.set_inheritable(int(channel), True)
@@ -89,6 +100,7 @@ def main() -> int:
     child = os.fork()
     if child == 0:
         try:
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # dies with the shim
             os.chdir(limits.get("cwd", "/"))
             os.execvpe(command[0], command, env)
         except OSError as exc:

@@ -89,6 +89,7 @@ class Limits:
         lifeline_fd: int | None = None,
         channel_fd: int | None = None,
         cwd: str = WORKDIR_IN_SANDBOX,
+        own_pid_namespace: bool = True,
     ) -> str:
         return json.dumps(
             {
@@ -103,6 +104,7 @@ class Limits:
                 "make_dirs": ["/tmp/home", "/tmp/ipython", "/tmp/mpl"],
                 "lifeline_fd": lifeline_fd,
                 "channel_fd": channel_fd,
+                "own_pid_namespace": own_pid_namespace,
             }
         )
 
@@ -277,7 +279,9 @@ class Sandbox:
                 (work / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(host_path, work / name)
             shim = str(scratch / "support" / "_shim.py")
-            shim_json = self.limits.as_shim_json(None, lifeline_fd, channel_fd, cwd=str(work))
+            shim_json = self.limits.as_shim_json(
+                None, lifeline_fd, channel_fd, cwd=str(work), own_pid_namespace=False
+            )
             return [sys.executable, "-I", shim, shim_json, "--", *kernel_argv]
         shim_json = self.limits.as_shim_json(self.drops_to_uid, lifeline_fd, channel_fd)
         argv = [

@@ -437,6 +437,14 @@ def test_sandbox_command_hides_the_course_and_sets_limits(tmp_path):
         assert f"--ro-bind {hidden}" not in text
 
 
+def test_only_a_sandbox_of_its_own_lets_the_shim_kill_every_process_it_can(tmp_path):
+    """On its lifeline's end the shim kills all it can signal: never outside a PID namespace."""
+    outside = Sandbox(Limits(), enabled=False).command(tmp_path, ["python"], lifeline_fd=5)
+    inside = Sandbox(Limits()).command(tmp_path, ["python"], lifeline_fd=5)
+    assert json.loads(outside[outside.index("--") - 1])["own_pid_namespace"] is False
+    assert json.loads(inside[inside.index("--", inside.index("--chdir")) + 4])["own_pid_namespace"]
+
+
 def test_a_later_run_reaps_what_a_dead_run_left(tmp_path, monkeypatch):
     """A run that no longer exists: its recorded sandbox process is killed, its scratch removed."""
     import psutil
