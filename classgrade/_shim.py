@@ -1,4 +1,4 @@
-"""The first process inside the grading sandbox.
+"""The first process the grading sandbox runs (under bubblewrap's own init).
 
 It applies the resource limits, drops root privileges when the sandbox was entered as root,
 and then stays alive as the parent of the kernel: ipykernel shuts itself down when its parent

@@ -4,7 +4,7 @@ The kernel sees a read-only Python environment and system directories, a size-li
 directory holding the assignment's files, a size-limited /tmp, the folder of its connection
 sockets, and nothing else: no course directory (so no ``solutions/`` and no gradebook), no other
 learner's files, no home directory, no network. It runs in its own PID namespace, so the end of
-the namespace's first process (``_shim.py``) ends every process the notebook started, including
+the sandbox's first process (``_shim.py``) ends every process the notebook started, including
 detached ones; the shim ends when the grading process that started it ends (its lifeline).
 
 When classgrade runs as root, bubblewrap runs in privileged mode and the shim drops to a uid of
@@ -465,8 +465,8 @@ class SandboxKernelManager(AsyncKernelManager):
 def kill_tree(pid: int) -> None:
     """SIGKILL a process and all its descendants.
 
-    Killing the first process of a PID namespace makes the kernel kill every process in it,
-    so detached processes (``start_new_session=True``, double forks) end as well.
+    Killing bubblewrap's init (PID 1 of the sandbox's namespace) makes the kernel kill every
+    process in it, so detached processes (``start_new_session=True``, double forks) end too.
     """
     try:
         root = psutil.Process(pid)
