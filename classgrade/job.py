@@ -164,8 +164,7 @@ def _start(job: ExecJob, sandbox: Sandbox, scratch: Path, lifeline_r: int, their
         )
         group = Cgroup.create(
             parents,
-            f"classgrade-{Path(job.scratch_root).name.removeprefix(reaper.SCRATCH_PREFIX)}"
-            f"-{job.index}",
+            reaper.job_cgroup_name(Path(job.scratch_root), job.index),
             limits.memory_mb * 1024 * 1024,
             limits.processes,
         )

@@ -51,6 +51,11 @@ def scratch_root(token: str) -> Path:
     return Path(tempfile.gettempdir()) / f"{SCRATCH_PREFIX}{token}"
 
 
+def job_cgroup_name(scratch_root: Path, index: int) -> str:
+    """The cgroup of job ``index`` of the run whose scratch folder is ``scratch_root``."""
+    return f"{cgroups.PREFIX}{Path(scratch_root).name.removeprefix(SCRATCH_PREFIX)}-{index}"
+
+
 def record_sandbox(scratch: Path, pid: int) -> None:
     """Note the sandbox's first host-side process, so that a later run can end it."""
     with contextlib.suppress(psutil.Error, OSError):

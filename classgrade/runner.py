@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import importlib.util
 import json
@@ -319,6 +320,7 @@ class ClassGrader:
             found = [s for s in found if s in self.settings.students]
         return found
 
+    @functools.cache  # noqa: B019 (one grader per run; asked once per notebook otherwise)
     def _assignment_files(self, assignment: str) -> list[tuple[str, str]]:
         """Files learners received with the assignment (regular files of the release folder)."""
         release = self._release_dir(assignment)
@@ -650,8 +652,7 @@ class ClassGrader:
         """A job ended: remove what it may have left (its cgroup and scratch, if it was
         killed; its sandbox ended with it)."""
         if self.cgroup_parents is not None:
-            token = run_dir.name.removeprefix(reaper.SCRATCH_PREFIX)
-            name = f"{cgroups.PREFIX}{token}-{job.index}"
+            name = reaper.job_cgroup_name(run_dir, job.index)
             folders = [p / name for p in self.cgroup_parents.folders() if (p / name).exists()]
             if folders:
                 cgroups.Cgroup(self.cgroup_parents, name, folders).remove()
