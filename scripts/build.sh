@@ -8,9 +8,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
-# TensorFlow's C++ start-up lines would otherwise reach the notebooks' stderr; the kernels that
-# execute the chapters inherit this environment.
-export TF_CPP_MIN_LOG_LEVEL=3 TF_ENABLE_ONEDNN_OPTS=0
+source scripts/env.sh
 
 # The Colab/Binder notebooks in notebooks/ are generated from the chapters; keep them in step.
 python scripts/sync_chapter_notebooks.py

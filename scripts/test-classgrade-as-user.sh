@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export TF_CPP_MIN_LOG_LEVEL=3 TF_ENABLE_ONEDNN_OPTS=0
+source scripts/env.sh
 if [ $# -gt 0 ]; then
   tests=("$@")
 else
@@ -96,5 +96,5 @@ cd "$checkout"
 exec runuser -u "$user" -- env -i \
   HOME="$home" USER="$user" LOGNAME="$user" LANG=C.UTF-8 \
   PATH="$venv/bin:/usr/local/bin:/usr/bin:/bin" \
-  TF_CPP_MIN_LOG_LEVEL=3 TF_ENABLE_ONEDNN_OPTS=0 \
+  TF_CPP_MIN_LOG_LEVEL="$TF_CPP_MIN_LOG_LEVEL" TF_ENABLE_ONEDNN_OPTS="$TF_ENABLE_ONEDNN_OPTS" \
   "$venv/bin/python" -m pytest "${tests[@]}"

@@ -10,7 +10,7 @@ bash scripts/install-debian-packages.sh
 
 # nbgrader runs alembic from the environment's bin as a subprocess.
 export PATH="$PWD/.venv/bin:$PATH"
-export TF_CPP_MIN_LOG_LEVEL=3 TF_ENABLE_ONEDNN_OPTS=0
+source scripts/env.sh
 
 ruff check .
 ruff format --check .

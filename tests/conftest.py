@@ -1,13 +1,21 @@
-"""Shared fixtures. TensorFlow is imported only by tests that ask for the ``keras`` fixture."""
+"""Shared fixtures and paths. TensorFlow is imported only by tests that ask for ``keras``.
+
+Test modules and their helper modules take ``ROOT`` from here (``from conftest import ROOT``).
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-# Before any TensorFlow import: its C++ log lines on stderr are noise (see BRIEF in the docs).
+# The checkout the tests run from, wherever it was cloned.
+ROOT = Path(__file__).resolve().parent.parent
+
+# Before any TensorFlow import, and inherited by every kernel and subprocess the tests start (the
+# suite's one place for them): TensorFlow's C++ log lines on stderr are noise.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import jupytext
 import nbformat
 import yaml
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 TEST_OUTPUT = ROOT / "_build" / "test-site"
 BUILD_TIMEOUT_S = 900
 ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
@@ -67,7 +67,7 @@ def build_environment() -> dict[str, str]:
     """The environment scripts/build.sh gives the build (and so the notebook kernels)."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update(TF_CPP_MIN_LOG_LEVEL="3", TF_ENABLE_ONEDNN_OPTS="0", MPLBACKEND="Agg")
+    env["MPLBACKEND"] = "Agg"
     return env
 
 

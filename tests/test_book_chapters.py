@@ -4,13 +4,12 @@ The pages back their claims with assertions in their own cells, so running a pag
 """
 
 import re
-from pathlib import Path
 
 import jupytext
 import pytest
+from conftest import ROOT
 from nbclient import NotebookClient
 
-ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = ["rnn", "lstm", "gru", "bidirectional", "practice"]
 # The exercise each chapter offers; the practice chapter links all of them instead.
 EXERCISES = {
@@ -124,8 +123,6 @@ def test_bidirectional_chapter_covers_every_merge_mode_and_rnn_ref():
 @pytest.mark.keras
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_chapter_runs_quietly_and_draws_its_figures(name, monkeypatch):
-    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
-    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
     # The site build selects a non-interactive backend; the figures must be drawn regardless.
     monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = read_chapter(name)
