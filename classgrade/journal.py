@@ -8,26 +8,12 @@ else (``pending`` from a killed run, ``failed``, changed files) is graded again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 from pathlib import Path
 
 from .outcome import FAILED, GRADED, PENDING  # noqa: F401 (re-exported)
-
-
-def fingerprint(paths: list[Path], extra: str) -> str:
-    digest = hashlib.sha256(extra.encode())
-    for path in sorted(paths):
-        digest.update(str(path.name).encode())
-        try:
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(chunk)
-        except OSError:
-            digest.update(b"<unreadable>")
-    return digest.hexdigest()
 
 
 class Journal:

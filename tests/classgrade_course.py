@@ -187,10 +187,6 @@ def correct(course: GradingCourse, assignment: str) -> nbformat.NotebookNode:
     return fill(course.release(assignment), solution_answers(assignment))
 
 
-def answer_ids(assignment: str) -> list[str]:
-    return list(solution_answers(assignment))
-
-
 def partial(course: GradingCourse, assignment: str, keep: int) -> nbformat.NotebookNode:
     """The first ``keep`` answers solved, the others left as released (NotImplementedError)."""
     answers = solution_answers(assignment)
