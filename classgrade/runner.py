@@ -3,9 +3,10 @@
 The main process is the gradebook's only writer. Per submission it:
 
 1. reads the submission folder without following anything (``intake``), rebuilds each notebook
-   from the gradebook in the source's cell order, then runs nbgrader's sanitizing preprocessors
-   (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells with
-   ``add_missing_cells``, CheckCellMetadata) on a copy in memory;
+   from the gradebook in the source's cell order (a duplicated grade id keeps its last copy,
+   as nbgrader's DeduplicateIds would), then runs nbgrader's sanitizing preprocessors
+   (ClearOutput, OverwriteKernelspec, OverwriteCells with ``add_missing_cells``,
+   CheckCellMetadata) on a copy in memory;
 2. hands each notebook to a job process of its own (``jobs``, ``job``), which executes it in a
    sandboxed kernel and answers with plain JSON;
 3. removes the learner's previous grades for the assignment, then either records the new
@@ -38,7 +39,6 @@ from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
     ClearOutput,
-    DeduplicateIds,
     LimitOutput,
     OverwriteCells,
     OverwriteKernelspec,
@@ -358,7 +358,6 @@ class ClassGrader:
         max_bytes = int(self.settings.max_notebook_mb * 1e6)
         pps = [
             ClearOutput(config=self.config),
-            DeduplicateIds(config=self.config),
             OverwriteKernelspec(config=self.config),
             OverwriteCells(config=self.config, add_missing_cells=True),
             CheckCellMetadata(config=self.config),
