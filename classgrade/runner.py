@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import functools
 import hashlib
+import importlib
 import importlib.util
 import json
 import os
@@ -105,8 +106,9 @@ class _Borrowed:
 
 @contextlib.contextmanager
 def lend_gradebook(gb: Gradebook):
-    import importlib
-
+    # nbgrader 0.9's preprocessors take no gradebook: each one's ``preprocess`` builds
+    # ``Gradebook(resources["nbgrader"]["db_url"])`` itself, and the name is looked up in its own
+    # module. Replacing that name for the run is the only way to hand them the open one.
     modules = [importlib.import_module(m) for m in _GRADEBOOK_USERS]
     saved = [m.Gradebook for m in modules]
     borrowed = _Borrowed(gb)
