@@ -18,7 +18,7 @@ ruff format --check .
 
 # Every pass runs even if an earlier one fails; the script then fails, naming them.
 failed=()
-python -m pytest || failed+=("the full run")
+python -m pytest --durations=25 || failed+=("the full run")
 grading_tests=(tests/test_classgrade_*.py)
 echo "== The grading tests again, with every CPU busy"
 python scripts/cpu-hogs.py --max-seconds 1800 -- python -m pytest "${grading_tests[@]}" ||
