@@ -18,7 +18,15 @@ from traitlets import Any, Float, Integer
 
 from . import trusted
 from .intake import is_read_only_setup, is_trusted_test
-from .outcome import clean_text
+from .outcome import (
+    CELL_IGNORED_INTERRUPT,
+    KERNEL_DIED,
+    KERNEL_DIED_RUNNING,
+    OUT_OF_TIME,
+    clean_text,
+    not_run,
+    over_wall_clock,
+)
 
 PROBE_START_SECONDS = 60.0
 
@@ -65,7 +73,7 @@ class SandboxedExecute(Execute):
             self._run_trusted(cell)
             return cell, resources
         if time.monotonic() >= self.notebook_deadline:
-            raise NotebookFailed("the notebook ran out of time")
+            raise NotebookFailed(OUT_OF_TIME)
         cell, resources = super().preprocess_cell(cell, resources, index)
         if cell.cell_type == "code":
             self.namespace.forget_fetched()
@@ -116,7 +124,7 @@ class SandboxedExecute(Execute):
             if remaining <= 0:
                 return "no answer"
             if not await self.km.is_alive():
-                return "the kernel died"
+                return KERNEL_DIED
             try:
                 reply = await self.kc.get_shell_msg(timeout=min(remaining, 0.5))
             except Exception:  # queue.Empty: keep waiting, the deadline bounds it
@@ -135,14 +143,11 @@ class SandboxedExecute(Execute):
 
 def describe_execution_failure(exc: BaseException, timed_out: bool, limit: float) -> str:
     if timed_out:
-        return f"the notebook ran longer than {limit:.0f} s (wall-clock limit) and was stopped"
+        return over_wall_clock(limit)
     if isinstance(exc, trusted.KernelUnavailable | NotebookFailed):
         return clean_text(exc)
     if isinstance(exc, DeadKernelError):
-        return "the kernel died while running the notebook (os._exit, a crash, or the memory limit)"
+        return KERNEL_DIED_RUNNING
     if isinstance(exc, CellTimeoutError):
-        return (
-            "a cell kept running past the time limit and ignored the interrupt; the kernel "
-            "was stopped"
-        )
-    return f"the notebook could not be run ({type(exc).__name__}: {clean_text(exc)})"
+        return CELL_IGNORED_INTERRUPT
+    return not_run(exc)

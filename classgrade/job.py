@@ -33,7 +33,14 @@ from nbgrader.preprocessors import LimitOutput
 from . import reaper
 from .cgroups import Cgroup, CgroupParents
 from .executor import NotebookFailed, ProbeStartFailed, SandboxedExecute, describe_execution_failure
-from .outcome import clean_text
+from .outcome import (
+    JOB_BAD_ANSWER,
+    RESULT_TOO_LARGE,
+    clean_text,
+    grading_error,
+    kernel_not_started,
+    memory_limit_hit,
+)
 from .outputs import CapOutputs
 from .sandbox import (
     SUPPORT_DIR_IN_SANDBOX,
@@ -95,9 +102,9 @@ class ExecResult:
                 forbidden=[clean_text(f, 80) for f in list(data.get("forbidden", []))[:50]],
             )
         except (ValueError, KeyError, TypeError, AttributeError):
-            return cls(key, False, reason="the grading process of this notebook sent a bad answer")
+            return cls(key, False, reason=JOB_BAD_ANSWER)
         if data.get("key") != key:
-            return cls(key, False, reason="the grading process of this notebook sent a bad answer")
+            return cls(key, False, reason=JOB_BAD_ANSWER)
         return result
 
 
@@ -139,14 +146,12 @@ def main(job: ExecJob, conn) -> None:
         result = grade(job)
     except BaseException as exc:  # any failure fails this notebook only
         detail = clean_text("".join(traceback.format_exception_only(exc)))
-        result = ExecResult(job.key, False, reason=f"grading error: {detail}")
+        result = ExecResult(job.key, False, reason=grading_error(detail))
     result.seconds = time.monotonic() - started
     try:
         raw = result.to_json()
         if len(raw) > MAX_RESULT_BYTES:
-            raw = ExecResult(
-                job.key, False, reason="the graded notebook is too large to record"
-            ).to_json()
+            raw = ExecResult(job.key, False, reason=RESULT_TOO_LARGE).to_json()
         conn.send_bytes(raw)
         conn.close()
     finally:
@@ -216,11 +221,8 @@ def grade(job: ExecJob) -> ExecResult:
             last_error = str(exc)
         if time.monotonic() >= deadline:
             break
-    return ExecResult(
-        job.key,
-        False,
-        reason=f"the kernel could not be started ({KERNEL_START_ATTEMPTS} tries): {last_error}",
-    )
+    reason = kernel_not_started(KERNEL_START_ATTEMPTS, last_error)
+    return ExecResult(job.key, False, reason=reason)
 
 
 class _KernelStartFailed(Exception):
@@ -268,19 +270,14 @@ def _grade_once(job: ExecJob, limits: Limits, scratch: Path, deadline: float) ->
                 raise NotebookFailed("wall-clock")
         except ProbeStartFailed:
             raise
-        except Exception as exc:
-            if not executor.probe_ready and not timed_out.is_set():
+        except BaseException as exc:  # the learner's notebook failed
+            if isinstance(exc, Exception) and not executor.probe_ready and not timed_out.is_set():
                 # The kernel never answered (e.g. "Kernel died before replying to
                 # kernel_info"): nothing of the learner's ran, a fresh kernel may start.
                 raise _KernelStartFailed(clean_text(exc)) from exc
             reason = describe_execution_failure(exc, timed_out.is_set(), limits.notebook_seconds)
             if group is not None and group.out_of_memory():
-                reason = f"{reason} (the notebook's memory limit of {limits.memory_mb} MB was hit)"
-            return ExecResult(job.key, False, reason=reason)
-        except BaseException as exc:  # the learner's notebook failed
-            reason = describe_execution_failure(exc, timed_out.is_set(), limits.notebook_seconds)
-            if group is not None and group.out_of_memory():
-                reason = f"{reason} (the notebook's memory limit of {limits.memory_mb} MB was hit)"
+                reason = memory_limit_hit(reason, limits.memory_mb)
             return ExecResult(job.key, False, reason=reason)
         for pp in (LimitOutput(), CapOutputs()):
             nb, _ = pp.preprocess(nb, {})

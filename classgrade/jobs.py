@@ -19,6 +19,7 @@ from multiprocessing.connection import wait
 
 from . import job as job_module
 from .job import MAX_RESULT_BYTES, ExecJob, ExecResult
+from .outcome import JOB_PAST_DEADLINE, job_ended
 
 _JOIN_SECONDS = 5.0
 
@@ -66,11 +67,7 @@ class JobPool:
             if running.conn in ready or running.process.sentinel in ready:
                 result = self._collect(running)
             elif time.monotonic() >= running.deadline:
-                result = ExecResult(
-                    running.job.key,
-                    False,
-                    reason="the grading of this notebook went past its deadline and was stopped",
-                )
+                result = ExecResult(running.job.key, False, reason=JOB_PAST_DEADLINE)
                 self._end(running, killed=True)
             if result is not None:
                 self.running.remove(running)
@@ -86,12 +83,7 @@ class JobPool:
         code = running.process.exitcode
         self._end(running, killed=raw is None)
         if raw is None:
-            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-            return ExecResult(
-                running.job.key,
-                False,
-                reason=f"the grading process of this notebook ended unexpectedly ({how})",
-            )
+            return ExecResult(running.job.key, False, reason=job_ended(code))
         return ExecResult.from_json(running.job.key, raw)
 
     def _end(self, running: _Running, killed: bool) -> None:

@@ -13,8 +13,6 @@ import os
 import time
 from pathlib import Path
 
-from .outcome import FAILED, GRADED, PENDING  # noqa: F401 (re-exported)
-
 
 class Journal:
     def __init__(self, path: Path):

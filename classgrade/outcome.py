@@ -1,20 +1,128 @@
-"""What a grading run says about each submission: statuses, and text fit to show an instructor.
+"""What a grading run says about each submission: its outcome, its status, why it failed, and
+text fit to show an instructor.
 
 Every reason, student id and file name that reaches a terminal, ``status`` or a CSV file passes
 through here: reasons are built from learner-controlled data (file names, exception messages),
 so they are cut to a bounded length and stripped of control characters (no escape codes, no
 forged lines), and CSV cells are neutralised against spreadsheet formulas.
+
+The reasons a notebook fails while it is graded are written here too. (Intake's reasons, which
+name the file at fault, stay with the checks that find them: ``intake``.)
 """
 
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
 
 GRADED = "graded"
 FAILED = "failed"
 PENDING = "pending"
 NOT_SUBMITTED = "not submitted"
 GRADED_ELSEWHERE = "graded outside classgrade"
+
+
+@dataclass
+class Outcome:
+    """One submission's result in a run: ``GRADED`` with its score, or ``FAILED`` with why."""
+
+    assignment: str
+    student: str
+    status: str
+    score: float | None = None
+    max_score: float | None = None
+    reason: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class RunSummary:
+    outcomes: list[Outcome] = field(default_factory=list)
+    skipped: list[Outcome] = field(default_factory=list)
+    seconds: float = 0.0
+    notebooks: int = 0
+    backup: Path | None = None
+    limits_note: str = ""
+
+    @property
+    def graded(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == GRADED]
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == FAILED]
+
+    def get(self, assignment: str, student: str) -> Outcome | None:
+        for o in self.outcomes + self.skipped:
+            if o.assignment == assignment and o.student == student:
+                return o
+        return None
+
+
+# -- Why a notebook failed while it was graded -----------------------------------------------
+
+KERNEL_DIED = "the kernel died"
+OUT_OF_TIME = "the notebook ran out of time"
+KERNEL_DIED_RUNNING = (
+    "the kernel died while running the notebook (os._exit, a crash, or the memory limit)"
+)
+CELL_IGNORED_INTERRUPT = (
+    "a cell kept running past the time limit and ignored the interrupt; the kernel was stopped"
+)
+JOB_PAST_DEADLINE = "the grading of this notebook went past its deadline and was stopped"
+JOB_BAD_ANSWER = "the grading process of this notebook sent a bad answer"
+RESULT_TOO_LARGE = "the graded notebook is too large to record"
+RUN_INTERRUPTED = "grading did not finish (the run was interrupted)"
+
+
+def _exception(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def in_notebook(notebook: str, reason: str) -> str:
+    """A notebook's failure as the submission's reason."""
+    return f"{notebook}.ipynb: {reason}"
+
+
+def over_wall_clock(seconds: float) -> str:
+    return f"the notebook ran longer than {seconds:.0f} s (wall-clock limit) and was stopped"
+
+
+def memory_limit_hit(reason: str, memory_mb: int) -> str:
+    return f"{reason} (the notebook's memory limit of {memory_mb} MB was hit)"
+
+
+def not_run(exc: BaseException) -> str:
+    return f"the notebook could not be run ({type(exc).__name__}: {clean_text(exc)})"
+
+
+def not_read(exc: BaseException) -> str:
+    return f"the notebook could not be read ({_exception(exc)})"
+
+
+def not_recorded(exc: BaseException) -> str:
+    return f"the grades could not be recorded ({_exception(exc)})"
+
+
+def grading_error(detail: str | BaseException) -> str:
+    """A bug or a crash in the grading code (``detail``: its exception, or text about it)."""
+    text = _exception(detail) if isinstance(detail, BaseException) else detail
+    return f"grading error: {text}"
+
+
+def job_ended(exit_code: int | None) -> str:
+    how = (
+        f"signal {-exit_code}"
+        if exit_code is not None and exit_code < 0
+        else f"exit code {exit_code}"
+    )
+    return f"the grading process of this notebook ended unexpectedly ({how})"
+
+
+def kernel_not_started(tries: int, last_error: str) -> str:
+    return f"the kernel could not be started ({tries} tries): {last_error}"
+
 
 MAX_REASON_CHARS = 300
 """Longest failure reason kept in the journal and shown to the instructor."""

@@ -25,6 +25,7 @@ from .outcome import (
     GRADED_ELSEWHERE,
     NOT_SUBMITTED,
     PENDING,
+    RUN_INTERRUPTED,
     clean_name,
     clean_text,
     csv_cell,
@@ -149,7 +150,7 @@ def status_rows(grader: ClassGrader) -> list[dict]:
                     row["max_score"] = f"{submission.max_score:g}"
                     row["status"] = GRADED if status == GRADED else GRADED_ELSEWHERE
                 elif status == PENDING:
-                    row["reason"] = "grading did not finish (the run was interrupted)"
+                    row["reason"] = RUN_INTERRUPTED
                 elif status is None:
                     row["status"] = NOT_SUBMITTED
                 rows.append(_clean_row(row))

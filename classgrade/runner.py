@@ -63,8 +63,19 @@ from .intake import (
 )
 from .job import ExecJob, ExecResult
 from .jobs import JobPool
-from .journal import FAILED, GRADED, PENDING, Journal
-from .outcome import clean_text
+from .journal import Journal
+from .outcome import (
+    FAILED,
+    GRADED,
+    PENDING,
+    Outcome,
+    RunSummary,
+    clean_text,
+    grading_error,
+    in_notebook,
+    not_read,
+    not_recorded,
+)
 from .outputs import CapOutputs, SanitizeOutputs
 from .report import Progress
 from .sandbox import Limits, Sandbox, self_test
@@ -137,41 +148,6 @@ class Settings:
     max_notebook_mb: float = 20.0
     progress: bool = True
     keep_backups: int = 5
-
-
-@dataclass
-class Outcome:
-    assignment: str
-    student: str
-    status: str
-    score: float | None = None
-    max_score: float | None = None
-    reason: str = ""
-    seconds: float = 0.0
-
-
-@dataclass
-class RunSummary:
-    outcomes: list[Outcome] = field(default_factory=list)
-    skipped: list[Outcome] = field(default_factory=list)
-    seconds: float = 0.0
-    notebooks: int = 0
-    backup: Path | None = None
-    limits_note: str = ""
-
-    @property
-    def graded(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.status == GRADED]
-
-    @property
-    def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.status == FAILED]
-
-    def get(self, assignment: str, student: str) -> Outcome | None:
-        for o in self.outcomes + self.skipped:
-            if o.assignment == assignment and o.student == student:
-                return o
-        return None
 
 
 def load_course_config(course_dir: Path) -> Config:
@@ -380,7 +356,7 @@ class ClassGrader:
         """Replace the learner's grades for the assignment by this run's outcome."""
         elapsed = time.monotonic() - sub.started
         failure = sub.failure or next(
-            (f"{n}.ipynb: {r.reason}" for n, r in sorted(sub.executed.items()) if not r.ok), ""
+            (in_notebook(n, r.reason) for n, r in sorted(sub.executed.items()) if not r.ok), ""
         )
         out_dir = Path(
             self.coursedir.format_path(
@@ -394,7 +370,7 @@ class ClassGrader:
             try:
                 score, max_score = self._record(sub, out_dir)
             except Exception as exc:
-                failure = f"the grades could not be recorded ({type(exc).__name__}: {exc})"
+                failure = not_recorded(exc)
                 gb.db.rollback()
                 self._remove_submission(sub)
         if failure:
@@ -626,9 +602,7 @@ class ClassGrader:
                         except SubmissionError as exc:
                             sub.failure = str(exc)
                         except Exception as exc:
-                            sub.failure = (
-                                f"the notebook could not be read ({type(exc).__name__}: {exc})"
-                            )
+                            sub.failure = not_read(exc)
                     if sub.failure:
                         self._done(sub, summary, progress)
                         continue
@@ -729,7 +703,7 @@ class ClassGrader:
                 warnings.simplefilter("ignore", SAWarning)
                 outcome = self._finalize(sub)
         except Exception as exc:
-            reason = clean_text(f"grading error: {type(exc).__name__}: {exc}")
+            reason = clean_text(grading_error(exc))
             outcome = Outcome(sub.assignment, sub.student, FAILED, reason=reason)
             self.journal.set(sub.assignment, sub.student, status=FAILED, reason=reason)
             self.journal.save()

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import codec
-from .outcome import clean_name, clean_text
+from .outcome import KERNEL_DIED, OUT_OF_TIME, clean_name, clean_text
 
 MAX_TEXT_OUTPUT = 20_000
 _POLL_SECONDS = 0.25
@@ -185,7 +185,7 @@ class KernelChannel:
     def _request(self, payload: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, dict]:
         now = time.monotonic()
         if now >= self.deadline:
-            raise KernelUnavailable("the notebook ran out of time")
+            raise KernelUnavailable(OUT_OF_TIME)
         request_id = next(self._ids)
         call_deadline = min(now + self.timeout, self.deadline)
         try:
@@ -205,7 +205,7 @@ class KernelChannel:
                         "an interrupt"
                     )
                 if call_deadline >= self.deadline:
-                    raise KernelUnavailable("the notebook ran out of time")
+                    raise KernelUnavailable(OUT_OF_TIME)
                 self.link.interrupt()
                 interrupted = True
                 call_deadline = time.monotonic() + _INTERRUPT_GRACE
@@ -237,7 +237,7 @@ class KernelChannel:
             if readable:
                 break
             if not self.link.alive():
-                raise KernelUnavailable("the kernel died")
+                raise KernelUnavailable(KERNEL_DIED)
         try:
             return codec.recv_frame(self.sock, time.monotonic() + _FRAME_SECONDS)
         except codec.FrameError as exc:
@@ -245,7 +245,7 @@ class KernelChannel:
             settle = time.monotonic() + 2.0
             while time.monotonic() < settle:
                 if not self.link.alive():
-                    raise KernelUnavailable("the kernel died") from None
+                    raise KernelUnavailable(KERNEL_DIED) from None
                 time.sleep(0.05)
             raise KernelUnavailable(f"the kernel broke the grading channel: {exc}") from None
 
