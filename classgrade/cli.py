@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from .report import export_csv, format_status, format_summary, status_rows
+from .report import Progress, export_csv, format_status, format_summary, status_rows
 from .runner import ClassGrader, GradingSetupError, Settings
 from .sandbox import Limits, Sandbox, SandboxUnavailable, self_test
 
@@ -126,7 +126,7 @@ def _grade(args: argparse.Namespace) -> int:
         force=args.force,
         limits=limits,
         max_notebook_mb=args.max_notebook_mb,
-        progress=not args.quiet,
+        progress=None if args.quiet else Progress(),
     )
     grader = ClassGrader(settings)
     summary = grader.run()

@@ -13,6 +13,7 @@ name the file at fault, stay with the checks that find them: ``intake``.)
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,11 @@ class RunSummary:
             if o.assignment == assignment and o.student == student:
                 return o
         return None
+
+
+ProgressCallback = Callable[[int, "Outcome | None"], None]
+"""What a run tells of its progress: ``(total, None)`` once it knows how many submissions it
+grades, then ``(total, outcome)`` after each of them."""
 
 
 # -- Why a notebook failed while it was graded -----------------------------------------------

@@ -14,7 +14,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import Any, Protocol, TextIO
 
 from nbgrader.api import Gradebook, MissingEntry
 
@@ -26,33 +26,36 @@ from .outcome import (
     NOT_SUBMITTED,
     PENDING,
     RUN_INTERRUPTED,
+    Outcome,
+    RunSummary,
     clean_name,
     clean_text,
     csv_cell,
 )
 
-if TYPE_CHECKING:
-    from .runner import ClassGrader, Outcome, RunSummary
-
 
 class Progress:
-    """A one-line progress bar on stderr (plain lines when stderr is not a terminal)."""
+    """A one-line progress bar on stderr (plain lines when stderr is not a terminal).
 
-    def __init__(self, total: int, enabled: bool = True, stream: TextIO | None = None):
-        self.total = total
+    A run's progress callback (:data:`~classgrade.outcome.ProgressCallback`).
+    """
+
+    def __init__(self, stream: TextIO | None = None):
+        self.total = 0
         self.done = 0
         self.failed = 0
-        self.enabled = enabled and total > 0
         self.stream = stream or sys.stderr
         self.started = time.monotonic()
         self.tty = self.stream.isatty()
         self._last_plain = 0.0
 
-    def advance(self, outcome: Outcome) -> None:
+    def __call__(self, total: int, outcome: Outcome | None) -> None:
+        if outcome is None:  # the run starts grading
+            self.total, self.done, self.failed = total, 0, 0
+            self.started = time.monotonic()
+            return
         self.done += 1
         self.failed += outcome.status == FAILED
-        if not self.enabled:
-            return
         elapsed = time.monotonic() - self.started
         rate = elapsed / self.done
         eta = rate * (self.total - self.done)
@@ -64,20 +67,23 @@ class Progress:
         )
         if self.tty:
             cols = shutil.get_terminal_size((100, 20)).columns
-            self.stream.write("\r" + line[: cols - 1])
+            self.stream.write("\r" + line[: cols - 1] + ("\n" if self.done == self.total else ""))
             self.stream.flush()
         elif time.monotonic() - self._last_plain > 5 or self.done == self.total:
             self._last_plain = time.monotonic()
             self.stream.write(line + "\n")
             self.stream.flush()
 
-    def close(self) -> None:
-        if self.enabled and self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+
+class Course(Protocol):
+    """What the reports read of a course's grader (a ``runner.ClassGrader``)."""
+
+    journal: Journal
+    db_url: str
+    coursedir: Any  # nbgrader's CourseDirectory: its ``course_id``
 
 
-def mean_scores(grader: ClassGrader) -> dict[str, tuple[float, float, int]]:
+def mean_scores(grader: Course) -> dict[str, tuple[float, float, int]]:
     """Mean score and maximum per assignment over every graded submission in the journal."""
     sums: dict[str, list[float]] = defaultdict(list)
     maxima: dict[str, float] = {}
@@ -89,7 +95,7 @@ def mean_scores(grader: ClassGrader) -> dict[str, tuple[float, float, int]]:
     return {a: (sum(v) / len(v), maxima[a], len(v)) for a, v in sorted(sums.items())}
 
 
-def format_summary(summary: RunSummary, grader: ClassGrader) -> str:
+def format_summary(summary: RunSummary, grader: Course) -> str:
     lines = []
     per_nb = summary.seconds / summary.notebooks if summary.notebooks else 0.0
     lines.append(
@@ -118,7 +124,7 @@ def format_summary(summary: RunSummary, grader: ClassGrader) -> str:
     return "\n".join(lines)
 
 
-def status_rows(grader: ClassGrader) -> list[dict]:
+def status_rows(grader: Course) -> list[dict]:
     """One row per (assignment, learner) known to the journal or the gradebook.
 
     The values are display text: names and reasons already cleaned (one line, bounded).
@@ -191,7 +197,7 @@ def write_csv(rows: list[dict], out: TextIO, fields: list[str] = STATUS_FIELDS) 
         writer.writerow([csv_cell(clean_text(row.get(f, ""))) for f in fields])
 
 
-def export_csv(grader: ClassGrader, path: Path | None) -> int:
+def export_csv(grader: Course, path: Path | None) -> int:
     """Grades with an explicit status column: a failure is never a zero."""
     rows = status_rows(grader)
     out = open(path, "w", newline="", encoding="utf-8") if path else sys.stdout

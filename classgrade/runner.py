@@ -30,6 +30,7 @@ import shutil
 import sqlite3
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,7 @@ from .outcome import (
     GRADED,
     PENDING,
     Outcome,
+    ProgressCallback,
     RunSummary,
     clean_text,
     grading_error,
@@ -77,7 +79,6 @@ from .outcome import (
     not_recorded,
 )
 from .outputs import CapOutputs, SanitizeOutputs
-from .report import Progress
 from .sandbox import Limits, Sandbox, self_test
 
 JOB_GRACE_SECONDS = 60
@@ -146,7 +147,7 @@ class Settings:
     force: bool = False
     limits: Limits = field(default_factory=Limits)
     max_notebook_mb: float = 20.0
-    progress: bool = True
+    progress: ProgressCallback | None = None
     keep_backups: int = 5
 
 
@@ -566,22 +567,27 @@ class ClassGrader:
                     sub.assignment, sub.student, status=PENDING, fingerprint=sub.fingerprint
                 )
             self.journal.save()
-            progress = Progress(len(todo), enabled=self.settings.progress)
+            total = len(todo)
+            progress = self.settings.progress or (lambda _total, _outcome: None)
+            progress(total, None)
             run_dir = reaper.scratch_root(reaper.run_token())
             run_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(run_dir, 0o700)
             try:
                 with Gradebook(self.db_url, self.coursedir.course_id) as gb, lend_gradebook(gb):
                     self.gb = gb
-                    self._run_jobs(todo, summary, progress, run_dir)
+                    self._run_jobs(todo, summary, lambda o: progress(total, o), run_dir)
             finally:
                 shutil.rmtree(run_dir, ignore_errors=True)
-            progress.close()
         summary.seconds = time.monotonic() - started
         return summary
 
     def _run_jobs(
-        self, todo: list[_Submission], summary: RunSummary, progress: Progress, run_dir: Path
+        self,
+        todo: list[_Submission],
+        summary: RunSummary,
+        on_outcome: Callable[[Outcome], None],
+        run_dir: Path,
     ) -> None:
         # Two jobs per worker: while one notebook is graded (the grader and its kernel take
         # turns, neither keeps a core busy), the next one's kernel starts.
@@ -604,7 +610,7 @@ class ClassGrader:
                         except Exception as exc:
                             sub.failure = not_read(exc)
                     if sub.failure:
-                        self._done(sub, summary, progress)
+                        self._done(sub, summary, on_outcome)
                         continue
                     waiting[f"{sub.assignment}/{sub.student}"] = (sub, len(sub.notebooks))
                     for name, nb in sub.notebooks.items():
@@ -619,7 +625,7 @@ class ClassGrader:
                     waiting[sub_key] = (sub, left - 1)
                     if left == 1:
                         del waiting[sub_key]
-                        self._done(sub, summary, progress)
+                        self._done(sub, summary, on_outcome)
         finally:
             pool.close()
 
@@ -696,7 +702,9 @@ class ClassGrader:
             folders.append(exchange)
         return [str(Path(f).resolve()) for f in folders]
 
-    def _done(self, sub: _Submission, summary: RunSummary, progress: Progress) -> None:
+    def _done(
+        self, sub: _Submission, summary: RunSummary, on_outcome: Callable[[Outcome], None]
+    ) -> None:
         try:
             with warnings.catch_warnings():
                 # nbgrader's add_submission trips an SQLAlchemy 2 autoflush warning; harmless.
@@ -709,4 +717,4 @@ class ClassGrader:
             self.journal.save()
         summary.outcomes.append(outcome)
         summary.notebooks += max(1, len(sub.notebooks))
-        progress.advance(outcome)
+        on_outcome(outcome)
