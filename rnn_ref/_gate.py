@@ -68,10 +68,25 @@ def input_projections(x: np.ndarray, params, gates: str) -> list[np.ndarray]:
 
 
 def gate(x_t, h_prev, W_x, W_h, b, activation, names: tuple[str, str, str]) -> np.ndarray:
-    """Check the arguments of one gate and return ``activation(x_t W_x + h_prev W_h + b)``."""
+    """Check the arguments of one gate and return ``activation(x_t W_x + b + h_prev W_h)``.
+
+    The body of every public gate function: its checks, then :func:`gate_from_projection`,
+    which the layers call at every step.
+    """
     x_t, h_prev = check_step_inputs(x_t, h_prev)
     W_x, W_h, b = check_gate_weights(W_x, W_h, b, names, x_t.shape[1], h_prev.shape[1])
-    return get_activation(activation)(affine(x_t, h_prev, W_x, W_h, b))
+    projection = x_t @ W_x if b is None else x_t @ W_x + b
+    return gate_from_projection(projection, h_prev, W_h, get_activation(activation))
+
+
+def gate_from_projection(projection, h_prev, W_h, activation) -> np.ndarray:
+    """``activation(projection + h_prev W_h)``: a gate from its input side ``x_t W_x + b``.
+
+    The unchecked kernel of every gate: ``activation`` is a function, the arrays are float64
+    of matching shapes. A layer computes ``projection`` for all steps before its loop
+    (:func:`input_projections`), so that only the recurrent product is left per step.
+    """
+    return activation(projection + h_prev @ W_h)
 
 
 def convert_gate_params(params, gates: tuple[str, ...]) -> None:

@@ -38,11 +38,14 @@ from ._gate import (
     check_step_inputs,
     convert_gate_params,
     gate,
+    gate_from_projection,
     input_projections,
     same_shapes,
 )
 from .activations import COMPLEMENT_SYMMETRIC, activation_name, get_activation
 from .sequence import check_sequence, initial_states, run_over_time
+
+_GATES = "rzh"  # the order in which a step computes the gates
 
 UPDATE_CONVENTIONS = ("notes", "keras")
 """``"notes"``: :math:`h_t = (1 - g_z) h_{t-1} + g_z \\bar h_t`; ``"keras"``: :math:`h_t = z h_{t-1}
@@ -111,7 +114,15 @@ def candidate_state(x_t, h_prev, g_r, W_xh, W_hh, b_h=None, activation="tanh") -
     """
     x_t, h_prev = check_step_inputs(x_t, h_prev)
     h_prev, g_r = same_shapes(h_prev=h_prev, g_r=g_r)
-    return gate(x_t, g_r * h_prev, W_xh, W_hh, b_h, activation, ("W_xh", "W_hh", "b_h"))
+    W_xh, W_hh, b_h = check_gate_weights(
+        W_xh, W_hh, b_h, ("W_xh", "W_hh", "b_h"), x_t.shape[1], h_prev.shape[1]
+    )
+    projection = x_t @ W_xh if b_h is None else x_t @ W_xh + b_h
+    return _candidate_state(projection, h_prev, g_r, W_hh, get_activation(activation))
+
+
+def _candidate_state(projection, h_prev, g_r, W_hh, activation):
+    return gate_from_projection(projection, g_r * h_prev, W_hh, activation)
 
 
 def candidate_state_reset_after(
@@ -148,9 +159,15 @@ def candidate_state_reset_after(
     b_hh = optional_float_array(b_hh, "b_hh", ndim=1)
     if b_hh is not None:
         check_shape(b_hh, "b_hh", (h_prev.shape[1],), "(H,)")
-    inputs = x_t @ W_xh if b_h is None else x_t @ W_xh + b_h
+    projection = x_t @ W_xh if b_h is None else x_t @ W_xh + b_h
+    return _candidate_state_reset_after(
+        projection, h_prev, g_r, W_hh, b_hh, get_activation(activation)
+    )
+
+
+def _candidate_state_reset_after(projection, h_prev, g_r, W_hh, b_hh, activation):
     recurrent = h_prev @ W_hh if b_hh is None else h_prev @ W_hh + b_hh
-    return get_activation(activation)(inputs + g_r * recurrent)
+    return activation(projection + g_r * recurrent)
 
 
 def new_state(h_prev, h_bar, g_z) -> np.ndarray:
@@ -167,6 +184,10 @@ def new_state(h_prev, h_bar, g_z) -> np.ndarray:
     ndarray, shape (N, H)
     """
     h_prev, h_bar, g_z = same_shapes(h_prev=h_prev, h_bar=h_bar, g_z=g_z)
+    return _new_state(h_prev, h_bar, g_z)
+
+
+def _new_state(h_prev, h_bar, g_z):
     return (1.0 - g_z) * h_prev + g_z * h_bar
 
 
@@ -184,6 +205,10 @@ def new_state_keras(h_prev, h_bar, z) -> np.ndarray:
     ndarray, shape (N, H)
     """
     h_prev, h_bar, z = same_shapes(h_prev=h_prev, h_bar=h_bar, z=z)
+    return _new_state_keras(h_prev, h_bar, z)
+
+
+def _new_state_keras(h_prev, h_bar, z):
     return z * h_prev + (1.0 - z) * h_bar
 
 
@@ -219,7 +244,7 @@ class GRUParams:
     b_hh: np.ndarray | None = None
 
     def __post_init__(self):
-        convert_gate_params(self, ("r", "z", "h"))
+        convert_gate_params(self, _GATES)
         check_choice(self.update_convention, "update_convention", UPDATE_CONVENTIONS)
         if not isinstance(self.reset_after, bool):
             raise TypeError(f"reset_after must be True or False, got {self.reset_after!r}")
@@ -292,7 +317,8 @@ def gru_step(
     x_t, h_prev = check_step_inputs(x_t, h_prev)
     check_params(params, GRUParams, x_t.shape[1], h_prev.shape[1])
     act, rec_act = get_activation(activation), get_activation(recurrent_activation)
-    return _step(input_projections(x_t, params, "rzh"), h_prev, params, act, rec_act)
+    h_t, _ = _cell(input_projections(x_t, params, _GATES), [h_prev], params, act, rec_act)
+    return h_t
 
 
 def gru(
@@ -329,12 +355,11 @@ def gru(
     act, rec_act = get_activation(activation), get_activation(recurrent_activation)
 
     def step(projections_t, states):
-        h_t = _step(projections_t, states[0], params, act, rec_act)
-        return h_t, [h_t]
+        return _cell(projections_t, states, params, act, rec_act)
 
     return run_over_time(
         step,
-        input_projections(x, params, "rzh"),
+        input_projections(x, params, _GATES),
         states,
         return_sequences=return_sequences,
         return_state=return_state,
@@ -342,17 +367,17 @@ def gru(
     )
 
 
-def _step(projections_t, h_prev, p: GRUParams, act, rec_act):
-    # The gates' equations again, from precomputed x_t W_x? + b_?, (N, H) each in r, z, h
-    # order, without re-checking arguments at every step of a sequence.
+def _cell(projections_t, states, p: GRUParams, act, rec_act):
+    # The step of gru_step and gru: each gate's unchecked kernel, the one that the public
+    # gate function calls after its checks, on x_t W_x? + b_? (_GATES order) computed before.
     x_r, x_z, x_h = projections_t
-    g_r = rec_act(x_r + h_prev @ p.W_hr)
+    (h_prev,) = states
+    g_r = gate_from_projection(x_r, h_prev, p.W_hr, rec_act)
     if p.reset_after:
-        recurrent = h_prev @ p.W_hh if p.b_hh is None else h_prev @ p.W_hh + p.b_hh
-        h_bar = act(x_h + g_r * recurrent)
+        h_bar = _candidate_state_reset_after(x_h, h_prev, g_r, p.W_hh, p.b_hh, act)
     else:
-        h_bar = act(x_h + (g_r * h_prev) @ p.W_hh)
-    gate_z = rec_act(x_z + h_prev @ p.W_hz)
-    if p.update_convention == "notes":
-        return (1.0 - gate_z) * h_prev + gate_z * h_bar
-    return gate_z * h_prev + (1.0 - gate_z) * h_bar
+        h_bar = _candidate_state(x_h, h_prev, g_r, p.W_hh, act)
+    update = gate_from_projection(x_z, h_prev, p.W_hz, rec_act)  # g_z or z, as p says
+    new_state_from = _new_state if p.update_convention == "notes" else _new_state_keras
+    h_t = new_state_from(h_prev, h_bar, update)
+    return h_t, [h_t]

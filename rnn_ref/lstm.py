@@ -28,11 +28,14 @@ from ._gate import (
     check_step_inputs,
     convert_gate_params,
     gate,
+    gate_from_projection,
     input_projections,
     same_shapes,
 )
 from .activations import get_activation
 from .sequence import check_sequence, initial_states, run_over_time
+
+_GATES = "fico"  # the order in which a step computes the gates
 
 
 def forget_gate(x_t, h_prev, W_xf, W_hf, b_f=None, activation="sigmoid") -> np.ndarray:
@@ -104,6 +107,10 @@ def cell_state_update(c_prev, g_f, g_i, c_bar) -> np.ndarray:
     ndarray, shape (N, H)
     """
     c_prev, g_f, g_i, c_bar = same_shapes(c_prev=c_prev, g_f=g_f, g_i=g_i, c_bar=c_bar)
+    return _cell_state_update(c_prev, g_f, g_i, c_bar)
+
+
+def _cell_state_update(c_prev, g_f, g_i, c_bar):
     return g_f * c_prev + g_i * c_bar
 
 
@@ -142,7 +149,11 @@ def hidden_output(g_o, c_t, activation="tanh") -> np.ndarray:
     ndarray, shape (N, H)
     """
     g_o, c_t = same_shapes(g_o=g_o, c_t=c_t)
-    return g_o * get_activation(activation)(c_t)
+    return _hidden_output(g_o, c_t, get_activation(activation))
+
+
+def _hidden_output(g_o, c_t, activation):
+    return g_o * activation(c_t)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,7 +177,7 @@ class LSTMParams:
     b_o: np.ndarray | None
 
     def __post_init__(self):
-        convert_gate_params(self, ("f", "i", "c", "o"))
+        convert_gate_params(self, _GATES)
 
     @property
     def input_size(self) -> int:
@@ -204,7 +215,9 @@ def lstm_step(
     check_shape(c_prev, "c_prev", h_prev.shape, "(N, H)")
     check_params(params, LSTMParams, x_t.shape[1], h_prev.shape[1])
     act, rec_act = get_activation(activation), get_activation(recurrent_activation)
-    return _step(input_projections(x_t, params, "fico"), h_prev, c_prev, params, act, rec_act)
+    projections = input_projections(x_t, params, _GATES)
+    _, states = _cell(projections, [h_prev, c_prev], params, act, rec_act)
+    return tuple(states)
 
 
 def lstm(
@@ -240,12 +253,11 @@ def lstm(
     act, rec_act = get_activation(activation), get_activation(recurrent_activation)
 
     def step(projections_t, states):
-        h_t, c_t = _step(projections_t, states[0], states[1], params, act, rec_act)
-        return h_t, [h_t, c_t]
+        return _cell(projections_t, states, params, act, rec_act)
 
     return run_over_time(
         step,
-        input_projections(x, params, "fico"),
+        input_projections(x, params, _GATES),
         states,
         return_sequences=return_sequences,
         return_state=return_state,
@@ -253,14 +265,15 @@ def lstm(
     )
 
 
-def _step(projections_t, h_prev, c_prev, p: LSTMParams, act, rec_act):
-    # The gates' equations again, from precomputed x_t W_x? + b_?, (N, H) each in f, i, c, o
-    # order, without re-checking arguments at every step of a sequence.
+def _cell(projections_t, states, p: LSTMParams, act, rec_act):
+    # The step of lstm_step and lstm: each gate's unchecked kernel, the one that the public
+    # gate function calls after its checks, on x_t W_x? + b_? (_GATES order) computed before.
     x_f, x_i, x_c, x_o = projections_t
-    g_f = rec_act(x_f + h_prev @ p.W_hf)
-    g_i = rec_act(x_i + h_prev @ p.W_hi)
-    c_bar = act(x_c + h_prev @ p.W_hc)
-    c_t = g_f * c_prev + g_i * c_bar
-    g_o = rec_act(x_o + h_prev @ p.W_ho)
-    h_t = g_o * act(c_t)
-    return h_t, c_t
+    h_prev, c_prev = states
+    g_f = gate_from_projection(x_f, h_prev, p.W_hf, rec_act)
+    g_i = gate_from_projection(x_i, h_prev, p.W_hi, rec_act)
+    c_bar = gate_from_projection(x_c, h_prev, p.W_hc, act)
+    c_t = _cell_state_update(c_prev, g_f, g_i, c_bar)
+    g_o = gate_from_projection(x_o, h_prev, p.W_ho, rec_act)
+    h_t = _hidden_output(g_o, c_t, act)
+    return h_t, [h_t, c_t]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._gate import check_params, convert_gate_params, gate, input_projections
+from ._gate import check_params, convert_gate_params, gate, gate_from_projection, input_projections
 from .activations import get_activation
 from .sequence import check_sequence, initial_states, run_over_time
 
@@ -103,7 +103,7 @@ def simple_rnn(
     states = initial_states(initial_state, x.shape[0], params.hidden_size, ["h0"])
 
     def step(projection_t, states):
-        h_t = f(projection_t[0] + states[0] @ params.W_hh)
+        h_t = gate_from_projection(projection_t[0], states[0], params.W_hh, f)
         return h_t, [h_t]
 
     return run_over_time(
