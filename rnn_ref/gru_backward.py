@@ -1,0 +1,521 @@
+r"""The backward pass of the GRU: one vector–Jacobian product per equation of
+:mod:`rnn_ref.gru`, in both reset forms and both update conventions, and of the whole step.
+
+The gates :math:`g_r` and :math:`g_z` (or Keras's :math:`z`) have the VJP of
+:mod:`rnn_ref._backward`. The other equations give
+
+.. math::
+
+    \text{reset before (notes):}\quad & q = g_r \odot h_{t-1}, \;
+        \bar h_t = \tanh(x_t W_{xh} + q W_{hh} + b_h): \;
+        \frac{\partial L}{\partial q} = \frac{\partial L}{\partial a_h} W_{hh}^\top, \;
+        \frac{\partial L}{\partial g_r} = \frac{\partial L}{\partial q} \odot h_{t-1}, \;
+        \frac{\partial L}{\partial W_{hh}} = q^\top \frac{\partial L}{\partial a_h} \\
+    \text{reset after (Keras):}\quad & u = h_{t-1} W_{hh} + b_{hh}, \;
+        \bar h_t = \tanh(x_t W_{xh} + b_h + g_r \odot u): \;
+        \frac{\partial L}{\partial u} = \frac{\partial L}{\partial a_h} \odot g_r, \;
+        \frac{\partial L}{\partial g_r} = \frac{\partial L}{\partial a_h} \odot u \\
+    \text{notes:}\quad & h_t = (1 - g_z) \odot h_{t-1} + g_z \odot \bar h_t: \;
+        \frac{\partial L}{\partial g_z} = \frac{\partial L}{\partial h_t} \odot
+        (\bar h_t - h_{t-1}) \\
+    \text{Keras:}\quad & h_t = z \odot h_{t-1} + (1 - z) \odot \bar h_t: \;
+        \frac{\partial L}{\partial z} = \frac{\partial L}{\partial h_t} \odot
+        (h_{t-1} - \bar h_t)
+
+with :math:`\partial L/\partial a_h = \partial L/\partial \bar h_t \odot (1 - \bar h_t^2)`.
+Shapes as in :mod:`rnn_ref.gru`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._backward import (
+    Cell,
+    GateGrads,
+    derivative_from_output,
+    gate_backward,
+    input_grad,
+    param_grads,
+    upstream,
+)
+from ._checks import check_shape, optional_float_array
+from ._gate import (
+    check_gate_weights,
+    check_params,
+    check_step_inputs,
+    input_projections,
+    same_shapes,
+)
+from .activations import get_activation
+from .gru import GRUParams
+
+
+def reset_gate_backward(dg_r, x_t, h_prev, W_xr, W_hr, b_r=None, activation="sigmoid") -> GateGrads:
+    r"""Vector–Jacobian product of :func:`rnn_ref.gru.reset_gate`.
+
+    .. math::
+
+        \frac{\partial L}{\partial a} = \frac{\partial L}{\partial g_r} \odot g_r \odot
+        (1 - g_r), \quad
+        \frac{\partial L}{\partial x_t} = \frac{\partial L}{\partial a} W_{xr}^\top, \quad
+        \frac{\partial L}{\partial h_{t-1}} = \frac{\partial L}{\partial a} W_{hr}^\top,
+
+    :math:`\partial L/\partial W_{xr} = x_t^\top\, \partial L/\partial a`,
+    :math:`\partial L/\partial W_{hr} = h_{t-1}^\top\, \partial L/\partial a`,
+    :math:`\partial L/\partial b_r = \sum_n (\partial L/\partial a)_n`
+    (another ``activation`` uses its own derivative).
+
+    Parameters
+    ----------
+    dg_r : array_like, shape (N, H)
+        :math:`\partial L/\partial g_r`.
+    x_t : array_like, shape (N, D)
+        Input at step t.
+    h_prev : array_like, shape (N, H)
+        :math:`h_{t-1}`.
+    W_xr : array_like, shape (D, H)
+        Input weights.
+    W_hr : array_like, shape (H, H)
+        Recurrent weights.
+    b_r : array_like, shape (H,), optional
+        Bias.
+    activation : str or callable
+        ``"sigmoid"`` by default.
+
+    Returns
+    -------
+    GateGrads
+        ``(dx_t, dh_prev, dW_x, dW_h, db)`` for ``x_t``, ``h_prev``, ``W_xr``, ``W_hr``,
+        ``b_r`` (``None`` without bias).
+    """
+    return gate_backward(
+        dg_r, x_t, h_prev, W_xr, W_hr, b_r, activation, ("W_xr", "W_hr", "b_r"), "dg_r"
+    )
+
+
+def update_gate_backward(
+    dg_z, x_t, h_prev, W_xz, W_hz, b_z=None, activation="sigmoid"
+) -> GateGrads:
+    r"""Vector–Jacobian product of :func:`rnn_ref.gru.update_gate`.
+
+    .. math::
+
+        \frac{\partial L}{\partial a} = \frac{\partial L}{\partial g_z} \odot g_z \odot
+        (1 - g_z), \quad
+        \frac{\partial L}{\partial x_t} = \frac{\partial L}{\partial a} W_{xz}^\top, \quad
+        \frac{\partial L}{\partial h_{t-1}} = \frac{\partial L}{\partial a} W_{hz}^\top,
+
+    :math:`\partial L/\partial W_{xz} = x_t^\top\, \partial L/\partial a`,
+    :math:`\partial L/\partial W_{hz} = h_{t-1}^\top\, \partial L/\partial a`,
+    :math:`\partial L/\partial b_z = \sum_n (\partial L/\partial a)_n`. The same holds for
+    Keras's :math:`z` with its weights.
+
+    Parameters
+    ----------
+    dg_z : array_like, shape (N, H)
+        :math:`\partial L/\partial g_z` (or :math:`\partial L/\partial z`).
+    x_t : array_like, shape (N, D)
+        Input at step t.
+    h_prev : array_like, shape (N, H)
+        :math:`h_{t-1}`.
+    W_xz : array_like, shape (D, H)
+        Input weights.
+    W_hz : array_like, shape (H, H)
+        Recurrent weights.
+    b_z : array_like, shape (H,), optional
+        Bias.
+    activation : str or callable
+        ``"sigmoid"`` by default.
+
+    Returns
+    -------
+    GateGrads
+        ``(dx_t, dh_prev, dW_x, dW_h, db)`` for ``x_t``, ``h_prev``, ``W_xz``, ``W_hz``,
+        ``b_z`` (``None`` without bias).
+    """
+    return gate_backward(
+        dg_z, x_t, h_prev, W_xz, W_hz, b_z, activation, ("W_xz", "W_hz", "b_z"), "dg_z"
+    )
+
+
+class CandidateStateGrads(NamedTuple):
+    """Gradients with respect to the arguments of a candidate-state function.
+
+    ``dx_t`` (N, D), ``dh_prev`` and ``dg_r`` (N, H), ``dW_x`` (D, H), ``dW_h`` (H, H), ``db``
+    (H,) and ``db_hh`` (H,), each ``None`` where the forward had no such bias (``db_hh`` always
+    for :func:`candidate_state_backward`).
+    """
+
+    dx_t: np.ndarray
+    dh_prev: np.ndarray
+    dg_r: np.ndarray
+    dW_x: np.ndarray
+    dW_h: np.ndarray
+    db: np.ndarray | None
+    db_hh: np.ndarray | None
+
+
+def _candidate_inputs(dh_bar, x_t, h_prev, g_r, W_xh, W_hh, b_h):
+    x_t, h_prev = check_step_inputs(x_t, h_prev)
+    h_prev, g_r = same_shapes(h_prev=h_prev, g_r=g_r)
+    W_xh, W_hh, b_h = check_gate_weights(
+        W_xh, W_hh, b_h, ("W_xh", "W_hh", "b_h"), x_t.shape[1], h_prev.shape[1]
+    )
+    dh_bar = upstream(dh_bar, "dh_bar", h_prev.shape, "(N, H)")
+    return dh_bar, x_t, h_prev, g_r, W_xh, W_hh, b_h
+
+
+def candidate_state_backward(
+    dh_bar, x_t, h_prev, g_r, W_xh, W_hh, b_h=None, activation="tanh"
+) -> CandidateStateGrads:
+    r"""Vector–Jacobian product of :func:`rnn_ref.gru.candidate_state` (reset before).
+
+    With :math:`q = g_r \odot h_{t-1}` and :math:`a = x_t W_{xh} + q W_{hh} + b_h`:
+
+    .. math::
+
+        \frac{\partial L}{\partial a} = \frac{\partial L}{\partial \bar h_t} \odot
+        (1 - \bar h_t^2), \quad
+        \frac{\partial L}{\partial q} = \frac{\partial L}{\partial a} W_{hh}^\top, \quad
+        \frac{\partial L}{\partial h_{t-1}} = \frac{\partial L}{\partial q} \odot g_r, \quad
+        \frac{\partial L}{\partial g_r} = \frac{\partial L}{\partial q} \odot h_{t-1},
+
+    :math:`\partial L/\partial x_t = \partial L/\partial a\, W_{xh}^\top`,
+    :math:`\partial L/\partial W_{xh} = x_t^\top\, \partial L/\partial a`,
+    :math:`\partial L/\partial W_{hh} = q^\top\, \partial L/\partial a`,
+    :math:`\partial L/\partial b_h = \sum_n (\partial L/\partial a)_n`.
+
+    Parameters
+    ----------
+    dh_bar : array_like, shape (N, H)
+        :math:`\partial L/\partial \bar h_t`.
+    x_t : array_like, shape (N, D)
+        Input at step t.
+    h_prev : array_like, shape (N, H)
+        :math:`h_{t-1}`.
+    g_r : array_like, shape (N, H)
+        Reset gate.
+    W_xh : array_like, shape (D, H)
+        Input weights.
+    W_hh : array_like, shape (H, H)
+        Recurrent weights.
+    b_h : array_like, shape (H,), optional
+        Bias.
+    activation : str or callable
+        ``"tanh"`` by default.
+
+    Returns
+    -------
+    CandidateStateGrads
+        ``(dx_t, dh_prev, dg_r, dW_x, dW_h, db, db_hh)`` with ``db_hh = None``.
+    """
+    dh_bar, x_t, h_prev, g_r, W_xh, W_hh, b_h = _candidate_inputs(
+        dh_bar, x_t, h_prev, g_r, W_xh, W_hh, b_h
+    )
+    derivative = derivative_from_output(activation)
+    q = g_r * h_prev
+    a = x_t @ W_xh + q @ W_hh
+    h_bar = get_activation(activation)(a if b_h is None else a + b_h)
+    da = dh_bar * derivative(h_bar)
+    dq = da @ W_hh.T
+    return CandidateStateGrads(
+        dx_t=da @ W_xh.T,
+        dh_prev=dq * g_r,
+        dg_r=dq * h_prev,
+        dW_x=x_t.T @ da,
+        dW_h=q.T @ da,
+        db=None if b_h is None else da.sum(axis=0),
+        db_hh=None,
+    )
+
+
+def candidate_state_reset_after_backward(
+    dh_bar, x_t, h_prev, g_r, W_xh, W_hh, b_h=None, b_hh=None, activation="tanh"
+) -> CandidateStateGrads:
+    r"""Vector–Jacobian product of :func:`rnn_ref.gru.candidate_state_reset_after`.
+
+    With :math:`u = h_{t-1} W_{hh} + b_{hh}` and :math:`a = x_t W_{xh} + b_h + g_r \odot u`:
+
+    .. math::
+
+        \frac{\partial L}{\partial a} = \frac{\partial L}{\partial \bar h_t} \odot
+        (1 - \bar h_t^2), \quad
+        \frac{\partial L}{\partial u} = \frac{\partial L}{\partial a} \odot g_r, \quad
+        \frac{\partial L}{\partial g_r} = \frac{\partial L}{\partial a} \odot u, \quad
+        \frac{\partial L}{\partial h_{t-1}} = \frac{\partial L}{\partial u} W_{hh}^\top,
+
+    :math:`\partial L/\partial x_t = \partial L/\partial a\, W_{xh}^\top`,
+    :math:`\partial L/\partial W_{xh} = x_t^\top\, \partial L/\partial a`,
+    :math:`\partial L/\partial W_{hh} = h_{t-1}^\top\, \partial L/\partial u`,
+    :math:`\partial L/\partial b_h = \sum_n (\partial L/\partial a)_n`,
+    :math:`\partial L/\partial b_{hh} = \sum_n (\partial L/\partial u)_n`.
+
+    Parameters
+    ----------
+    dh_bar : array_like, shape (N, H)
+        :math:`\partial L/\partial \bar h_t`.
+    x_t : array_like, shape (N, D)
+        Input at step t.
+    h_prev : array_like, shape (N, H)
+        :math:`h_{t-1}`.
+    g_r : array_like, shape (N, H)
+        Reset gate.
+    W_xh : array_like, shape (D, H)
+        Input weights.
+    W_hh : array_like, shape (H, H)
+        Recurrent weights.
+    b_h : array_like, shape (H,), optional
+        Input-side bias.
+    b_hh : array_like, shape (H,), optional
+        Recurrent-side bias, inside the reset.
+    activation : str or callable
+        ``"tanh"`` by default.
+
+    Returns
+    -------
+    CandidateStateGrads
+        ``(dx_t, dh_prev, dg_r, dW_x, dW_h, db, db_hh)``.
+    """
+    dh_bar, x_t, h_prev, g_r, W_xh, W_hh, b_h = _candidate_inputs(
+        dh_bar, x_t, h_prev, g_r, W_xh, W_hh, b_h
+    )
+    b_hh = optional_float_array(b_hh, "b_hh", ndim=1)
+    if b_hh is not None:
+        check_shape(b_hh, "b_hh", (h_prev.shape[1],), "(H,)")
+    derivative = derivative_from_output(activation)
+    u = h_prev @ W_hh if b_hh is None else h_prev @ W_hh + b_hh
+    a = x_t @ W_xh + g_r * u
+    h_bar = get_activation(activation)(a if b_h is None else a + b_h)
+    da = dh_bar * derivative(h_bar)
+    du = da * g_r
+    return CandidateStateGrads(
+        dx_t=da @ W_xh.T,
+        dh_prev=du @ W_hh.T,
+        dg_r=da * u,
+        dW_x=x_t.T @ da,
+        dW_h=h_prev.T @ du,
+        db=None if b_h is None else da.sum(axis=0),
+        db_hh=None if b_hh is None else du.sum(axis=0),
+    )
+
+
+class NewStateGrads(NamedTuple):
+    """Gradients with respect to the arguments of :func:`rnn_ref.gru.new_state`."""
+
+    dh_prev: np.ndarray
+    dh_bar: np.ndarray
+    dg_z: np.ndarray
+
+
+class NewStateKerasGrads(NamedTuple):
+    """Gradients with respect to the arguments of :func:`rnn_ref.gru.new_state_keras`."""
+
+    dh_prev: np.ndarray
+    dh_bar: np.ndarray
+    dz: np.ndarray
+
+
+def new_state_backward(dh_t, h_prev, h_bar, g_z) -> NewStateGrads:
+    r"""Vector–Jacobian product of :func:`rnn_ref.gru.new_state` (the notes' convention).
+
+    .. math::
+
+        \frac{\partial L}{\partial h_{t-1}} = \frac{\partial L}{\partial h_t} \odot (1 - g_z),
+        \quad \frac{\partial L}{\partial \bar h_t} = \frac{\partial L}{\partial h_t} \odot g_z,
+        \quad \frac{\partial L}{\partial g_z} = \frac{\partial L}{\partial h_t} \odot
+        (\bar h_t - h_{t-1})
+
+    Parameters
+    ----------
+    dh_t : array_like, shape (N, H)
+        :math:`\partial L/\partial h_t`.
+    h_prev : array_like, shape (N, H)
+        :math:`h_{t-1}`.
+    h_bar : array_like, shape (N, H)
+        Candidate state :math:`\bar h_t`.
+    g_z : array_like, shape (N, H)
+        Update gate (the notes' :math:`g_z`).
+
+    Returns
+    -------
+    NewStateGrads
+        ``(dh_prev, dh_bar, dg_z)``, each (N, H).
+    """
+    h_prev, h_bar, g_z, dh_t = same_shapes(h_prev=h_prev, h_bar=h_bar, g_z=g_z, dh_t=dh_t)
+    return NewStateGrads(dh_t * (1.0 - g_z), dh_t * g_z, dh_t * (h_bar - h_prev))
+
+
+def new_state_keras_backward(dh_t, h_prev, h_bar, z) -> NewStateKerasGrads:
+    r"""Vector–Jacobian product of :func:`rnn_ref.gru.new_state_keras` (Keras's convention).
+
+    .. math::
+
+        \frac{\partial L}{\partial h_{t-1}} = \frac{\partial L}{\partial h_t} \odot z, \quad
+        \frac{\partial L}{\partial \bar h_t} = \frac{\partial L}{\partial h_t} \odot (1 - z),
+        \quad \frac{\partial L}{\partial z} = \frac{\partial L}{\partial h_t} \odot
+        (h_{t-1} - \bar h_t)
+
+    Parameters
+    ----------
+    dh_t : array_like, shape (N, H)
+        :math:`\partial L/\partial h_t`.
+    h_prev : array_like, shape (N, H)
+        :math:`h_{t-1}`.
+    h_bar : array_like, shape (N, H)
+        Candidate state :math:`\bar h_t`.
+    z : array_like, shape (N, H)
+        Keras's update gate :math:`z = 1 - g_z`.
+
+    Returns
+    -------
+    NewStateKerasGrads
+        ``(dh_prev, dh_bar, dz)``, each (N, H).
+    """
+    h_prev, h_bar, z, dh_t = same_shapes(h_prev=h_prev, h_bar=h_bar, z=z, dh_t=dh_t)
+    return NewStateKerasGrads(dh_t * z, dh_t * (1.0 - z), dh_t * (h_prev - h_bar))
+
+
+class GRUStepGrads(NamedTuple):
+    """Gradients of a loss with respect to the inputs and weights of one GRU step.
+
+    ``dx_t`` (N, D), ``dh_prev`` (N, H), and ``params``: a :class:`rnn_ref.gru.GRUParams` of
+    the same ``reset_after`` and ``update_convention`` whose every array field is the gradient
+    with respect to that weight (``None`` where the step has no such bias).
+    """
+
+    dx_t: np.ndarray
+    dh_prev: np.ndarray
+    params: GRUParams
+
+
+def gru_step_backward(
+    dh_t, x_t, h_prev, params: GRUParams, *, activation="tanh", recurrent_activation="sigmoid"
+) -> GRUStepGrads:
+    r"""Vector–Jacobian product of :func:`rnn_ref.gru.gru_step`, in the conventions of
+    ``params``.
+
+    With the update gate's output :math:`u` (:math:`g_z`, notes, or :math:`z`, Keras):
+
+    .. math::
+
+        \frac{\partial L}{\partial \bar h_t} &= \frac{\partial L}{\partial h_t} \odot u
+            \;\text{(notes)}, \quad \frac{\partial L}{\partial h_t} \odot (1 - u)
+            \;\text{(Keras)}, \qquad
+        \frac{\partial L}{\partial a_z} = \pm \frac{\partial L}{\partial h_t} \odot
+            (\bar h_t - h_{t-1}) \odot u (1 - u), \\
+        \frac{\partial L}{\partial a_h} &= \frac{\partial L}{\partial \bar h_t} \odot
+            (1 - \bar h_t^2), \qquad
+        \frac{\partial L}{\partial a_r} = \frac{\partial L}{\partial g_r} \odot g_r (1 - g_r),
+
+    (+ for the notes, − for Keras) with :math:`\partial L/\partial g_r` from
+    :func:`candidate_state_backward` or :func:`candidate_state_reset_after_backward`, and
+
+    .. math::
+
+        \frac{\partial L}{\partial h_{t-1}} = \frac{\partial L}{\partial h_t} \odot
+        (1 - g_z \text{ or } z) + \frac{\partial L}{\partial a_z} W_{hz}^\top +
+        \frac{\partial L}{\partial a_r} W_{hr}^\top + (\text{the candidate's term}),
+
+    :math:`\partial L/\partial x_t = \sum_k (\partial L/\partial a_k) W_{xk}^\top`,
+    :math:`\partial L/\partial W_{xk} = x_t^\top\, \partial L/\partial a_k`,
+    :math:`\partial L/\partial b_k = \sum_n (\partial L/\partial a_k)_n` for
+    :math:`k \in \{r, z, h\}`.
+
+    Parameters
+    ----------
+    dh_t : array_like, shape (N, H)
+        :math:`\partial L/\partial h_t`.
+    x_t : array_like, shape (N, D)
+        Input at step t.
+    h_prev : array_like, shape (N, H)
+        :math:`h_{t-1}`.
+    params : GRUParams
+        The step's weights; its ``reset_after`` and ``update_convention`` say which GRU.
+    activation : str or callable
+        For :math:`\bar h_t` (``"tanh"``).
+    recurrent_activation : str or callable
+        For the gates (``"sigmoid"``).
+
+    Returns
+    -------
+    GRUStepGrads
+        ``(dx_t, dh_prev, params)``, ``params`` holding the weights' gradients.
+    """
+    x_t, h_prev = check_step_inputs(x_t, h_prev)
+    check_params(params, GRUParams, x_t.shape[1], h_prev.shape[1])
+    dh_t = upstream(dh_t, "dh_t", h_prev.shape, "(N, H)")
+    cell = GRUCell(params, activation, recurrent_activation)
+    _, _, cache = cell.forward(input_projections(x_t, params, cell.gates), [h_prev])
+    d_pre, d_rec, (dh_prev,) = cell.backward(cache, [dh_t])
+    grads = param_grads(cell, x_t, d_pre, cell.recurrent_inputs(cache), d_rec)
+    grads = GRUParams(
+        reset_after=params.reset_after, update_convention=params.update_convention, **grads
+    )
+    return GRUStepGrads(input_grad(cell, d_pre), dh_prev, grads)
+
+
+class GRUCell(Cell):
+    """The GRU step for :mod:`rnn_ref.bptt`: gates r, z, h; one state."""
+
+    gates = "rzh"
+    state_names = ("h0",)
+
+    def forward(self, projections_t, states):
+        p = self.params
+        x_r, x_z, x_h = projections_t
+        h_prev = states[0]
+        g_r = self.rec_act(x_r + h_prev @ p.W_hr)
+        cache = {"h_prev": h_prev, "g_r": g_r}
+        if p.reset_after:
+            u = h_prev @ p.W_hh if p.b_hh is None else h_prev @ p.W_hh + p.b_hh
+            h_bar = self.act(x_h + g_r * u)
+            cache["u"] = u
+        else:
+            cache["q"] = g_r * h_prev
+            h_bar = self.act(x_h + cache["q"] @ p.W_hh)
+        gate_z = self.rec_act(x_z + h_prev @ p.W_hz)
+        if p.update_convention == "notes":
+            h_t = (1.0 - gate_z) * h_prev + gate_z * h_bar
+        else:
+            h_t = gate_z * h_prev + (1.0 - gate_z) * h_bar
+        cache |= {"h_bar": h_bar, "gate_z": gate_z}
+        return h_t, [h_t], cache
+
+    def backward(self, cache, d_states):
+        p = self.params
+        dh_t = d_states[0]
+        h_prev, g_r, h_bar, gate_z = (cache[k] for k in ("h_prev", "g_r", "h_bar", "gate_z"))
+        if p.update_convention == "notes":
+            dh_prev = dh_t * (1.0 - gate_z)
+            dh_bar = dh_t * gate_z
+            d_gate_z = dh_t * (h_bar - h_prev)
+        else:
+            dh_prev = dh_t * gate_z
+            dh_bar = dh_t * (1.0 - gate_z)
+            d_gate_z = dh_t * (h_prev - h_bar)
+        da_z = d_gate_z * self.rec_prime(gate_z)
+        da_h = dh_bar * self.act_prime(h_bar)
+        if p.reset_after:
+            d_rec_h = da_h * g_r
+            dg_r = da_h * cache["u"]
+            dh_prev = dh_prev + d_rec_h @ p.W_hh.T
+        else:
+            d_rec_h = da_h
+            dq = da_h @ p.W_hh.T
+            dg_r = dq * h_prev
+            dh_prev = dh_prev + dq * g_r
+        da_r = dg_r * self.rec_prime(g_r)
+        dh_prev += da_r @ p.W_hr.T + da_z @ p.W_hz.T
+        return [da_r, da_z, da_h], [da_r, da_z, d_rec_h], [dh_prev]
+
+    def recurrent_inputs(self, cache):
+        h_prev = cache["h_prev"]
+        return [h_prev, h_prev, h_prev if self.params.reset_after else cache["q"]]
+
+    def extra_grads(self, d_rec):
+        if self.params.b_hh is None:
+            return {}
+        return {"b_hh": d_rec[2].sum(axis=0)}
