@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.work_size_mb,
         help="size of each notebook's working folder (a tmpfs in the sandbox)",
     )
-    g.add_argument("--max-notebook-mb", type=float, default=20.0)
+    g.add_argument("--max-notebook-mb", type=float, default=Settings.max_notebook_mb)
 
     s = sub.add_parser("status", help="every learner's state, failures with their reason")
     _add_course(s)

@@ -23,6 +23,8 @@ _PREFIX = struct.Struct(">4sQQ")
 MAX_HEADER_BYTES = 4 * 1024 * 1024
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 MAX_ARRAYS = 10_000
+FRAME_SECONDS = 10.0
+"""How long either side waits for the rest of a frame it knows is coming."""
 NUMERIC_KINDS = "biufc"
 
 

@@ -27,6 +27,7 @@ from .outcome import (
     not_run,
     over_wall_clock,
 )
+from .sandbox import Limits
 
 PROBE_START_SECONDS = 60.0
 
@@ -48,7 +49,7 @@ class SandboxedExecute(Execute):
 
     channel_socket = Any()
     notebook_deadline = Float(float("inf"))
-    call_timeout = Integer(30)
+    call_timeout = Integer(Limits.cell_seconds)
     on_kernel_ready = Any(None)  # called once the kernel answered, before any cell runs
 
     def __init__(self, **kwargs):

@@ -43,6 +43,7 @@ from .outcome import (
 )
 from .outputs import CapOutputs
 from .sandbox import (
+    QUIET_TENSORFLOW,
     SUPPORT_DIR_IN_SANDBOX,
     Limits,
     Sandbox,
@@ -53,6 +54,8 @@ from .sandbox import (
 
 _PR_SET_PDEATHSIG = 1
 KERNEL_START_ATTEMPTS = 3
+KERNEL_START_SECONDS = 60
+"""How long one attempt waits for the kernel's first answer."""
 MAX_RESULT_BYTES = 64 * 1024 * 1024
 """The largest result a job may hand back (outputs are capped well below this)."""
 JOB_ADDRESS_SPACE = 8 * 1024**3
@@ -69,7 +72,7 @@ class ExecJob:
     data_dir: str  # the grade cells' working directory (the assignment's released files)
     import_dir: str  # holds the hidden tests' packages; the only folder added to sys.path
     scratch_root: str
-    limits: dict
+    limits: Limits
     sandboxed: bool = True
     cgroup: dict | None = None  # CgroupParents as a dict, where the machine allows one
     course_dir: str = ""  # never on sys.path itself (it holds the folders below)
@@ -140,7 +143,7 @@ def main(job: ExecJob, conn) -> None:
     _die_with_parent()
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (JOB_ADDRESS_SPACE, JOB_ADDRESS_SPACE))
-    os.environ.update(TF_CPP_MIN_LOG_LEVEL="3", TF_ENABLE_ONEDNN_OPTS="0", OPENBLAS_NUM_THREADS="1")
+    os.environ.update(QUIET_TENSORFLOW, OPENBLAS_NUM_THREADS="1")
     started = time.monotonic()
     try:
         result = grade(job)
@@ -162,7 +165,7 @@ def _start(job: ExecJob, sandbox: Sandbox, scratch: Path, lifeline_r: int, their
     """Start the sandboxed kernel; return (kernel manager, cgroup or None)."""
     group = None
     prefix: list[str] = []
-    limits = Limits(**job.limits)
+    limits = job.limits
     if job.cgroup is not None:
         parents = CgroupParents(
             job.cgroup["version"], Path(job.cgroup["memory"]), Path(job.cgroup["pids"])
@@ -170,7 +173,7 @@ def _start(job: ExecJob, sandbox: Sandbox, scratch: Path, lifeline_r: int, their
         group = Cgroup.create(
             parents,
             reaper.job_cgroup_name(Path(job.scratch_root), job.index),
-            limits.memory_mb * 1024 * 1024,
+            limits.memory_bytes,
             limits.processes,
         )
         prefix = group.enter_command()
@@ -206,7 +209,7 @@ def _start(job: ExecJob, sandbox: Sandbox, scratch: Path, lifeline_r: int, their
 
 
 def grade(job: ExecJob) -> ExecResult:
-    limits = Limits(**job.limits)
+    limits = job.limits
     deadline = time.monotonic() + limits.notebook_seconds
     sys.path[:] = _trusted_sys_path(job.import_dir, job.course_dir, job.learner_folders)
     os.chdir(job.data_dir)
@@ -261,7 +264,7 @@ def _grade_once(job: ExecJob, limits: Limits, scratch: Path, deadline: float) ->
             call_timeout=limits.cell_seconds,
             channel_socket=ours,
             notebook_deadline=deadline,
-            startup_timeout=60,
+            startup_timeout=KERNEL_START_SECONDS,
             on_kernel_ready=lambda: sandbox.lock_scratch(scratch),
         )
         try:

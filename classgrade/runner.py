@@ -150,6 +150,10 @@ class Settings:
     progress: ProgressCallback | None = None
     keep_backups: int = 5
 
+    @property
+    def max_notebook_bytes(self) -> int:
+        return int(self.max_notebook_mb * 1e6)
+
 
 def load_course_config(course_dir: Path) -> Config:
     cfg = Config()
@@ -330,11 +334,11 @@ class ClassGrader:
             sub.student,
             sub.assignment,
             wanted if keep else {TIMESTAMP_FILE},
-            int(self.settings.max_notebook_mb * 1e6),
+            self.settings.max_notebook_bytes,
         )
 
     def _prepare(self, sub: _Submission) -> None:
-        max_bytes = int(self.settings.max_notebook_mb * 1e6)
+        max_bytes = self.settings.max_notebook_bytes
         pps = [
             ClearOutput(config=self.config),
             OverwriteKernelspec(config=self.config),
@@ -653,7 +657,7 @@ class ClassGrader:
             data_dir=str(data_dir),
             import_dir=str(self._trusted_imports(run_dir, sub.assignment)),
             scratch_root=str(run_dir),
-            limits=self.settings.limits.to_dict(),
+            limits=self.settings.limits,
             sandboxed=self.settings.sandboxed,
             cgroup=None
             if parents is None

@@ -43,6 +43,12 @@ WORKDIR_IN_SANDBOX = "/grading/work"
 SANDBOX_UID_BASE = 1_900_000_000
 """As root, notebook number k of a run runs as uid SANDBOX_UID_BASE + k (no such user exists)."""
 SANDBOX_UID_SPAN = 100_000_000
+NOBODY = 65534
+"""The uid and gid of ``nobody`` and ``nogroup`` in the sandbox's /etc/passwd and /etc/group."""
+MB = 1024 * 1024
+
+QUIET_TENSORFLOW = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
+"""TensorFlow's start-up noise off (C++ logging, the oneDNN notice): in kernels and in jobs."""
 
 # /etc files a Python kernel needs; /etc as a whole would expose host configuration.
 _ETC_FILES = (
@@ -83,6 +89,11 @@ class Limits:
     work_size_mb: int = 256
     open_files: int = 1024
 
+    @property
+    def memory_bytes(self) -> int:
+        """``memory_mb`` in bytes: the cgroup's memory limit, or each process's RLIMIT_AS."""
+        return self.memory_mb * MB
+
     def as_shim_json(
         self,
         uid: int | None,
@@ -93,10 +104,10 @@ class Limits:
     ) -> str:
         return json.dumps(
             {
-                "address_space": self.memory_mb * 1024 * 1024,
+                "address_space": self.memory_bytes,
                 "cpu_seconds": self.cpu_seconds,
                 "processes": self.processes,
-                "file_size": self.file_size_mb * 1024 * 1024,
+                "file_size": self.file_size_mb * MB,
                 "open_files": self.open_files,
                 "uid": uid,
                 "gid": uid,
@@ -135,8 +146,7 @@ def kernel_environment(support_dir: str = SUPPORT_DIR_IN_SANDBOX) -> dict[str, s
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONNOUSERSITE": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "TF_ENABLE_ONEDNN_OPTS": "0",
+        **QUIET_TENSORFLOW,
         "OMP_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
@@ -237,9 +247,9 @@ class Sandbox:
         (support / "passwd").write_text(
             "root:x:0:0:root:/root:/usr/sbin/nologin\n"
             f"learner:x:{shown}:{shown}:learner:/tmp/home:/usr/sbin/nologin\n"
-            "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+            f"nobody:x:{NOBODY}:{NOBODY}:nobody:/nonexistent:/usr/sbin/nologin\n"
         )
-        (support / "group").write_text(f"root:x:0:\nlearner:x:{shown}:\nnogroup:x:65534:\n")
+        (support / "group").write_text(f"root:x:0:\nlearner:x:{shown}:\nnogroup:x:{NOBODY}:\n")
         for path in (scratch, support, *support.iterdir()):
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
         if uid is not None:
@@ -334,7 +344,7 @@ class Sandbox:
             "--perms",
             "1777",
             "--size",
-            str(self.limits.tmp_size_mb * 1024 * 1024),
+            str(self.limits.tmp_size_mb * MB),
             "--tmpfs",
             "/tmp",
             "--perms",
@@ -344,7 +354,7 @@ class Sandbox:
             "--perms",
             "1777",
             "--size",
-            str(self.limits.work_size_mb * 1024 * 1024),
+            str(self.limits.work_size_mb * MB),
             "--tmpfs",
             WORKDIR_IN_SANDBOX,
         ]

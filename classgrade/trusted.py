@@ -35,7 +35,6 @@ from .outcome import KERNEL_DIED, OUT_OF_TIME, clean_name, clean_text
 
 MAX_TEXT_OUTPUT = 20_000
 _POLL_SECONDS = 0.25
-_FRAME_SECONDS = 10.0  # to receive the rest of a frame once its first bytes arrived
 _INTERRUPT_GRACE = 5.0
 _NEVER_FROM_KERNEL = frozenset({"get_ipython", "In", "Out", "exit", "quit", "display"})
 """Names a grade cell never takes from the kernel, even when the grader has no such name."""
@@ -239,7 +238,7 @@ class KernelChannel:
             if not self.link.alive():
                 raise KernelUnavailable(KERNEL_DIED)
         try:
-            return codec.recv_frame(self.sock, time.monotonic() + _FRAME_SECONDS)
+            return codec.recv_frame(self.sock, time.monotonic() + codec.FRAME_SECONDS)
         except codec.FrameError as exc:
             # A kernel that dies closes the channel an instant before its process is reaped.
             settle = time.monotonic() + 2.0

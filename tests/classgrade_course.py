@@ -18,6 +18,8 @@ from pathlib import Path
 import nbformat
 from assignment_course import solution_answers
 
+from classgrade.sandbox import QUIET_TENSORFLOW
+
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENTS = ("rnn", "lstm", "gru", "brnn")
 
@@ -36,8 +38,7 @@ def tool_env(extra_path: Path | None = None) -> dict[str, str]:
         **os.environ,
         "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
         "PYTHONPATH": os.pathsep.join(paths),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "TF_ENABLE_ONEDNN_OPTS": "0",
+        **QUIET_TENSORFLOW,
     }
     env.pop("NBGRADER_EXECUTION", None)
     return env

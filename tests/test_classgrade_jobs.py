@@ -17,6 +17,7 @@ import pytest
 from classgrade import cgroups
 from classgrade.job import ExecJob, ExecResult
 from classgrade.jobs import JobPool
+from classgrade.sandbox import Limits
 
 
 def _job(key: str, index: int) -> ExecJob:
@@ -28,7 +29,7 @@ def _job(key: str, index: int) -> ExecJob:
         data_dir=".",
         import_dir=".",
         scratch_root=".",
-        limits={},
+        limits=Limits(),
     )
 
 
