@@ -26,7 +26,8 @@ ASSIGNMENTS = ("rnn", "lstm", "gru", "brnn")
 # Runs a command as a child subreaper (prctl PR_SET_CHILD_SUBREAPER): whatever the command
 # leaves behind is re-parented here instead of to PID 1, so its process tree can be inspected
 # after it exits. Prints JSON: the command's exit code, the descendants alive as it exited, and
-# those still alive 10 s later (which it then kills: they are the run's own processes).
+# those still alive after a grace period (``--grace``, 60 s by default; it then kills them:
+# they are the run's own processes).
 SUBREAPER_RUN = Path(__file__).with_name("subreaper_run.py")
 
 
