@@ -1,7 +1,8 @@
 """Red team: hostile and broken submissions of the real assignments, graded by classgrade.
 
-Every line of the course's list of grading threats has a submission here, built from the
-generated student notebooks of all four assignments. All of them, each followed by a correct
+Every guarantee in the class-grading guide's table (book/class-grading.md) that a submission
+can attack has submissions here, built from the generated student notebooks of all four
+assignments. All of them, each followed by a correct
 submission, are graded in one real run with the sandbox on; then each outcome is asserted: the
 score it must get, or the failure and its reason. The correct submissions must all score full
 marks. Limits are generous (a busy two-core machine stays well inside them); the cases that
@@ -49,12 +50,38 @@ TIMESTAMP = "2026-01-10 12:00:00.000000 UTC"
 MADE = object()  # a builder's answer: it made the submission folder (or link) itself
 HIDDEN_TEXT = ("BEGIN HIDDEN TESTS", "gradecheck", "SQLite format")
 ASSIGNMENTS_GRADED = ("rnn", "lstm", "gru", "brnn")
+GUIDE = ROOT / "book" / "class-grading.md"
+GUARANTEES_HEADING = "## 保证什么，不保证什么"
+
+# The sections of this file -> the rows (aspects) of the guide's table of guarantees they attack.
+THREAT_ROWS = {
+    "file": ("分数对应学习者自己的工作",),
+    "order": ("分数对应学习者自己的工作",),
+    "kernel": ("评分进程里运行的代码", "宿主机上的文件", "不留下进程"),
+    "data": ("评分进程里运行的代码",),
+    "links": ("读取提交",),
+    "display": ("教师看到的文字",),
+    "resilience": ("一本笔记本不拖住全班", "资源限制", "机器繁忙时"),
+    "keras": ("用 Keras 的层代替自己的代码",),
+}
+# Rows no submission can attack here, each with the test (file, function) that backs it.
+TESTED_ELSEWHERE = {
+    "不留下旧分数": (
+        "test_classgrade_redteam_inputs.py",
+        "test_changed_points_and_a_stricter_hidden_test_regrade",
+    ),
+    "反馈": ("test_classgrade_agrees.py", "test_scores_and_messages_match_plain_nbgrader"),
+    "`--no-sandbox`": (
+        "test_classgrade_runs.py",
+        "test_refuses_to_grade_without_a_sandbox_unless_told",
+    ),
+}
 
 
 @dataclass
 class Poison:
     name: str
-    threat: str  # the section of GRADING-THREATS.md
+    threat: str  # a section of this file (a key of THREAT_ROWS), or "control"
     expect: str  # "graded" or "failed"
     score: float | None = None  # expected total for "graded"
     reason: tuple[str, ...] = ()  # one of these in the failure reason
@@ -1274,18 +1301,33 @@ def graded(tmp_path_factory):
     return course, run, submitted_before, (survivors, at_exit)
 
 
+def _guarantee_rows() -> dict[str, str]:
+    """The guide's table of guarantees: each row's aspect -> its guarantee ("—": none)."""
+    section = GUIDE.read_text(encoding="utf-8").split(GUARANTEES_HEADING, 1)[1]
+    rows = {}
+    for line in section.split("\n## ", 1)[0].splitlines():
+        if line.startswith("|") and not line.startswith("|---"):
+            aspect, guarantee, *_ = (c.strip() for c in line.strip().strip("|").split("|"))
+            rows[aspect] = guarantee
+    rows.pop("方面", None)  # the header
+    return rows
+
+
 def test_every_threat_section_is_covered():
-    sections = {p.threat for p in POISONS}
-    assert {
-        "file",
-        "kernel",
-        "links",
-        "data",
-        "order",
-        "display",
-        "resilience",
-        "keras",
-    } <= sections
+    """Every guarantee of the guide's table has cases here (or a named test elsewhere), and
+    every case's section names rows of that table."""
+    rows = _guarantee_rows()
+    guaranteed = {aspect for aspect, guarantee in rows.items() if guarantee != "—"}
+    sections = {p.threat for p in POISONS} - {"control"}
+    assert sections == set(THREAT_ROWS)
+    attacked = {row for s in sections for row in THREAT_ROWS[s]}
+    assert attacked <= set(rows), f"not rows of the guide's table: {attacked - set(rows)}"
+    assert guaranteed == attacked | set(TESTED_ELSEWHERE), (
+        f"guarantees without a test: {guaranteed - attacked - set(TESTED_ELSEWHERE)}; "
+        f"not guarantees of the guide: {(attacked | set(TESTED_ELSEWHERE)) - guaranteed}"
+    )
+    for file, test in TESTED_ELSEWHERE.values():
+        assert f"def {test}(" in (Path(__file__).parent / file).read_text(encoding="utf-8")
     assert len([p for p in POISONS if p.threat != "control"]) >= 70
     assert {p.assignment for p in POISONS} == set(ASSIGNMENTS_GRADED)
 
