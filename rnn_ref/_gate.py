@@ -1,16 +1,21 @@
-"""The affine map every gate shares, and the checks of its arguments.
+"""The affine map every gate shares, the checks of its arguments, and what the cells share.
 
 A gate of the notes is ``act(W[h_{t-1}, x_t] + b)``; in the row-vector form that Keras computes
 it is ``act(x_t W_x + h_{t-1} W_h + b)``. The gate functions of :mod:`rnn_ref.simple_rnn`,
 :mod:`rnn_ref.lstm` and :mod:`rnn_ref.gru` differ only in their names and default activation.
+The three params dataclasses share :class:`GateParams`, and the three sequence functions
+(``simple_rnn``, ``lstm``, ``gru``) are :func:`run_layer` with their own cell.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from ._checks import as_float_array, check_shape, optional_float_array
 from .activations import get_activation
+from .sequence import check_sequence, initial_states, run_over_time
 
 
 def check_step_inputs(x_t, h_prev, h_name: str = "h_prev") -> tuple[np.ndarray, np.ndarray]:
@@ -131,3 +136,74 @@ def same_shapes(**arrays) -> list[np.ndarray]:
         check_shape(array, name, first.shape, f"(N, H) like {names[0]}")
         converted.append(array)
     return converted
+
+
+class GateParams:
+    """What the params dataclasses share: their checks, and the sizes D and H of their weights.
+
+    A subclass is a frozen dataclass with the fields ``W_x?`` (D, H), ``W_h?`` (H, H) and
+    ``b_?`` (H,) or ``None`` for each gate ``?`` of :attr:`gates`.
+    """
+
+    gates: str
+    """The gates' letters, in the order in which a step computes them."""
+    state_names: tuple[str, ...]
+    """The cell's states, in the order of a layer's ``initial_state`` (Keras's)."""
+
+    def __post_init__(self):
+        """Convert the weights to float64 arrays and check their shapes against each other."""
+        convert_gate_params(self, self.gates)
+
+    @property
+    def input_size(self) -> int:
+        """D, the size of each input vector."""
+        return getattr(self, f"W_x{self.gates[0]}").shape[0]
+
+    @property
+    def hidden_size(self) -> int:
+        """H, the size of the states."""
+        return getattr(self, f"W_x{self.gates[0]}").shape[1]
+
+    @property
+    def use_bias(self) -> bool:
+        """Whether the gates have biases."""
+        return getattr(self, f"b_{self.gates[0]}") is not None
+
+
+def run_layer(
+    cell: Callable,
+    x,
+    params: GateParams,
+    params_type: type,
+    activations: Sequence,
+    *,
+    return_sequences: bool,
+    return_state: bool,
+    go_backwards: bool,
+    initial_state,
+):
+    """Check a layer's arguments and run ``cell`` over ``x`` (N, T, D) with Keras's options.
+
+    ``cell(projections_t, states, params, *activations) -> (output_t, states)`` is one step,
+    given ``x_t W_x? + b_?`` for each gate (:func:`input_projections`, computed here for all
+    steps at once) and the states, all (N, H). ``activations`` are resolved with
+    :func:`rnn_ref.activations.get_activation` first; the options are those of
+    :func:`rnn_ref.sequence.run_over_time`, and ``initial_state`` is checked against
+    ``params.state_names``.
+    """
+    x = check_sequence(x)
+    check_params(params, params_type, x.shape[2])
+    states = initial_states(initial_state, x.shape[0], params.hidden_size, params.state_names)
+    activations = [get_activation(activation) for activation in activations]
+
+    def step(projections_t, states):
+        return cell(projections_t, states, params, *activations)
+
+    return run_over_time(
+        step,
+        input_projections(x, params, params.gates),
+        states,
+        return_sequences=return_sequences,
+        return_state=return_state,
+        go_backwards=go_backwards,
+    )

@@ -33,19 +33,17 @@ import numpy as np
 
 from ._checks import check_choice, check_shape, optional_float_array
 from ._gate import (
+    GateParams,
     check_gate_weights,
     check_params,
     check_step_inputs,
-    convert_gate_params,
     gate,
     gate_from_projection,
     input_projections,
+    run_layer,
     same_shapes,
 )
 from .activations import COMPLEMENT_SYMMETRIC, activation_name, get_activation
-from .sequence import check_sequence, initial_states, run_over_time
-
-_GATES = "rzh"  # the order in which a step computes the gates
 
 UPDATE_CONVENTIONS = ("notes", "keras")
 """``"notes"``: :math:`h_t = (1 - g_z) h_{t-1} + g_z \\bar h_t`; ``"keras"``: :math:`h_t = z h_{t-1}
@@ -213,7 +211,7 @@ def _new_state_keras(h_prev, h_bar, z):
 
 
 @dataclass(frozen=True, kw_only=True)
-class GRUParams:
+class GRUParams(GateParams):
     """Per-gate weights of a GRU, and the two conventions they are meant for.
 
     ``W_x?`` (D, H), ``W_h?`` (H, H), ``b_?`` (H,) or ``None`` for ``? in z, r, h``.
@@ -243,8 +241,12 @@ class GRUParams:
     update_convention: str
     b_hh: np.ndarray | None = None
 
+    gates = "rzh"
+    state_names = ("h0",)
+
     def __post_init__(self):
-        convert_gate_params(self, _GATES)
+        """Check the weights (:class:`GateParams`), the conventions and ``b_hh``."""
+        super().__post_init__()
         check_choice(self.update_convention, "update_convention", UPDATE_CONVENTIONS)
         if not isinstance(self.reset_after, bool):
             raise TypeError(f"reset_after must be True or False, got {self.reset_after!r}")
@@ -256,21 +258,6 @@ class GRUParams:
         if b_hh is not None:
             check_shape(b_hh, "b_hh", (self.hidden_size,), "(H,)")
         object.__setattr__(self, "b_hh", b_hh)
-
-    @property
-    def input_size(self) -> int:
-        """D, the size of each input vector."""
-        return self.W_xz.shape[0]
-
-    @property
-    def hidden_size(self) -> int:
-        """H, the size of the state."""
-        return self.W_xz.shape[1]
-
-    @property
-    def use_bias(self) -> bool:
-        """Whether the gates have biases."""
-        return self.b_z is not None
 
 
 def convert_update_convention(
@@ -317,7 +304,7 @@ def gru_step(
     x_t, h_prev = check_step_inputs(x_t, h_prev)
     check_params(params, GRUParams, x_t.shape[1], h_prev.shape[1])
     act, rec_act = get_activation(activation), get_activation(recurrent_activation)
-    h_t, _ = _cell(input_projections(x_t, params, _GATES), [h_prev], params, act, rec_act)
+    h_t, _ = _cell(input_projections(x_t, params, params.gates), [h_prev], params, act, rec_act)
     return h_t
 
 
@@ -349,27 +336,23 @@ def gru(
     -------
     ndarray, shape (N, H) or (N, T, H); or ``[output, h_T]`` with ``return_state``
     """
-    x = check_sequence(x)
-    check_params(params, GRUParams, x.shape[2])
-    states = initial_states(initial_state, x.shape[0], params.hidden_size, ["h0"])
-    act, rec_act = get_activation(activation), get_activation(recurrent_activation)
-
-    def step(projections_t, states):
-        return _cell(projections_t, states, params, act, rec_act)
-
-    return run_over_time(
-        step,
-        input_projections(x, params, _GATES),
-        states,
+    return run_layer(
+        _cell,
+        x,
+        params,
+        GRUParams,
+        (activation, recurrent_activation),
         return_sequences=return_sequences,
         return_state=return_state,
         go_backwards=go_backwards,
+        initial_state=initial_state,
     )
 
 
 def _cell(projections_t, states, p: GRUParams, act, rec_act):
     # The step of gru_step and gru: each gate's unchecked kernel, the one that the public
-    # gate function calls after its checks, on x_t W_x? + b_? (_GATES order) computed before.
+    # gate function calls after its checks, on x_t W_x? + b_? computed before (in r, z, h
+    # order, GRUParams.gates).
     x_r, x_z, x_h = projections_t
     (h_prev,) = states
     g_r = gate_from_projection(x_r, h_prev, p.W_hr, rec_act)

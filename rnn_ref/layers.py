@@ -7,8 +7,10 @@ exist so that a layer can be handed around whole: to :func:`stack`, to
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .gru import GRUParams, gru
 from .lstm import LSTMParams, lstm
@@ -16,82 +18,73 @@ from .simple_rnn import SimpleRNNParams, simple_rnn
 
 
 @dataclass(frozen=True, kw_only=True)
-class SimpleRNN:
+class RecurrentLayer:
+    """A recurrent layer's weights and Keras options; the base of the three layer specs.
+
+    Calling a spec runs its :attr:`function` (``simple_rnn``, ``lstm`` or ``gru``) with its
+    params and every option; ``recurrent_activation`` exists for the gated layers only.
+    """
+
+    params: SimpleRNNParams | LSTMParams | GRUParams
+    activation: str | Callable | None = "tanh"
+    return_sequences: bool = False
+    return_state: bool = False
+    go_backwards: bool = False
+
+    function: ClassVar[Callable]
+    """The sequence function this spec calls: ``function(x, params, **options)``."""
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """The names of the layer's states, in the order of ``initial_state`` (Keras's)."""
+        return self.params.state_names
+
+    def __call__(self, x, initial_state=None):
+        """Run the layer over ``x``: ``function(x, params, initial_state=..., **options)``.
+
+        Parameters
+        ----------
+        x : array_like, shape (N, T, D)
+        initial_state : list of array_like (N, H), optional
+            One array per name in :attr:`state_names`; zeros by default.
+
+        Returns
+        -------
+        ndarray or list of ndarray
+            What :attr:`function` returns with these options.
+        """
+        options = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        del options["params"]
+        return self.function(x, self.params, initial_state=initial_state, **options)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimpleRNN(RecurrentLayer):
     """``keras.layers.SimpleRNN`` with given weights; see :func:`rnn_ref.simple_rnn.simple_rnn`."""
 
     params: SimpleRNNParams
-    activation: str | Callable | None = "tanh"
-    return_sequences: bool = False
-    return_state: bool = False
-    go_backwards: bool = False
 
-    state_names = ("h0",)
-
-    def __call__(self, x, initial_state=None):
-        return simple_rnn(
-            x,
-            self.params,
-            activation=self.activation,
-            return_sequences=self.return_sequences,
-            return_state=self.return_state,
-            go_backwards=self.go_backwards,
-            initial_state=initial_state,
-        )
+    function = staticmethod(simple_rnn)
 
 
 @dataclass(frozen=True, kw_only=True)
-class LSTM:
+class LSTM(RecurrentLayer):
     """``keras.layers.LSTM`` with the given weights; see :func:`rnn_ref.lstm.lstm`."""
 
     params: LSTMParams
-    activation: str | Callable | None = "tanh"
     recurrent_activation: str | Callable | None = "sigmoid"
-    return_sequences: bool = False
-    return_state: bool = False
-    go_backwards: bool = False
 
-    state_names = ("h0", "c0")
-
-    def __call__(self, x, initial_state=None):
-        return lstm(
-            x,
-            self.params,
-            activation=self.activation,
-            recurrent_activation=self.recurrent_activation,
-            return_sequences=self.return_sequences,
-            return_state=self.return_state,
-            go_backwards=self.go_backwards,
-            initial_state=initial_state,
-        )
+    function = staticmethod(lstm)
 
 
 @dataclass(frozen=True, kw_only=True)
-class GRU:
+class GRU(RecurrentLayer):
     """``keras.layers.GRU`` with the given weights; see :func:`rnn_ref.gru.gru`."""
 
     params: GRUParams
-    activation: str | Callable | None = "tanh"
     recurrent_activation: str | Callable | None = "sigmoid"
-    return_sequences: bool = False
-    return_state: bool = False
-    go_backwards: bool = False
 
-    state_names = ("h0",)
-
-    def __call__(self, x, initial_state=None):
-        return gru(
-            x,
-            self.params,
-            activation=self.activation,
-            recurrent_activation=self.recurrent_activation,
-            return_sequences=self.return_sequences,
-            return_state=self.return_state,
-            go_backwards=self.go_backwards,
-            initial_state=initial_state,
-        )
-
-
-RecurrentLayer = SimpleRNN | LSTM | GRU
+    function = staticmethod(gru)
 
 
 def stack(x, layers: Sequence[Callable]):

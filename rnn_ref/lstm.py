@@ -24,18 +24,16 @@ import numpy as np
 
 from ._checks import as_float_array, check_shape
 from ._gate import (
+    GateParams,
     check_params,
     check_step_inputs,
-    convert_gate_params,
     gate,
     gate_from_projection,
     input_projections,
+    run_layer,
     same_shapes,
 )
 from .activations import get_activation
-from .sequence import check_sequence, initial_states, run_over_time
-
-_GATES = "fico"  # the order in which a step computes the gates
 
 
 def forget_gate(x_t, h_prev, W_xf, W_hf, b_f=None, activation="sigmoid") -> np.ndarray:
@@ -157,7 +155,7 @@ def _hidden_output(g_o, c_t, activation):
 
 
 @dataclass(frozen=True, kw_only=True)
-class LSTMParams:
+class LSTMParams(GateParams):
     """Per-gate weights of an LSTM: ``W_x?`` (D, H), ``W_h?`` (H, H), ``b_?`` (H,) or ``None``.
 
     The biases are all given or all ``None`` (a layer with ``use_bias=False``).
@@ -176,23 +174,8 @@ class LSTMParams:
     W_ho: np.ndarray
     b_o: np.ndarray | None
 
-    def __post_init__(self):
-        convert_gate_params(self, _GATES)
-
-    @property
-    def input_size(self) -> int:
-        """D, the size of each input vector."""
-        return self.W_xi.shape[0]
-
-    @property
-    def hidden_size(self) -> int:
-        """H, the size of the states."""
-        return self.W_xi.shape[1]
-
-    @property
-    def use_bias(self) -> bool:
-        """Whether the gates have biases."""
-        return self.b_i is not None
+    gates = "fico"
+    state_names = ("h0", "c0")
 
 
 def lstm_step(
@@ -215,7 +198,7 @@ def lstm_step(
     check_shape(c_prev, "c_prev", h_prev.shape, "(N, H)")
     check_params(params, LSTMParams, x_t.shape[1], h_prev.shape[1])
     act, rec_act = get_activation(activation), get_activation(recurrent_activation)
-    projections = input_projections(x_t, params, _GATES)
+    projections = input_projections(x_t, params, params.gates)
     _, states = _cell(projections, [h_prev, c_prev], params, act, rec_act)
     return tuple(states)
 
@@ -247,27 +230,23 @@ def lstm(
     -------
     ndarray, shape (N, H) or (N, T, H); or ``[output, h_T, c_T]`` with ``return_state``
     """
-    x = check_sequence(x)
-    check_params(params, LSTMParams, x.shape[2])
-    states = initial_states(initial_state, x.shape[0], params.hidden_size, ["h0", "c0"])
-    act, rec_act = get_activation(activation), get_activation(recurrent_activation)
-
-    def step(projections_t, states):
-        return _cell(projections_t, states, params, act, rec_act)
-
-    return run_over_time(
-        step,
-        input_projections(x, params, _GATES),
-        states,
+    return run_layer(
+        _cell,
+        x,
+        params,
+        LSTMParams,
+        (activation, recurrent_activation),
         return_sequences=return_sequences,
         return_state=return_state,
         go_backwards=go_backwards,
+        initial_state=initial_state,
     )
 
 
 def _cell(projections_t, states, p: LSTMParams, act, rec_act):
     # The step of lstm_step and lstm: each gate's unchecked kernel, the one that the public
-    # gate function calls after its checks, on x_t W_x? + b_? (_GATES order) computed before.
+    # gate function calls after its checks, on x_t W_x? + b_? computed before (in f, i, c, o
+    # order, LSTMParams.gates).
     x_f, x_i, x_c, x_o = projections_t
     h_prev, c_prev = states
     g_f = gate_from_projection(x_f, h_prev, p.W_hf, rec_act)

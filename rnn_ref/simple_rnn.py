@@ -11,9 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._gate import check_params, convert_gate_params, gate, gate_from_projection, input_projections
-from .activations import get_activation
-from .sequence import check_sequence, initial_states, run_over_time
+from ._gate import GateParams, gate, gate_from_projection, run_layer
 
 _NAMES = ("W_xh", "W_hh", "b_h")
 
@@ -50,25 +48,15 @@ def simple_rnn_step(x_t, h_prev, W_xh, W_hh, b_h=None, activation="tanh") -> np.
 
 
 @dataclass(frozen=True, kw_only=True)
-class SimpleRNNParams:
+class SimpleRNNParams(GateParams):
     """Weights of a simple RNN: ``W_xh`` (D, H), ``W_hh`` (H, H), ``b_h`` (H,) or ``None``."""
 
     W_xh: np.ndarray
     W_hh: np.ndarray
     b_h: np.ndarray | None = None
 
-    def __post_init__(self):
-        convert_gate_params(self, ("h",))
-
-    @property
-    def input_size(self) -> int:
-        """D, the size of each input vector."""
-        return self.W_xh.shape[0]
-
-    @property
-    def hidden_size(self) -> int:
-        """H, the size of the state."""
-        return self.W_xh.shape[1]
+    gates = "h"
+    state_names = ("h0",)
 
 
 def simple_rnn(
@@ -97,20 +85,21 @@ def simple_rnn(
     -------
     ndarray, shape (N, H) or (N, T, H); or ``[output, h_T]`` with ``return_state``
     """
-    x = check_sequence(x)
-    check_params(params, SimpleRNNParams, x.shape[2])
-    f = get_activation(activation)
-    states = initial_states(initial_state, x.shape[0], params.hidden_size, ["h0"])
-
-    def step(projection_t, states):
-        h_t = gate_from_projection(projection_t[0], states[0], params.W_hh, f)
-        return h_t, [h_t]
-
-    return run_over_time(
-        step,
-        input_projections(x, params, "h"),
-        states,
+    return run_layer(
+        _cell,
+        x,
+        params,
+        SimpleRNNParams,
+        (activation,),
         return_sequences=return_sequences,
         return_state=return_state,
         go_backwards=go_backwards,
+        initial_state=initial_state,
     )
+
+
+def _cell(projections_t, states, p: SimpleRNNParams, act):
+    # The step of simple_rnn: simple_rnn_step's unchecked kernel, on x_t W_xh + b_h computed
+    # before.
+    h_t = gate_from_projection(projections_t[0], states[0], p.W_hh, act)
+    return h_t, [h_t]
