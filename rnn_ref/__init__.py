@@ -7,10 +7,24 @@ options, :mod:`rnn_ref.bidirectional`, and :mod:`rnn_ref.keras_weights`, which c
 between Keras layers and the per-gate parameters. Every function is tested against Keras.
 """
 
-from .activations import get_activation, hard_sigmoid, linear, relu, sigmoid, tanh
-from .bidirectional import Bidirectional, bidirectional, merge
+from importlib.metadata import PackageNotFoundError, version
+
+from .activations import (
+    ACTIVATIONS,
+    activation_name,
+    elu,
+    get_activation,
+    hard_sigmoid,
+    linear,
+    relu,
+    sigmoid,
+    softsign,
+    tanh,
+)
+from .bidirectional import MERGE_MODES, Bidirectional, bidirectional, merge
 from .concat import concat_weights, concatenated_gate, split_weights
 from .gru import (
+    UPDATE_CONVENTIONS,
     GRUParams,
     candidate_state,
     candidate_state_reset_after,
@@ -33,7 +47,7 @@ from .keras_weights import (
     set_keras_weights,
     simple_rnn_params_from_keras,
 )
-from .layers import GRU, LSTM, SimpleRNN, stack
+from .layers import GRU, LSTM, RecurrentLayer, SimpleRNN, stack
 from .lstm import (
     LSTMParams,
     candidate_cell_state,
@@ -45,16 +59,22 @@ from .lstm import (
     lstm_step,
     output_gate,
 )
+from .sequence import run_over_time
 from .simple_rnn import SimpleRNNParams, simple_rnn, simple_rnn_step
 
 __all__ = [
+    "ACTIVATIONS",
     "GRU",
     "LSTM",
+    "MERGE_MODES",
+    "UPDATE_CONVENTIONS",
     "Bidirectional",
     "GRUParams",
     "LSTMParams",
+    "RecurrentLayer",
     "SimpleRNN",
     "SimpleRNNParams",
+    "activation_name",
     "bidirectional",
     "candidate_cell_state",
     "candidate_state",
@@ -63,6 +83,7 @@ __all__ = [
     "concat_weights",
     "concatenated_gate",
     "convert_update_convention",
+    "elu",
     "forget_gate",
     "from_keras",
     "get_activation",
@@ -86,15 +107,20 @@ __all__ = [
     "params_from_keras",
     "relu",
     "reset_gate",
+    "run_over_time",
     "set_keras_weights",
     "sigmoid",
     "simple_rnn",
     "simple_rnn_params_from_keras",
     "simple_rnn_step",
+    "softsign",
     "split_weights",
     "stack",
     "tanh",
     "update_gate",
 ]
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("rnn-ref")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"

@@ -66,10 +66,6 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 :meta hide-value:
 """
 
-# Activations f with f(-a) = 1 - f(a): the ones for which the notes' update gate g_z = 1 - z
-# is the Keras gate with negated weights.
-COMPLEMENT_SYMMETRIC = frozenset({"sigmoid", "hard_sigmoid"})
-
 
 def get_activation(activation: str | Callable | None) -> Callable[[np.ndarray], np.ndarray]:
     """Resolve an activation given by name (as Keras spells it), ``None`` or a callable.

@@ -43,7 +43,11 @@ from ._gate import (
     run_layer,
     same_shapes,
 )
-from .activations import COMPLEMENT_SYMMETRIC, activation_name, get_activation
+from .activations import activation_name, get_activation
+
+# Activations f with f(-a) = 1 - f(a): the ones for which the notes' update gate g_z = 1 - z
+# is the Keras gate with negated weights.
+_COMPLEMENT_SYMMETRIC = frozenset({"sigmoid", "hard_sigmoid"})
 
 UPDATE_CONVENTIONS = ("notes", "keras")
 """``"notes"``: :math:`h_t = (1 - g_z) h_{t-1} + g_z \\bar h_t`; ``"keras"``: :math:`h_t = z h_{t-1}
@@ -272,10 +276,10 @@ def convert_update_convention(
     check_choice(to, "to", UPDATE_CONVENTIONS)
     if to == params.update_convention:
         return params
-    if activation_name(recurrent_activation) not in COMPLEMENT_SYMMETRIC:
+    if activation_name(recurrent_activation) not in _COMPLEMENT_SYMMETRIC:
         raise ValueError(
             "the update conventions are interchangeable only when f(-a) = 1 - f(a), i.e. for "
-            f"recurrent_activation in {sorted(COMPLEMENT_SYMMETRIC)}; got {recurrent_activation!r}"
+            f"recurrent_activation in {sorted(_COMPLEMENT_SYMMETRIC)}; got {recurrent_activation!r}"
         )
     return dataclasses.replace(
         params,

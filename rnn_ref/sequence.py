@@ -12,9 +12,6 @@ import numpy as np
 
 from ._checks import as_float_array, check_shape
 
-StepFunction = Callable[[list[np.ndarray], list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
-"""``step(inputs_t, states) -> (output_t, new_states)``."""
-
 
 def check_sequence(x) -> np.ndarray:
     """Convert an input sequence and check it is (N, T, D) with T >= 1."""
@@ -51,7 +48,7 @@ def initial_states(
 
 
 def run_over_time(
-    step: StepFunction,
+    step: Callable[[list[np.ndarray], list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]],
     inputs: Sequence[np.ndarray],
     states: list[np.ndarray],
     *,

@@ -212,3 +212,12 @@ def test_sigmoid_is_stable_and_silent():
     with np.errstate(all="raise"):
         values = rnn_ref.sigmoid(np.array([-1e4, -800.0, 0.0, 800.0, 1e4]))
     np.testing.assert_allclose(values, [0, 0, 0.5, 1, 1])
+
+
+def test_activation_name_is_the_inverse_of_get_activation():
+    for name in rnn_ref.ACTIVATIONS:
+        assert rnn_ref.activation_name(rnn_ref.get_activation(name)) == name
+        assert rnn_ref.activation_name(name) == name
+    assert rnn_ref.activation_name(None) == "linear"
+    assert rnn_ref.activation_name(np.tanh) is None
+    assert rnn_ref.activation_name("swish") is None
