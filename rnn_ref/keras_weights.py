@@ -21,21 +21,32 @@ their stack (:mod:`rnn_ref.concat`).
 
 Keras's GRU update gate is :math:`z = 1 - g_z` of the notes: parameters read from Keras have
 ``update_convention="keras"``; :func:`rnn_ref.gru.convert_update_convention` turns them into the
-notes' form.
+notes' form. A ``Bidirectional`` layer merges its two directions by one of :data:`MERGE_MODES`.
+
+Keras computes in float32: :data:`KERAS_FLOAT32_TOLERANCE` is how close float64 results must be
+to a Keras layer's outputs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
 from ._checks import as_float_array, check_shape
+from .bidirectional import MERGE_MODES as MERGE_MODES  # Keras's merge modes, listed there
 from .bidirectional import Bidirectional
 from .gru import GRUParams, convert_update_convention
 from .layers import GRU, LSTM, SimpleRNN
 from .lstm import LSTMParams
 from .simple_rnn import SimpleRNNParams
+
+KERAS_FLOAT32_TOLERANCE = MappingProxyType({"rtol": 1e-5, "atol": 1e-6})
+"""``rtol`` and ``atol`` for float64 results against a Keras layer's float32 outputs.
+
+Both, since relative error alone blows up where outputs cross zero; they hold over 50 LSTM steps.
+"""
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,16 @@ class KerasLayout:
     two_bias_rows: bool = False
     """Whether the bias has two rows, shape (2, kH), an input row and a recurrent row (GRU
     ``reset_after``)."""
+
+    @property
+    def block_names(self) -> tuple[str, ...]:
+        """The names :func:`split_keras_weights` gives the blocks, gate after gate.
+
+        ``W_x<g>, W_h<g>, b_<g>`` for each gate ``g``, and ``b_h<g>`` after ``b_<g>`` with two
+        bias rows. Without them, these are the leading fields of the layer's parameters.
+        """
+        rows = ("b_", "b_h") if self.two_bias_rows else ("b_",)
+        return tuple(f"{part}{g}" for g in self.gates for part in ("W_x", "W_h", *rows))
 
 
 SIMPLE_RNN_LAYOUT = KerasLayout(gates=("h",))
@@ -114,6 +135,19 @@ def join_keras_weights(blocks: dict[str, np.ndarray | None], layout: KerasLayout
         else:
             weights.append(input_row)
     return weights
+
+
+def reorder_gate_blocks(weights, layout: KerasLayout, order) -> list:
+    """``weights`` read as if their gate blocks came in ``order``, written back in ``layout``.
+
+    The result is what a reader who takes the blocks of ``weights`` to be in gate ``order`` (a
+    permutation of ``layout.gates``) effectively uses: its block of gate ``g`` is the block at
+    position ``order.index(g)`` of ``weights``. With ``order == layout.gates`` it is ``weights``.
+    """
+    if sorted(order) != sorted(layout.gates):
+        raise ValueError(f"order must be a permutation of {layout.gates}, got {tuple(order)}")
+    as_read = KerasLayout(gates=tuple(order), two_bias_rows=layout.two_bias_rows)
+    return join_keras_weights(split_keras_weights(weights, as_read), layout)
 
 
 def simple_rnn_params_from_keras(weights) -> SimpleRNNParams:

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# float32 Keras against the float64 reference: both tolerances, since relative error alone
-# blows up where outputs cross zero (held over 50 LSTM steps; see test_ref_layers).
-RTOL = 1e-5
-ATOL = 1e-6
+from rnn_ref.keras_weights import KERAS_FLOAT32_TOLERANCE
 
 
 def randomize_weights(layer, rng: np.random.Generator, scale: float = 0.6) -> None:
@@ -31,7 +28,7 @@ def assert_outputs_close(expected, actual) -> None:
     assert len(expected) == len(actual), f"{len(expected)} outputs from Keras, {len(actual)} here"
     for index, (e, a) in enumerate(zip(expected, actual, strict=True)):
         assert e.shape == a.shape, f"output {index}: Keras shape {e.shape}, rnn_ref {a.shape}"
-        np.testing.assert_allclose(a, e, rtol=RTOL, atol=ATOL, err_msg=f"output {index}")
+        np.testing.assert_allclose(a, e, **KERAS_FLOAT32_TOLERANCE, err_msg=f"output {index}")
 
 
 def random_sizes(rng: np.random.Generator) -> tuple[int, int, int, int]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+
 import numpy as np
 import pytest
 from keras_parity import assert_outputs_close, randomize_weights
 
 import rnn_ref
+from rnn_ref import keras_weights
 
 CASES = {
     "simple_rnn": ("SimpleRNN", {}),
@@ -29,6 +33,50 @@ def test_lstm_blocks_follow_keras_gate_order(rng):
         assert np.all(getattr(p, f"W_x{g}") == k)
         assert np.all(getattr(p, f"W_h{g}") == 10 + k)
         assert np.all(getattr(p, f"b_{g}") == 20 + k)
+
+
+def _random_weights(rng, layout, d=3, h=2) -> list[np.ndarray]:
+    k = len(layout.gates)
+    bias_shape = (2, k * h) if layout.two_bias_rows else (k * h,)
+    return [rng.normal(size=(d, k * h)), rng.normal(size=(h, k * h)), rng.normal(size=bias_shape)]
+
+
+@pytest.mark.parametrize(
+    ("layout", "params"),
+    [
+        (keras_weights.SIMPLE_RNN_LAYOUT, rnn_ref.SimpleRNNParams),
+        (keras_weights.LSTM_LAYOUT, rnn_ref.LSTMParams),
+        (keras_weights.GRU_LAYOUT, rnn_ref.GRUParams),
+        (keras_weights.GRU_RESET_AFTER_LAYOUT, None),
+    ],
+)
+def test_block_names_are_the_split_blocks_and_the_leading_fields_of_the_params(rng, layout, params):
+    blocks = keras_weights.split_keras_weights(_random_weights(rng, layout), layout)
+    assert sorted(blocks) == sorted(layout.block_names)
+    if params is not None:
+        fields = [f.name for f in dataclasses.fields(params)]
+        assert fields[: len(layout.block_names)] == list(layout.block_names)
+
+
+@pytest.mark.parametrize(
+    "layout", [keras_weights.LSTM_LAYOUT, keras_weights.GRU_RESET_AFTER_LAYOUT]
+)
+def test_reordered_gate_blocks_are_read_as_in_the_given_order(rng, layout):
+    """Block of gate g of the result = the block at position order.index(g) of the weights."""
+    weights = _random_weights(rng, layout)
+    blocks = keras_weights.split_keras_weights(weights, layout)
+    for order in itertools.permutations(layout.gates):
+        reordered = keras_weights.reorder_gate_blocks(weights, layout, order)
+        read = keras_weights.split_keras_weights(reordered, layout)
+        for name in layout.block_names:
+            gate = name[-1]
+            same_place = name[:-1] + layout.gates[order.index(gate)]
+            np.testing.assert_array_equal(read[name], blocks[same_place])
+    same = keras_weights.reorder_gate_blocks(weights, layout, layout.gates)
+    for given, returned in zip(weights, same, strict=True):
+        np.testing.assert_array_equal(given, returned)
+    with pytest.raises(ValueError, match="permutation"):
+        keras_weights.reorder_gate_blocks(weights, layout, layout.gates[:-1])
 
 
 def test_gru_reset_after_bias_rows(rng):
