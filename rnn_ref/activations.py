@@ -16,38 +16,114 @@ def sigmoid(a: np.ndarray) -> np.ndarray:
 
     Written as :math:`\tfrac12 (1 + \tanh(a/2))`, which is the same function but never
     overflows (``np.exp(-a)`` warns on stderr for ``a < -709``).
+
+    Parameters
+    ----------
+    a : array_like
+        Pre-activation, any shape.
+
+    Returns
+    -------
+    ndarray
+        :math:`\sigma(a)`, float64, of the shape of ``a``, in (0, 1).
     """
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(a, dtype=np.float64)))
 
 
 def hard_sigmoid(a: np.ndarray) -> np.ndarray:
-    r"""Keras 3's piecewise-linear sigmoid :math:`\mathrm{clip}((a + 3) / 6, 0, 1)`."""
+    r"""Keras 3's piecewise-linear sigmoid :math:`\mathrm{clip}((a + 3) / 6, 0, 1)`.
+
+    Parameters
+    ----------
+    a : array_like
+        Pre-activation, any shape.
+
+    Returns
+    -------
+    ndarray
+        Float64, of the shape of ``a``, in [0, 1].
+    """
     return np.clip((np.asarray(a, dtype=np.float64) + 3.0) / 6.0, 0.0, 1.0)
 
 
 def tanh(a: np.ndarray) -> np.ndarray:
-    r"""Hyperbolic tangent :math:`\tanh(a)`."""
+    r"""Hyperbolic tangent :math:`\tanh(a)`.
+
+    Parameters
+    ----------
+    a : array_like
+        Pre-activation, any shape.
+
+    Returns
+    -------
+    ndarray
+        Float64, of the shape of ``a``, in (-1, 1).
+    """
     return np.tanh(np.asarray(a, dtype=np.float64))
 
 
 def relu(a: np.ndarray) -> np.ndarray:
-    r"""Rectified linear unit :math:`\max(a, 0)`."""
+    r"""Rectified linear unit :math:`\max(a, 0)`.
+
+    Parameters
+    ----------
+    a : array_like
+        Pre-activation, any shape.
+
+    Returns
+    -------
+    ndarray
+        Float64, of the shape of ``a``.
+    """
     return np.maximum(np.asarray(a, dtype=np.float64), 0.0)
 
 
 def linear(a: np.ndarray) -> np.ndarray:
-    r"""Identity :math:`a` (Keras's ``"linear"``, also selected by ``None``)."""
+    r"""Identity :math:`a` (Keras's ``"linear"``, also selected by ``None``).
+
+    Parameters
+    ----------
+    a : array_like
+        Pre-activation, any shape.
+
+    Returns
+    -------
+    ndarray
+        ``a`` as float64.
+    """
     return np.asarray(a, dtype=np.float64)
 
 
 def softsign(a: np.ndarray) -> np.ndarray:
-    r"""Softsign :math:`a / (1 + |a|)`."""
+    r"""Softsign :math:`a / (1 + |a|)`.
+
+    Parameters
+    ----------
+    a : array_like
+        Pre-activation, any shape.
+
+    Returns
+    -------
+    ndarray
+        Float64, of the shape of ``a``, in (-1, 1).
+    """
     a = np.asarray(a, dtype=np.float64)
     return a / (1.0 + np.abs(a))
 
 
 def elu(a: np.ndarray) -> np.ndarray:
-    r"""Exponential linear unit: :math:`a` for :math:`a > 0`, else :math:`e^{a} - 1`."""
+    r"""Exponential linear unit: :math:`a` for :math:`a > 0`, else :math:`e^{a} - 1`.
+
+    Parameters
+    ----------
+    a : array_like
+        Pre-activation, any shape.
+
+    Returns
+    -------
+    ndarray
+        Float64, of the shape of ``a``, above -1.
+    """
     a = np.asarray(a, dtype=np.float64)
     return np.where(a > 0, a, np.expm1(np.minimum(a, 0.0)))
 
@@ -69,6 +145,17 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 def get_activation(activation: str | Callable | None) -> Callable[[np.ndarray], np.ndarray]:
     """Resolve an activation given by name (as Keras spells it), ``None`` or a callable.
+
+    Parameters
+    ----------
+    activation : str, callable or None
+        A name of :data:`ACTIVATIONS`, ``None`` (Keras's ``"linear"``), or any function of an
+        array, which is returned as it is.
+
+    Returns
+    -------
+    callable
+        The activation, a function from an array to an array of the same shape.
 
     Raises
     ------
@@ -95,7 +182,19 @@ def get_activation(activation: str | Callable | None) -> Callable[[np.ndarray], 
 
 
 def activation_name(activation: str | Callable | None) -> str | None:
-    """The Keras name of ``activation`` if it is one of ours, else ``None``."""
+    """Return the Keras name of ``activation`` if it is one of ours, else ``None``.
+
+    Parameters
+    ----------
+    activation : str, callable or None
+        As for :func:`get_activation`.
+
+    Returns
+    -------
+    str or None
+        The key of :data:`ACTIVATIONS` that ``activation`` is or names (``"linear"`` for
+        ``None``); ``None`` for an unknown name or a function of somebody else's.
+    """
     if activation is None:
         return "linear"
     if isinstance(activation, str):

@@ -18,6 +18,7 @@ from ._checks import as_float_array, check_choice
 from .layers import RecurrentLayer
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+"""The values of ``merge_mode`` that :func:`merge` and :func:`bidirectional` accept (Keras's)."""
 
 
 def merge(y_forward, y_backward, merge_mode="concat"):
@@ -30,6 +31,11 @@ def merge(y_forward, y_backward, merge_mode="concat"):
     merge_mode : {"concat", "sum", "mul", "ave", None}
         ``"concat"`` joins the last axis (2H); ``"sum"``, ``"mul"``, ``"ave"`` are elementwise;
         ``None`` returns both, ``[y_forward, y_backward]``.
+
+    Returns
+    -------
+    ndarray or list of two ndarray
+        Shape (N, [T,] 2H) for ``"concat"``, else (N, [T,] H); for ``None`` the two outputs.
     """
     check_choice(merge_mode, "merge_mode", MERGE_MODES)
     y_forward = as_float_array(y_forward, "y_forward")
@@ -63,22 +69,27 @@ def bidirectional(
     Parameters
     ----------
     x : array_like, shape (N, T, D)
-    forward : layer spec (:class:`rnn_ref.layers.SimpleRNN`, ``LSTM`` or ``GRU``)
-    backward : layer spec, optional
+        The input sequence, which both directions read.
+    forward : RecurrentLayer
+        The forward direction, a layer spec (:class:`rnn_ref.layers.SimpleRNN`, ``LSTM`` or
+        ``GRU``).
+    backward : RecurrentLayer, optional
         Must have the opposite ``go_backwards`` of ``forward`` and the same
         ``return_sequences`` and ``return_state`` (Keras's rules). By default, ``forward`` with
         ``go_backwards`` flipped, i.e. the *same weights*; Keras's default backward layer is a
         copy with its own weights, so pass it to reproduce a Keras layer
         (:func:`rnn_ref.keras_weights.from_keras` does).
     merge_mode : {"concat", "sum", "mul", "ave", None}
+        How the two outputs are combined; see :func:`merge`.
     initial_state : list of arrays, optional
         The forward layer's initial states followed by the backward layer's.
 
     Returns
     -------
-    The merged output, shape (N, [T,] 2H) for ``"concat"`` else (N, [T,] H); with
-    ``merge_mode=None`` a list of the two outputs. With ``return_state``, the forward layer's
-    final states and then the backward layer's follow the output(s) in one list.
+    ndarray or list of ndarray
+        The merged output, shape (N, [T,] 2H) for ``"concat"`` else (N, [T,] H); with
+        ``merge_mode=None`` a list of the two outputs. With ``return_state``, the forward
+        layer's final states and then the backward layer's follow the output(s) in one list.
     """
     check_choice(merge_mode, "merge_mode", MERGE_MODES)
     if backward is None:
@@ -111,6 +122,7 @@ class Bidirectional:
     merge_mode: str | None = "concat"
 
     def __post_init__(self):
+        """Check ``merge_mode`` and that the two directions make a pair (Keras's rules)."""
         check_choice(self.merge_mode, "merge_mode", MERGE_MODES)
         _check_pair(self.forward, self.backward)
 
@@ -125,6 +137,20 @@ class Bidirectional:
         return self.forward.return_state
 
     def __call__(self, x, initial_state=None):
+        """Run both directions over ``x`` and merge them: :func:`bidirectional` with this spec.
+
+        Parameters
+        ----------
+        x : array_like, shape (N, T, D)
+            The input sequence.
+        initial_state : list of arrays, optional
+            The forward layer's initial states followed by the backward layer's.
+
+        Returns
+        -------
+        ndarray or list of ndarray
+            As for :func:`bidirectional`.
+        """
         return bidirectional(
             x, self.forward, self.backward, merge_mode=self.merge_mode, initial_state=initial_state
         )

@@ -23,6 +23,18 @@ def concat_weights(W_h, W_x) -> np.ndarray:
     r"""Stack :math:`W_h` (H, H) on :math:`W_x` (D, H) into :math:`W` (H + D, H).
 
     ``np.concatenate([h_prev, x_t], axis=1) @ W`` then equals ``x_t @ W_x + h_prev @ W_h``.
+
+    Parameters
+    ----------
+    W_h : array_like, shape (H, H)
+        Recurrent weights.
+    W_x : array_like, shape (D, H)
+        Input weights.
+
+    Returns
+    -------
+    ndarray, shape (H + D, H)
+        :math:`W`, the recurrent weights on top.
     """
     W_h = as_float_array(W_h, "W_h", ndim=2)
     W_x = as_float_array(W_x, "W_x", ndim=2)
@@ -33,7 +45,20 @@ def concat_weights(W_h, W_x) -> np.ndarray:
 
 
 def split_weights(W, hidden_size: int) -> tuple[np.ndarray, np.ndarray]:
-    r"""Split :math:`W` (H + D, H) into :math:`(W_h, W_x)`; inverse of :func:`concat_weights`."""
+    r"""Split :math:`W` (H + D, H) into :math:`(W_h, W_x)`; inverse of :func:`concat_weights`.
+
+    Parameters
+    ----------
+    W : array_like, shape (H + D, H)
+        Stacked weights, the recurrent ones on top.
+    hidden_size : int
+        H, which says where the recurrent block ends.
+
+    Returns
+    -------
+    W_h : ndarray, shape (H, H)
+    W_x : ndarray, shape (D, H)
+    """
     W = as_float_array(W, "W", ndim=2)
     if W.shape[1] != hidden_size or W.shape[0] <= hidden_size:
         raise ValueError(
@@ -43,15 +68,25 @@ def split_weights(W, hidden_size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def concatenated_gate(h_prev, x_t, W, b=None, activation="sigmoid") -> np.ndarray:
-    r"""A gate in the notes' form, :math:`f([h_{t-1}, x_t] W + b)`, shape (N, H).
+    r"""Compute a gate in the notes' form, :math:`f([h_{t-1}, x_t] W + b)`, shape (N, H).
 
     Parameters
     ----------
     h_prev : array_like, shape (N, H)
+        State :math:`h_{t-1}`.
     x_t : array_like, shape (N, D)
+        Input at step t.
     W : array_like, shape (H + D, H)
+        Stacked weights (:func:`concat_weights`).
     b : array_like, shape (H,), optional
+        Bias; ``None`` for none.
     activation : str or callable
+        :math:`f`, ``"sigmoid"`` by default.
+
+    Returns
+    -------
+    ndarray, shape (N, H)
+        The gate, equal to the split form ``f(x_t W_x + h_prev W_h + b)``.
     """
     x_t, h_prev = check_step_inputs(x_t, h_prev)
     hidden_size, input_size = h_prev.shape[1], x_t.shape[1]

@@ -63,12 +63,22 @@ def reset_gate(x_t, h_prev, W_xr, W_hr, b_r=None, activation="sigmoid") -> np.nd
     Parameters
     ----------
     x_t : array_like, shape (N, D)
+        Input at step t.
     h_prev : array_like, shape (N, H)
+        State :math:`h_{t-1}`.
     W_xr : array_like, shape (D, H)
+        Input weights :math:`W_{xr}`.
     W_hr : array_like, shape (H, H)
+        Recurrent weights :math:`W_{hr}`.
     b_r : array_like, shape (H,), optional
+        Bias :math:`b_r`; ``None`` for a layer without bias (``use_bias=False``).
     activation : str or callable
         Keras's ``recurrent_activation``, ``"sigmoid"`` by default.
+
+    Returns
+    -------
+    ndarray, shape (N, H)
+        :math:`g_r`, in (0, 1) for the sigmoid.
     """
     return gate(x_t, h_prev, W_xr, W_hr, b_r, activation, ("W_xr", "W_hr", "b_r"))
 
@@ -83,12 +93,22 @@ def update_gate(x_t, h_prev, W_xz, W_hz, b_z=None, activation="sigmoid") -> np.n
     Parameters
     ----------
     x_t : array_like, shape (N, D)
+        Input at step t.
     h_prev : array_like, shape (N, H)
+        State :math:`h_{t-1}`.
     W_xz : array_like, shape (D, H)
+        Input weights :math:`W_{xz}`.
     W_hz : array_like, shape (H, H)
+        Recurrent weights :math:`W_{hz}`.
     b_z : array_like, shape (H,), optional
+        Bias :math:`b_z`; ``None`` for a layer without bias (``use_bias=False``).
     activation : str or callable
         ``"sigmoid"`` by default.
+
+    Returns
+    -------
+    ndarray, shape (N, H)
+        :math:`g_z` (or Keras's :math:`z`), in (0, 1) for the sigmoid.
     """
     return gate(x_t, h_prev, W_xz, W_hz, b_z, activation, ("W_xz", "W_hz", "b_z"))
 
@@ -101,18 +121,24 @@ def candidate_state(x_t, h_prev, g_r, W_xh, W_hh, b_h=None, activation="tanh") -
     Parameters
     ----------
     x_t : array_like, shape (N, D)
+        Input at step t.
     h_prev : array_like, shape (N, H)
+        State :math:`h_{t-1}`.
     g_r : array_like, shape (N, H)
         Reset gate.
     W_xh : array_like, shape (D, H)
+        Input weights :math:`W_{xh}`.
     W_hh : array_like, shape (H, H)
+        Recurrent weights :math:`W_{hh}`.
     b_h : array_like, shape (H,), optional
+        Bias :math:`b_h`; ``None`` for a layer without bias (``use_bias=False``).
     activation : str or callable
         Keras's ``activation``, ``"tanh"`` by default.
 
     Returns
     -------
     ndarray, shape (N, H)
+        :math:`\bar h_t`, in (-1, 1) for tanh.
     """
     x_t, h_prev = check_step_inputs(x_t, h_prev)
     h_prev, g_r = same_shapes(h_prev=h_prev, g_r=g_r)
@@ -137,11 +163,15 @@ def candidate_state_reset_after(
     Parameters
     ----------
     x_t : array_like, shape (N, D)
+        Input at step t.
     h_prev : array_like, shape (N, H)
+        State :math:`h_{t-1}`.
     g_r : array_like, shape (N, H)
         Reset gate.
     W_xh : array_like, shape (D, H)
+        Input weights :math:`W_{xh}`.
     W_hh : array_like, shape (H, H)
+        Recurrent weights :math:`W_{hh}`.
     b_h : array_like, shape (H,), optional
         Input-side bias (row 0 of Keras's (2, 3H) bias).
     b_hh : array_like, shape (H,), optional
@@ -152,6 +182,7 @@ def candidate_state_reset_after(
     Returns
     -------
     ndarray, shape (N, H)
+        :math:`\bar h_t`, in (-1, 1) for tanh.
     """
     x_t, h_prev = check_step_inputs(x_t, h_prev)
     h_prev, g_r = same_shapes(h_prev=h_prev, g_r=g_r)
@@ -179,11 +210,17 @@ def new_state(h_prev, h_bar, g_z) -> np.ndarray:
 
     Parameters
     ----------
-    h_prev, h_bar, g_z : array_like, shape (N, H)
+    h_prev : array_like, shape (N, H)
+        State :math:`h_{t-1}`.
+    h_bar : array_like, shape (N, H)
+        Candidate state :math:`\bar h_t`.
+    g_z : array_like, shape (N, H)
+        The notes' update gate.
 
     Returns
     -------
     ndarray, shape (N, H)
+        :math:`h_t`.
     """
     h_prev, h_bar, g_z = same_shapes(h_prev=h_prev, h_bar=h_bar, g_z=g_z)
     return _new_state(h_prev, h_bar, g_z)
@@ -200,11 +237,17 @@ def new_state_keras(h_prev, h_bar, z) -> np.ndarray:
 
     Parameters
     ----------
-    h_prev, h_bar, z : array_like, shape (N, H)
+    h_prev : array_like, shape (N, H)
+        State :math:`h_{t-1}`.
+    h_bar : array_like, shape (N, H)
+        Candidate state :math:`\bar h_t`.
+    z : array_like, shape (N, H)
+        Keras's update gate, :math:`1 - g_z`.
 
     Returns
     -------
     ndarray, shape (N, H)
+        :math:`h_t`.
     """
     h_prev, h_bar, z = same_shapes(h_prev=h_prev, h_bar=h_bar, z=z)
     return _new_state_keras(h_prev, h_bar, z)
@@ -267,11 +310,32 @@ class GRUParams(GateParams):
 def convert_update_convention(
     params: GRUParams, to: str, recurrent_activation="sigmoid"
 ) -> GRUParams:
-    r"""The same GRU with its update-gate weights for the other convention.
+    r"""Return the same GRU with its update-gate weights for the other convention.
 
     Since :math:`1 - \sigma(a) = \sigma(-a)`, the notes' :math:`g_z` and Keras's :math:`z` have
     negated weights and bias. That identity holds for ``"sigmoid"`` and ``"hard_sigmoid"``
     only, so other gate activations are refused.
+
+    Parameters
+    ----------
+    params : GRUParams
+        The GRU, in either convention.
+    to : {"notes", "keras"}
+        The convention wanted (:data:`UPDATE_CONVENTIONS`).
+    recurrent_activation : str or callable
+        The gate activation the GRU runs with, ``"sigmoid"`` by default.
+
+    Returns
+    -------
+    GRUParams
+        ``params`` itself if it is already in convention ``to``, else a copy with
+        ``W_xz``, ``W_hz`` and ``b_z`` negated.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``to``, or a ``recurrent_activation`` without
+        :math:`f(-a) = 1 - f(a)`.
     """
     check_choice(to, "to", UPDATE_CONVENTIONS)
     if to == params.update_convention:
@@ -298,12 +362,20 @@ def gru_step(
     Parameters
     ----------
     x_t : array_like, shape (N, D)
+        Input at step t.
     h_prev : array_like, shape (N, H)
+        State :math:`h_{t-1}`.
     params : GRUParams
+        The three gates' weights and the conventions they are meant for.
     activation : str or callable
         For :math:`\bar h_t` (``"tanh"``).
     recurrent_activation : str or callable
         For the gates (``"sigmoid"``).
+
+    Returns
+    -------
+    ndarray, shape (N, H)
+        :math:`h_t`, the new state and the step's output.
     """
     x_t, h_prev = check_step_inputs(x_t, h_prev)
     check_params(params, GRUParams, x_t.shape[1], h_prev.shape[1])
@@ -328,9 +400,11 @@ def gru(
     Parameters
     ----------
     x : array_like, shape (N, T, D)
+        The input sequence.
     params : GRUParams
         Its ``reset_after`` and ``update_convention`` say which GRU this is.
     activation, recurrent_activation : str or callable
+        As for :func:`gru_step` (``"tanh"``, ``"sigmoid"``).
     return_sequences, return_state, go_backwards : bool
         As in Keras; see :func:`rnn_ref.sequence.run_over_time`.
     initial_state : array_like (N, H) or list of one, optional
@@ -338,7 +412,9 @@ def gru(
 
     Returns
     -------
-    ndarray, shape (N, H) or (N, T, H); or ``[output, h_T]`` with ``return_state``
+    ndarray or list of ndarray
+        The output, shape (N, H) or with ``return_sequences`` (N, T, H); with
+        ``return_state``, ``[output, h_T]``.
     """
     return run_layer(
         _cell,

@@ -45,6 +45,7 @@ class RecurrentLayer:
         Parameters
         ----------
         x : array_like, shape (N, T, D)
+            The input sequence.
         initial_state : list of array_like (N, H), optional
             One array per name in :attr:`state_names`; zeros by default.
 
@@ -96,11 +97,19 @@ def stack(x, layers: Sequence[Callable]):
     Parameters
     ----------
     x : array_like, shape (N, T, D)
+        The input sequence of the first layer.
     layers : sequence of layer specs (or any callables taking a sequence)
+        The layers, first to last.
 
     Returns
     -------
-    The last layer's output.
+    ndarray or list of ndarray
+        The last layer's output.
+
+    Raises
+    ------
+    ValueError
+        For no layers, or a layer before the last that does not return plain sequences.
     """
     if len(layers) == 0:
         raise ValueError("stack needs at least one layer, got none")

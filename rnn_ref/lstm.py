@@ -44,12 +44,22 @@ def forget_gate(x_t, h_prev, W_xf, W_hf, b_f=None, activation="sigmoid") -> np.n
     Parameters
     ----------
     x_t : array_like, shape (N, D)
+        Input at step t.
     h_prev : array_like, shape (N, H)
+        State :math:`h_{t-1}`.
     W_xf : array_like, shape (D, H)
+        Input weights :math:`W_{xf}`.
     W_hf : array_like, shape (H, H)
+        Recurrent weights :math:`W_{hf}`.
     b_f : array_like, shape (H,), optional
+        Bias :math:`b_f`; ``None`` for a layer without bias (``use_bias=False``).
     activation : str or callable
         The gate's activation (Keras's ``recurrent_activation``), ``"sigmoid"`` by default.
+
+    Returns
+    -------
+    ndarray, shape (N, H)
+        :math:`g_f`, in (0, 1) for the sigmoid.
     """
     return gate(x_t, h_prev, W_xf, W_hf, b_f, activation, ("W_xf", "W_hf", "b_f"))
 
@@ -62,12 +72,22 @@ def input_gate(x_t, h_prev, W_xi, W_hi, b_i=None, activation="sigmoid") -> np.nd
     Parameters
     ----------
     x_t : array_like, shape (N, D)
+        Input at step t.
     h_prev : array_like, shape (N, H)
+        State :math:`h_{t-1}`.
     W_xi : array_like, shape (D, H)
+        Input weights :math:`W_{xi}`.
     W_hi : array_like, shape (H, H)
+        Recurrent weights :math:`W_{hi}`.
     b_i : array_like, shape (H,), optional
+        Bias :math:`b_i`; ``None`` for a layer without bias (``use_bias=False``).
     activation : str or callable
         ``"sigmoid"`` by default.
+
+    Returns
+    -------
+    ndarray, shape (N, H)
+        :math:`g_i`, in (0, 1) for the sigmoid.
     """
     return gate(x_t, h_prev, W_xi, W_hi, b_i, activation, ("W_xi", "W_hi", "b_i"))
 
@@ -78,18 +98,28 @@ def candidate_cell_state(x_t, h_prev, W_xc, W_hc, b_c=None, activation="tanh") -
     Parameters
     ----------
     x_t : array_like, shape (N, D)
+        Input at step t.
     h_prev : array_like, shape (N, H)
+        State :math:`h_{t-1}`.
     W_xc : array_like, shape (D, H)
+        Input weights :math:`W_{xc}`.
     W_hc : array_like, shape (H, H)
+        Recurrent weights :math:`W_{hc}`.
     b_c : array_like, shape (H,), optional
+        Bias :math:`b_c`; ``None`` for a layer without bias (``use_bias=False``).
     activation : str or callable
         Keras's ``activation``, ``"tanh"`` by default.
+
+    Returns
+    -------
+    ndarray, shape (N, H)
+        :math:`\bar c_t`, in (-1, 1) for tanh.
     """
     return gate(x_t, h_prev, W_xc, W_hc, b_c, activation, ("W_xc", "W_hc", "b_c"))
 
 
 def cell_state_update(c_prev, g_f, g_i, c_bar) -> np.ndarray:
-    r"""New cell state :math:`c_t = g_f \odot c_{t-1} + g_i \odot \bar c_t`.
+    r"""Compute the new cell state :math:`c_t = g_f \odot c_{t-1} + g_i \odot \bar c_t`.
 
     Parameters
     ----------
@@ -103,6 +133,7 @@ def cell_state_update(c_prev, g_f, g_i, c_bar) -> np.ndarray:
     Returns
     -------
     ndarray, shape (N, H)
+        :math:`c_t`.
     """
     c_prev, g_f, g_i, c_bar = same_shapes(c_prev=c_prev, g_f=g_f, g_i=g_i, c_bar=c_bar)
     return _cell_state_update(c_prev, g_f, g_i, c_bar)
@@ -120,12 +151,22 @@ def output_gate(x_t, h_prev, W_xo, W_ho, b_o=None, activation="sigmoid") -> np.n
     Parameters
     ----------
     x_t : array_like, shape (N, D)
+        Input at step t.
     h_prev : array_like, shape (N, H)
+        State :math:`h_{t-1}`.
     W_xo : array_like, shape (D, H)
+        Input weights :math:`W_{xo}`.
     W_ho : array_like, shape (H, H)
+        Recurrent weights :math:`W_{ho}`.
     b_o : array_like, shape (H,), optional
+        Bias :math:`b_o`; ``None`` for a layer without bias (``use_bias=False``).
     activation : str or callable
         ``"sigmoid"`` by default.
+
+    Returns
+    -------
+    ndarray, shape (N, H)
+        :math:`g_o`, in (0, 1) for the sigmoid.
     """
     return gate(x_t, h_prev, W_xo, W_ho, b_o, activation, ("W_xo", "W_ho", "b_o"))
 
@@ -145,6 +186,7 @@ def hidden_output(g_o, c_t, activation="tanh") -> np.ndarray:
     Returns
     -------
     ndarray, shape (N, H)
+        :math:`h_t`, the step's output and next hidden state.
     """
     g_o, c_t = same_shapes(g_o=g_o, c_t=c_t)
     return _hidden_output(g_o, c_t, get_activation(activation))
@@ -186,12 +228,20 @@ def lstm_step(
     Parameters
     ----------
     x_t : array_like, shape (N, D)
+        Input at step t.
     h_prev, c_prev : array_like, shape (N, H)
+        States :math:`h_{t-1}` and :math:`c_{t-1}`.
     params : LSTMParams
+        The four gates' weights.
     activation : str or callable
         For :math:`\bar c_t` and :math:`h_t` (``"tanh"``).
     recurrent_activation : str or callable
         For the three gates (``"sigmoid"``).
+
+    Returns
+    -------
+    h_t, c_t : ndarray, shape (N, H)
+        The new hidden state (the step's output) and cell state.
     """
     x_t, h_prev = check_step_inputs(x_t, h_prev)
     c_prev = as_float_array(c_prev, "c_prev", ndim=2)
@@ -219,8 +269,11 @@ def lstm(
     Parameters
     ----------
     x : array_like, shape (N, T, D)
+        The input sequence.
     params : LSTMParams
+        The four gates' weights.
     activation, recurrent_activation : str or callable
+        As for :func:`lstm_step` (``"tanh"``, ``"sigmoid"``).
     return_sequences, return_state, go_backwards : bool
         As in Keras; see :func:`rnn_ref.sequence.run_over_time`.
     initial_state : list of two array_like (N, H), optional
@@ -228,7 +281,9 @@ def lstm(
 
     Returns
     -------
-    ndarray, shape (N, H) or (N, T, H); or ``[output, h_T, c_T]`` with ``return_state``
+    ndarray or list of ndarray
+        The output, shape (N, H) or with ``return_sequences`` (N, T, H); with
+        ``return_state``, ``[output, h_T, c_T]``.
     """
     return run_layer(
         _cell,

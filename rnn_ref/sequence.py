@@ -14,7 +14,23 @@ from ._checks import as_float_array, check_shape
 
 
 def check_sequence(x) -> np.ndarray:
-    """Convert an input sequence and check it is (N, T, D) with T >= 1."""
+    """Convert an input sequence and check it is (N, T, D) with T >= 1.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, T, D)
+        A layer's input.
+
+    Returns
+    -------
+    ndarray, shape (N, T, D)
+        ``x`` as float64.
+
+    Raises
+    ------
+    ValueError
+        For another number of dimensions, or no time step.
+    """
     x = as_float_array(x, "x", ndim=3)
     if x.shape[1] == 0:
         raise ValueError(f"x must have at least one time step, got shape {x.shape}")
@@ -24,11 +40,28 @@ def check_sequence(x) -> np.ndarray:
 def initial_states(
     initial_state, batch_size: int, hidden_size: int, names: Sequence[str]
 ) -> list[np.ndarray]:
-    """The states a layer starts from: zeros (N, H) each, or the given ones after checks.
+    """Return the states a layer starts from: zeros (N, H) each, or the given ones, checked.
 
-    ``initial_state`` is ``None``, or a list with one (N, H) array per name in ``names``
-    (``["h0"]`` for SimpleRNN and GRU, ``["h0", "c0"]`` for LSTM, as Keras orders them). A single
-    array is accepted where one state is expected.
+    Parameters
+    ----------
+    initial_state : list of array_like (N, H), array_like (N, H) or None
+        ``None`` for zeros, or one array per name in ``names``; a single array is accepted
+        where one state is expected.
+    batch_size, hidden_size : int
+        N and H.
+    names : sequence of str
+        The states' names, as Keras orders them (``("h0",)`` for SimpleRNN and GRU,
+        ``("h0", "c0")`` for LSTM); the error messages use them.
+
+    Returns
+    -------
+    list of ndarray, each (N, H)
+        One float64 array per name.
+
+    Raises
+    ------
+    ValueError
+        For the wrong number of states, or a state of the wrong shape.
     """
     if initial_state is None:
         return [np.zeros((batch_size, hidden_size)) for _ in names]

@@ -74,8 +74,11 @@ def simple_rnn(
     Parameters
     ----------
     x : array_like, shape (N, T, D)
+        The input sequence.
     params : SimpleRNNParams
+        The layer's weights.
     activation : str or callable
+        :math:`f`, ``"tanh"`` by default.
     return_sequences, return_state, go_backwards : bool
         As in Keras; see :func:`rnn_ref.sequence.run_over_time`.
     initial_state : array_like (N, H) or list of one, optional
@@ -83,7 +86,9 @@ def simple_rnn(
 
     Returns
     -------
-    ndarray, shape (N, H) or (N, T, H); or ``[output, h_T]`` with ``return_state``
+    ndarray or list of ndarray
+        The output, shape (N, H) or with ``return_sequences`` (N, T, H); with
+        ``return_state``, ``[output, h_T]``.
     """
     return run_layer(
         _cell,
