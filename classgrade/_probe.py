@@ -40,10 +40,6 @@ _channel = socket.socket(fileno=int(os.environ.pop("CLASSGRADE_CHANNEL_FD")))
 _channel.setblocking(False)
 
 
-class _Unencodable(TypeError):
-    pass
-
-
 class _FromGrader(RuntimeError):
     """The grader's correct version of a function raised (the learner's call was wrong)."""
 
@@ -54,31 +50,16 @@ def _handle_for(obj):
     return _next_handle[0]
 
 
-def _encode(obj, arrays, depth=0):
+def _encode(obj, arrays):
     """Plain data only: numbers, strings, None, lists, tuples, dicts and numeric arrays."""
-    if depth > 20 or len(arrays) > codec.MAX_ARRAYS:
-        raise _Unencodable("the value is nested too deeply or is too large")
-    if obj is None or type(obj) in (bool, int, float, str):
-        return obj
-    if type(obj) is complex:
-        return {"__complex__": [obj.real, obj.imag]}
-    if isinstance(obj, tuple) and hasattr(type(obj), "_fields"):
-        return {
-            "__namedtuple__": type(obj).__name__,
-            "fields": [str(f) for f in type(obj)._fields],
-            "values": [_encode(x, arrays, depth + 1) for x in obj],
-        }
-    if type(obj) in (list, tuple):
-        items = [_encode(x, arrays, depth + 1) for x in obj]
-        return items if type(obj) is list else {"__tuple__": items}
-    if type(obj) is dict:
-        if not all(type(k) is str for k in obj):
-            raise _Unencodable("a dict with keys that are not strings")
-        return {"__dict__": {k: _encode(v, arrays, depth + 1) for k, v in obj.items()}}
+    return codec.encode_value(obj, arrays, _encode_other)
+
+
+def _encode_other(obj, arrays, depth):
     if isinstance(obj, type(sys)):
-        raise _Unencodable(f"a module ({obj.__name__})")
+        raise codec.Unencodable(f"a module ({obj.__name__})")
     if isinstance(obj, type):
-        raise _Unencodable(f"a class ({obj.__name__})")
+        raise codec.Unencodable(f"a class ({obj.__name__})")
     if callable(obj) and not hasattr(obj, "__array__"):
         name = getattr(obj, "__name__", "")
         return {"__handle__": _handle_for(obj), "name": name if isinstance(name, str) else ""}
@@ -89,45 +70,28 @@ def _encode_array(obj, arrays):
     try:
         arr = np.asarray(obj)
     except Exception as exc:  # an object that refuses conversion
-        raise _Unencodable(f"an object of type {type(obj).__name__}") from exc
+        raise codec.Unencodable(f"an object of type {type(obj).__name__}") from exc
     if arr.dtype == object or arr.dtype.kind not in codec.NUMERIC_KINDS:
         try:
             arr = arr.astype(np.float64)
         except (TypeError, ValueError) as exc:
-            raise _Unencodable(f"an object of type {type(obj).__name__}") from exc
+            raise codec.Unencodable(f"an object of type {type(obj).__name__}") from exc
     arr = np.array(arr, copy=True, order="C")  # a plain ndarray, never a subclass
-    key = f"a{len(arrays)}"
-    arrays[key] = arr
     scalar = not isinstance(obj, np.ndarray) and arr.ndim == 0
-    return {"__array__": key, "scalar": scalar}
+    return codec.array_reference(arr, arrays, scalar)
 
 
 def _decode(obj, arrays):
-    """Arguments from the grader (trusted: the grader only sends what it encoded itself)."""
-    if isinstance(obj, list):
-        return [_decode(x, arrays) for x in obj]
-    if not isinstance(obj, dict):
-        return obj
-    if "__tuple__" in obj:
-        return tuple(_decode(x, arrays) for x in obj["__tuple__"])
-    if "__dict__" in obj:
-        return {k: _decode(v, arrays) for k, v in obj["__dict__"].items()}
-    if "__complex__" in obj:
-        return complex(*obj["__complex__"])
-    if "__array__" in obj:
-        arr = arrays[obj["__array__"]]
-        return arr[()] if obj.get("scalar") else arr
+    """Arguments from the grader: plain data, handles of this kernel's functions, and library
+    functions (``np.tanh``) the grader's own code passes, imported here by name."""
+    return codec.decode_value(obj, arrays, _function)
+
+
+def _function(obj):
     if "__handle__" in obj:
         return _handles[obj["__handle__"]]
-    if "__import__" in obj:
-        module = __import__(obj["__import__"], fromlist=["_"])
-        return getattr(module, obj["attr"])
-    if "__namedtuple__" in obj:
-        import collections
-
-        cls = collections.namedtuple(obj["__namedtuple__"], obj["fields"])
-        return cls(*[_decode(x, arrays) for x in obj["values"]])
-    raise ValueError(f"unknown value in a grading request: {sorted(obj)}")
+    module = __import__(obj["__import__"], fromlist=["_"])
+    return getattr(module, obj["attr"])
 
 
 def _send(header, arrays, seconds=30.0):
@@ -186,7 +150,7 @@ def _serve(request_id):
             payload = _restore(request["name"])
         else:
             payload = _call(request, arrays, out_arrays)
-    except _Unencodable as exc:
+    except codec.Unencodable as exc:
         payload = {"status": "unencodable", "what": str(exc)[:300]}
     except BaseException as exc:  # the learner's object raised while it was being sent
         payload = {
@@ -287,7 +251,7 @@ def _substitute(name, callback):
                 "args": _encode(list(args), arrays),
                 "kwargs": _encode(kwargs, arrays),
             }
-        except _Unencodable as exc:
+        except codec.Unencodable as exc:
             # What the correct function would have refused as well.
             raise TypeError(f"{name} got {exc}, not an array or a number") from None
         _send(payload, arrays)

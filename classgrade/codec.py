@@ -6,11 +6,20 @@ nothing: lengths are capped before anything is allocated, dtypes must be numeric
 must fit the body exactly. Only JSON data and numeric arrays come out: nothing is imported,
 unpickled, evaluated or looked up by a name the other side chose.
 
+Values (a fetched name, a call's arguments and result) travel in a header as JSON: None,
+booleans, numbers, strings and lists as they are; tuples, dicts with string keys, complex
+numbers and named tuples as tagged objects; arrays as references to the frame's arrays. Both
+sides encode and decode them here (:func:`encode_value`, :func:`decode_value`); what each side
+makes of anything else (a function) is its own hook.
+
 This file is also copied into the sandbox, where the kernel imports it as
 ``_classgrade_codec``: it imports nothing but the standard library and NumPy.
 """
 
+import collections
+import functools
 import json
+import keyword
 import select
 import socket
 import struct
@@ -34,6 +43,14 @@ class FrameError(Exception):
 
 class FrameTimeout(FrameError):
     """No complete frame arrived before the deadline."""
+
+
+class Unencodable(TypeError):
+    """A value that is not plain data, or too deep or too large to send."""
+
+
+class Undecodable(TypeError):
+    """A value in a frame that this codec does not make: never turned into anything."""
 
 
 def encode_frame(header: dict, arrays: dict) -> bytes:
@@ -134,3 +151,112 @@ def _decode_frame(head: bytes, body: memoryview) -> tuple[dict, dict]:
     except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as exc:
         raise FrameError(f"a malformed message ({type(exc).__name__})") from None
     return payload, arrays
+
+
+# -- Values ------------------------------------------------------------------------------------
+
+MAX_ENCODE_DEPTH = 20
+MAX_DECODE_DEPTH = 40
+MAX_FIELDS = 64
+MAX_NAME_CHARS = 60
+
+
+def encode_value(obj, arrays: dict, other, depth: int = 0):
+    """``obj`` as JSON data, its arrays added to ``arrays``.
+
+    Plain types are recognised by their exact type (a subclass may redefine anything); the rest
+    is ``other(obj, arrays, depth)``'s to encode or refuse (raise :class:`Unencodable`).
+    """
+    if depth > MAX_ENCODE_DEPTH or len(arrays) > MAX_ARRAYS:
+        raise Unencodable("the value is nested too deeply or is too large")
+    if obj is None or type(obj) in (bool, int, float, str):
+        return obj
+    if type(obj) is complex:
+        return {"__complex__": [obj.real, obj.imag]}
+    if isinstance(obj, tuple) and hasattr(type(obj), "_fields"):
+        return {
+            "__namedtuple__": type(obj).__name__,
+            "fields": [str(f) for f in type(obj)._fields],
+            "values": [encode_value(x, arrays, other, depth + 1) for x in obj],
+        }
+    if type(obj) in (list, tuple):
+        items = [encode_value(x, arrays, other, depth + 1) for x in obj]
+        return items if type(obj) is list else {"__tuple__": items}
+    if type(obj) is dict:
+        if not all(type(k) is str for k in obj):
+            raise Unencodable("a dict with keys that are not strings")
+        return {"__dict__": {k: encode_value(v, arrays, other, depth + 1) for k, v in obj.items()}}
+    return other(obj, arrays, depth)
+
+
+def array_reference(arr, arrays: dict, scalar: bool) -> dict:
+    """A numeric array sent with the frame (``scalar``: it stands for a NumPy scalar)."""
+    key = f"a{len(arrays)}"
+    arrays[key] = arr
+    return {"__array__": key, "scalar": scalar}
+
+
+def valid_field(name) -> bool:
+    """A named tuple's field name that can be nothing but a plain attribute."""
+    return (
+        isinstance(name, str)
+        and name.isidentifier()
+        and not keyword.iskeyword(name)
+        and not name.startswith("_")
+        and len(name) <= MAX_NAME_CHARS
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def record_class(name: str, fields: tuple):
+    """A named tuple with the other side's field names (checked identifiers): plain data."""
+    return collections.namedtuple(name if valid_field(name) else "Record", fields)
+
+
+def decode_value(obj, arrays: dict, function, depth: int = 0):
+    """Plain data only, whatever the other side sent.
+
+    A function (``{"__handle__": ...}``, ``{"__import__": ...}``) is ``function(obj)``'s to make
+    or refuse; anything else that is not plain data raises :class:`Undecodable`.
+    """
+    if depth > MAX_DECODE_DEPTH:
+        raise Undecodable("a value nested too deeply")
+    if isinstance(obj, list):
+        return [decode_value(x, arrays, function, depth + 1) for x in obj]
+    if not isinstance(obj, dict):
+        if obj is None or type(obj) in (bool, int, float, str):
+            return obj
+        raise Undecodable(f"unexpected value {type(obj).__name__}")
+    if len(obj) == 1 and "__tuple__" in obj and isinstance(obj["__tuple__"], list):
+        return tuple(decode_value(x, arrays, function, depth + 1) for x in obj["__tuple__"])
+    if len(obj) == 1 and "__dict__" in obj and isinstance(obj["__dict__"], dict):
+        return {
+            str(k): decode_value(v, arrays, function, depth + 1) for k, v in obj["__dict__"].items()
+        }
+    if "__complex__" in obj:
+        re, im = obj["__complex__"]
+        return complex(float(re), float(im))
+    if "__array__" in obj:
+        key = obj["__array__"]
+        if not isinstance(key, str) or key not in arrays:
+            raise Undecodable("a reference to an array that was not sent")
+        arr = arrays[key]
+        return arr[()] if obj.get("scalar") is True else arr
+    if "__handle__" in obj or "__import__" in obj:
+        return function(obj)
+    if "__namedtuple__" in obj:
+        fields, values = obj.get("fields"), obj.get("values")
+        if (
+            not isinstance(fields, list)
+            or not isinstance(values, list)
+            or len(fields) != len(values)
+            or len(fields) > MAX_FIELDS
+            or not all(valid_field(f) for f in fields)
+            or len(set(fields)) != len(fields)
+        ):
+            raise Undecodable("a named tuple with invalid fields")
+        cls = record_class(str(obj["__namedtuple__"])[:MAX_NAME_CHARS], tuple(fields))
+        return cls(*[decode_value(x, arrays, function, depth + 1) for x in values])
+    raise Undecodable(
+        f"an unexpected value: {str(sorted(map(str, obj))[:3])[: MAX_NAME_CHARS * 5]}"
+    )

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import ast
 import builtins
-import collections
 import contextlib
 import functools
 import io
 import itertools
-import keyword
 import time
 import warnings
 from collections.abc import Callable
@@ -109,30 +107,25 @@ class LearnerFunction:
 LearnerFunction.__name__ = LearnerFunction.__qualname__ = "function"
 
 
-def _encode(obj: Any, arrays: dict[str, np.ndarray], depth: int = 0) -> Any:
+def _encode(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
     """Arguments for the kernel: plain data, handles of its own functions, library functions."""
-    if depth > 20:
-        raise TypeError("arguments nested too deeply")
-    if obj is None or type(obj) in (bool, int, float, str):
-        return obj
+    return codec.encode_value(obj, arrays, _encode_other)
+
+
+def _encode_other(obj: Any, arrays: dict[str, np.ndarray], depth: int) -> Any:
     if isinstance(obj, LearnerFunction):
         return {"__handle__": obj.handle}
+    # The grader's own subclasses of plain types (an OrderedDict, a NumPy complex) go as plain.
     if isinstance(obj, str):
         return str(obj)
     if isinstance(obj, complex):
         return {"__complex__": [obj.real, obj.imag]}
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        return {
-            "__namedtuple__": type(obj).__name__,
-            "fields": list(obj._fields),
-            "values": [_encode(x, arrays, depth + 1) for x in obj],
-        }
-    if isinstance(obj, tuple):
-        return {"__tuple__": [_encode(x, arrays, depth + 1) for x in obj]}
-    if isinstance(obj, list):
-        return [_encode(x, arrays, depth + 1) for x in obj]
+    if isinstance(obj, tuple | list):
+        plain = tuple(obj) if isinstance(obj, tuple) else list(obj)
+        return codec.encode_value(plain, arrays, _encode_other, depth)
     if isinstance(obj, dict):
-        return {"__dict__": {str(k): _encode(v, arrays, depth + 1) for k, v in obj.items()}}
+        plain = {str(k): v for k, v in obj.items()}
+        return codec.encode_value(plain, arrays, _encode_other, depth)
     if callable(obj) and getattr(obj, "__module__", None) and getattr(obj, "__name__", None):
         # A library function (np.tanh): the kernel imports the same one itself.
         module = obj.__module__
@@ -142,25 +135,7 @@ def _encode(obj: Any, arrays: dict[str, np.ndarray], depth: int = 0) -> Any:
     arr = np.asarray(obj)
     if arr.dtype.kind not in codec.NUMERIC_KINDS:
         raise TypeError(f"cannot pass a {type(obj).__name__} to the learner's code")
-    key = f"a{len(arrays)}"
-    arrays[key] = arr
-    return {"__array__": key, "scalar": not isinstance(obj, np.ndarray)}
-
-
-def _valid_field(name: Any) -> bool:
-    return (
-        isinstance(name, str)
-        and name.isidentifier()
-        and not keyword.iskeyword(name)
-        and not name.startswith("_")
-        and len(name) <= 60
-    )
-
-
-@functools.lru_cache(maxsize=64)
-def _record_class(name: str, fields: tuple[str, ...]):
-    """A named tuple with the learner's field names (checked identifiers): plain data."""
-    return collections.namedtuple(name if _valid_field(name) else "Record", fields)
+    return codec.array_reference(arr, arrays, scalar=not isinstance(obj, np.ndarray))
 
 
 class KernelChannel:
@@ -351,50 +326,21 @@ class KernelChannel:
             raise LearnerError(f"{name} was interrupted")
         raise KernelUnavailable(f"unexpected answer from the kernel: {clean_text(status)}")
 
-    def _decode(self, obj: Any, arrays: dict[str, np.ndarray], depth: int = 0) -> Any:
+    def _decode(self, obj: Any, arrays: dict[str, np.ndarray]) -> Any:
         """Plain data only, whatever the kernel sent: see the module's docstring."""
-        if depth > 40:
-            raise NotTransferable("a value nested too deeply")
-        if isinstance(obj, list):
-            return [self._decode(x, arrays, depth + 1) for x in obj]
-        if not isinstance(obj, dict):
-            if obj is None or type(obj) in (bool, int, float, str):
-                return obj
-            raise NotTransferable(f"unexpected value {type(obj).__name__}")
-        if len(obj) == 1 and "__tuple__" in obj and isinstance(obj["__tuple__"], list):
-            return tuple(self._decode(x, arrays, depth + 1) for x in obj["__tuple__"])
-        if len(obj) == 1 and "__dict__" in obj and isinstance(obj["__dict__"], dict):
-            return {str(k): self._decode(v, arrays, depth + 1) for k, v in obj["__dict__"].items()}
-        if "__complex__" in obj:
-            re, im = obj["__complex__"]
-            return complex(float(re), float(im))
-        if "__array__" in obj:
-            key = obj["__array__"]
-            if not isinstance(key, str) or key not in arrays:
-                raise NotTransferable("a reference to an array that was not sent")
-            arr = arrays[key]
-            return arr[()] if obj.get("scalar") is True else arr
-        if "__handle__" in obj:
-            handle = obj["__handle__"]
-            if type(handle) is not int:
-                raise NotTransferable("a function handle that is not a number")
-            return LearnerFunction(self, handle, clean_name(obj.get("name") or ""))
-        if "__namedtuple__" in obj:
-            fields, values = obj.get("fields"), obj.get("values")
-            if (
-                not isinstance(fields, list)
-                or not isinstance(values, list)
-                or len(fields) != len(values)
-                or len(fields) > 64
-                or not all(_valid_field(f) for f in fields)
-                or len(set(fields)) != len(fields)
-            ):
-                raise NotTransferable("a named tuple with invalid fields")
-            cls = _record_class(str(obj["__namedtuple__"])[:60], tuple(fields))
-            return cls(*[self._decode(x, arrays, depth + 1) for x in values])
-        raise NotTransferable(
-            f"unexpected value in the kernel's answer: {clean_text(sorted(map(str, obj))[:3])}"
-        )
+        try:
+            return codec.decode_value(obj, arrays, self._function)
+        except codec.Undecodable as exc:
+            raise NotTransferable(clean_text(exc)) from None
+
+    def _function(self, obj: dict) -> LearnerFunction:
+        """A handle to one of the kernel's functions (never an import: the kernel has none)."""
+        handle = obj.get("__handle__")
+        if "__handle__" not in obj:
+            raise codec.Undecodable("a function the kernel cannot send")
+        if type(handle) is not int:
+            raise codec.Undecodable("a function handle that is not a number")
+        return LearnerFunction(self, handle, clean_name(obj.get("name") or ""))
 
 
 class GradingNamespace(dict):
