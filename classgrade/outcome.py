@@ -54,12 +54,6 @@ class RunSummary:
     def failed(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == FAILED]
 
-    def get(self, assignment: str, student: str) -> Outcome | None:
-        for o in self.outcomes + self.skipped:
-            if o.assignment == assignment and o.student == student:
-                return o
-        return None
-
 
 ProgressCallback = Callable[[int, "Outcome | None"], None]
 """What a run tells of its progress: ``(total, None)`` once it knows how many submissions it
