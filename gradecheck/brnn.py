@@ -11,40 +11,27 @@ import functools
 import numpy as np
 
 import rnn_ref as ref
+from rnn_ref.keras_weights import KERAS_FLOAT32_TOLERANCE, MERGE_MODES
 
 from . import cases as c
-from . import rnn
-from .core import (
-    KERAS_TOLERANCE,
-    Case,
-    call,
-    check_cases,
-    compare,
-    compare_with_keras,
-    fail,
-)
-from .keras_reference import load
+from . import mistakes as m
+from . import simple_rnn
+from .core import Case, call, check_cases, compare, compare_with_keras, fail
+from .keras_reference import FILES, load
+from .simple_rnn import layer
 from .substitution import use_correct_earlier_functions
-
-MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 ORDER = ("simple_rnn_sequence", "rnn_go_backwards", "merge_outputs", "bidirectional_rnn")
 """The graded functions in the order the notebook defines them."""
 
 
-def _layer(weights, **options) -> ref.SimpleRNN:
-    W_xh, W_hh, b_h = weights
-    params = ref.SimpleRNNParams(W_xh=W_xh, W_hh=W_hh, b_h=b_h)
-    return ref.SimpleRNN(params=params, return_sequences=True, **options)
-
-
 def _go_backwards(x, W_xh, W_hh, b_h=None):
-    return _layer((W_xh, W_hh, b_h), go_backwards=True)(x)
+    return layer((W_xh, W_hh, b_h), go_backwards=True)(x)
 
 
 def _bidirectional(x, forward_weights, backward_weights, merge_mode="concat"):
-    forward = _layer(forward_weights, return_state=True)
-    backward = _layer(backward_weights, return_state=True, go_backwards=True)
+    forward = layer(forward_weights, return_state=True)
+    backward = layer(backward_weights, return_state=True, go_backwards=True)
     return ref.bidirectional(x, forward, backward, merge_mode=merge_mode)
 
 
@@ -55,7 +42,7 @@ def _merge(y_forward, y_backward, merge_mode):
 def _correct_functions() -> dict:
     """Correct versions of the notebook's functions, installed when a later one is checked."""
     return {
-        "simple_rnn_sequence": rnn.reference_sequence,
+        "simple_rnn_sequence": simple_rnn.reference_sequence,
         "rnn_go_backwards": _go_backwards,
         "merge_outputs": _merge,
     }
@@ -63,7 +50,7 @@ def _correct_functions() -> dict:
 
 def _stored_case(stored: dict, prefix: str) -> Case:
     weights = tuple(stored[f"{prefix}_{n}"] for n in ("kernel", "recurrent_kernel", "bias"))
-    return Case((stored["x"], *weights), "keras_bidirectional_reference.npz 中的 Keras SimpleRNN")
+    return Case((stored["x"], *weights), f"{FILES['brnn']} 中的 Keras SimpleRNN")
 
 
 def simple_rnn_sequence(func) -> None:
@@ -71,18 +58,17 @@ def simple_rnn_sequence(func) -> None:
     name = "simple_rnn_sequence"
     stored = load("brnn")
     case = _stored_case(stored, "forward")
-    mistakes = functools.partial(rnn.sequence_mistakes, *case.args)
-    compare(name, call(name, func, case), stored["forward_output"], case, mistakes, KERAS_TOLERANCE)
-    rnn.simple_rnn_sequence(func, name=name)
+    expected = stored["forward_output"]
+    compare_with_keras(name, func, case, expected, simple_rnn.sequence_mistakes)
+    simple_rnn.check_sequence(name, func)
 
 
 def _backwards_mistakes(x, W_xh, W_hh, b_h=None):
     processing_order = _go_backwards(x, W_xh, W_hh, b_h)
     return {
-        "把输出翻转回了原来的时间顺序（flipped the output back: go_backwards keeps the processing "
-        "order; Bidirectional flips it back, go_backwards does not）": processing_order[:, ::-1],
-        "没有倒着读序列（the input was not reversed）": _layer((W_xh, W_hh, b_h))(x),
-        "只返回了最后一步（returned only the last step）": processing_order[:, -1],
+        m.GO_BACKWARDS_FLIPPED_BACK: processing_order[:, ::-1],
+        m.INPUT_NOT_REVERSED: layer((W_xh, W_hh, b_h))(x),
+        m.LAST_STEP_ONLY: processing_order[:, -1],
     }
 
 
@@ -93,7 +79,7 @@ def rnn_go_backwards(func, namespace: dict | None = None) -> None:
     case = _stored_case(stored, "backward")
     use_correct_earlier_functions(namespace, _correct_functions(), ORDER, name)
     compare_with_keras(name, func, case, stored["go_backwards_output"], _backwards_mistakes)
-    cases = [case for case in rnn.sequence_cases(f"brnn.{name}") if len(case.args) == 4]
+    cases = [case for case in simple_rnn.sequence_cases(f"brnn.{name}") if len(case.args) == 4]
     check_cases(name, func, cases, _go_backwards, _backwards_mistakes)
 
 
@@ -115,22 +101,18 @@ def merge_outputs(func, merge_mode) -> None:
                     f"{name} 应该返回两个输出的列表 [y_forward, y_backward]（a list of two），"
                     f"得到 {type(result).__name__}。"
                 )
-            swapped = {"把前向和反向的顺序写反了（forward and backward swapped）": y_forward}
-            compare(f"{name} 的第 1 项", result[0], expected[0], case, {**swapped})
+            swapped = {m.MERGED_IN_WRONG_ORDER: y_forward}
+            compare(f"{name} 的第 1 项", result[0], expected[0], case, swapped)
             compare(f"{name} 的第 2 项", result[1], expected[1], case)
             continue
         mistakes = {
             "concat": {
-                "把反向输出放在了前面（backward first: Keras puts the forward output first）": (
-                    np.concatenate([y_backward, y_forward], axis=-1)
-                ),
-                "沿着错误的轴拼接（concatenated along the wrong axis）": np.concatenate(
-                    [y_forward, y_backward], axis=0
-                ),
+                m.BACKWARD_FIRST: np.concatenate([y_backward, y_forward], axis=-1),
+                m.CONCATENATED_ALONG_WRONG_AXIS: np.concatenate([y_forward, y_backward], axis=0),
             },
-            "sum": {"求了平均而不是和（averaged instead of summed）": (y_forward + y_backward) / 2},
-            "ave": {"求了和而不是平均（summed instead of averaged）": y_forward + y_backward},
-            "mul": {"相加而不是逐元素相乘（added instead of multiplied）": y_forward + y_backward},
+            "sum": {m.AVERAGED_NOT_SUMMED: (y_forward + y_backward) / 2},
+            "ave": {m.SUMMED_NOT_AVERAGED: y_forward + y_backward},
+            "mul": {m.ADDED_NOT_MULTIPLIED: y_forward + y_backward},
         }[merge_mode]
         compare(name, result, expected, case, mistakes)
 
@@ -168,7 +150,7 @@ def _check_bidirectional(func, namespace, parts: str) -> None:
         mode = case.args[3]
         is_keras = case.label.startswith("Keras")
         expected = _stored_expected(stored, mode) if is_keras else _bidirectional(*case.args)
-        tolerance = KERAS_TOLERANCE if is_keras else None
+        tolerance = KERAS_FLOAT32_TOLERANCE if is_keras else None
         result = call(name, func, case)
         count = 4 if mode is None else 3
         if not isinstance(result, list | tuple) or len(result) != count:
@@ -204,7 +186,7 @@ def _bidirectional_mistakes(args: tuple, item: int) -> dict[str, np.ndarray]:
 
 
 def _wrong_results(x, forward, backward, mode) -> dict[str, list]:
-    y_forward = _layer(forward)(x)
+    y_forward = layer(forward)(x)
     y_backward = _go_backwards(x, *backward)
     h_forward, h_backward = y_forward[:, -1], y_backward[:, -1]
 
@@ -212,18 +194,12 @@ def _wrong_results(x, forward, backward, mode) -> dict[str, list]:
         merged = _merge(y_f, y_b, mode)
         return [*merged, h_f, h_b] if mode is None else [merged, h_f, h_b]
 
+    forwards = layer(backward)(x)
     return {
-        "没有把反向输出翻转回来（the backward output was not flipped back in time）": result(
-            y_forward, y_backward
-        ),
-        "反向层没有倒着读序列（the backward layer did not read the sequence backwards）": result(
-            y_forward, _layer(backward)(x)[:, ::-1], h_b=_layer(backward)(x)[:, -1]
-        ),
-        "把前向和反向用反了（forward and backward swapped）": result(
-            y_backward[:, ::-1], y_forward, h_f=h_backward, h_b=h_forward
-        ),
-        "反向的最终状态取成了翻转后序列的最后一步（the backward final state is the one after "
-        "reading x_0, i.e. its last processed step）": result(
+        m.BACKWARD_NOT_FLIPPED_BACK: result(y_forward, y_backward),
+        m.BACKWARD_LAYER_NOT_REVERSED: result(y_forward, forwards[:, ::-1], h_b=forwards[:, -1]),
+        m.DIRECTIONS_SWAPPED: result(y_backward[:, ::-1], y_forward, h_f=h_backward, h_b=h_forward),
+        m.BACKWARD_STATE_FROM_WRONG_END: result(
             y_forward, y_backward[:, ::-1], h_b=y_backward[:, 0]
         ),
     }

@@ -9,8 +9,11 @@ unit the same value and hides swapped gates.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 
 import numpy as np
+
+from rnn_ref.keras_weights import KerasLayout
 
 from .core import Case
 
@@ -75,3 +78,43 @@ def sequence_inputs(rng: np.random.Generator, N: int, T: int, D: int) -> np.ndar
 
 def initial_state(rng: np.random.Generator, N: int, H: int) -> np.ndarray:
     return rng.uniform(-1.0, 1.0, (N, H))
+
+
+def sequence_cases(
+    name: str,
+    weights: Callable[[np.random.Generator, int, int, int], tuple[tuple, str]],
+    initial_states: Callable[[np.random.Generator, int, int], dict[str, np.ndarray]],
+) -> list[Case]:
+    """Cases ``(x, *weights[, *initial states])``, one per shape of :data:`SEQUENCE_SHAPES`.
+
+    ``weights(rng, D, H, i)`` gives case ``i``'s weight arguments and what its label adds (such
+    as ``", b_h=None"``). The second case also passes the initial states, ``initial_states(rng,
+    N, H)``: state name -> (N, H) array.
+    """
+    rng = generator(name)
+    cases = []
+    for i, (N, T, D, H) in enumerate(SEQUENCE_SHAPES):
+        x = sequence_inputs(rng, N, T, D)
+        args, note = weights(rng, D, H, i)
+        dims = label(N=N, T=T, D=D, H=H)
+        if i == 1:
+            states = initial_states(rng, N, H)
+            given = f", {' and '.join(states)} given"
+            cases.append(Case((x, *args, *states.values()), dims + given))
+        else:
+            cases.append(Case((x, *args), dims + note))
+    return cases
+
+
+def keras_cases(name: str, layout: KerasLayout) -> list[Case]:
+    """Cases ``(x, kernel, recurrent_kernel, bias)``: random weights in Keras's ``layout``."""
+    rng = generator(name)
+    k = len(layout.gates)
+    cases = []
+    for N, T, D, H in ((2, 4, 3, 5), (1, 3, 4, 2)):
+        kernel = rng.normal(0.0, 0.5, (D, k * H))
+        recurrent_kernel = rng.normal(0.0, 0.5, (H, k * H))
+        bias = rng.normal(0.0, 0.5, (2, k * H) if layout.two_bias_rows else (k * H,))
+        x = sequence_inputs(rng, N, T, D)
+        cases.append(Case((x, kernel, recurrent_kernel, bias), label(N=N, T=T, D=D, H=H)))
+    return cases

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rnn_ref.keras_weights import KERAS_FLOAT32_TOLERANCE
+
 from .substitution import WrongCall
 
 FLOAT64_TOLERANCE = {"rtol": 1e-6, "atol": 1e-8}
@@ -25,9 +27,6 @@ FLOAT64_TOLERANCE = {"rtol": 1e-6, "atol": 1e-8}
 
 FLOAT32_TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
 """Tolerance for float32 results (learners may compute in float32, e.g. with TensorFlow ops)."""
-
-KERAS_TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
-"""Tolerance against outputs a Keras layer computed in float32."""
 
 
 class GradeFailure(AssertionError):
@@ -128,7 +127,7 @@ def compare(
     expected: np.ndarray,
     case: Case,
     mistakes: Mistakes | Callable[[], Mistakes] | None = None,
-    tolerance: dict | None = None,
+    tolerance: Mapping[str, float] | None = None,
 ) -> None:
     """Fail unless ``result`` has ``expected``'s shape and values; name a known mistake if any.
 
@@ -190,7 +189,7 @@ def compare_with_keras(
 ) -> None:
     """Check ``func`` on the stored Keras case against what the Keras layer computed.
 
-    Keras ran in float32, hence :data:`KERAS_TOLERANCE`; ``mistakes`` gets the case's
+    Keras ran in float32, hence ``KERAS_FLOAT32_TOLERANCE``; ``mistakes`` gets the case's
     arguments as float64 arrays, and is called only when the answer is wrong.
     """
     compare(
@@ -199,7 +198,7 @@ def compare_with_keras(
         expected,
         case,
         lambda: mistakes(*(np.asarray(a, np.float64) for a in case.args)),
-        tolerance=KERAS_TOLERANCE,
+        tolerance=KERAS_FLOAT32_TOLERANCE,
     )
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import importlib
 import shutil
 import subprocess
 import sys
 import warnings
 
+import nbformat
 import numpy as np
 import pytest
 from assignment_course import ROOT
@@ -298,23 +302,66 @@ def test_checking_package_does_not_import_tensorflow():
     assert done.returncode == 0, done.stderr
 
 
+def _notebook_code(assignment: str, solution: bool) -> list[ast.Module]:
+    """The parsed code cells of a solution notebook: its answer cells, or its locked ones."""
+    nb = nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", 4)
+    trees = []
+    for cell in nb.cells:
+        metadata = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or metadata.get("grade"):
+            continue
+        if bool(metadata.get("solution")) == solution:
+            source = cell.source.replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", "")
+            trees.append(ast.parse(source))
+    return trees
+
+
 @pytest.mark.parametrize("assignment", ["rnn", "lstm", "gru", "brnn"])
 def test_graded_order_is_the_order_the_solution_notebook_defines_the_functions(assignment):
     """gradecheck's ORDER says which functions are "earlier": it must follow the notebook."""
-    import ast
-    import importlib
-    from pathlib import Path
-
-    import nbformat
-
-    notebook = Path(__file__).resolve().parent.parent / "solutions" / assignment
-    nb = nbformat.read(notebook / f"{assignment}.ipynb", 4)
-    defined = []
-    for cell in nb.cells:
-        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
-            tree = ast.parse(
-                cell.source.replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", "")
-            )
-            defined += [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    defined = [
+        node.name
+        for tree in _notebook_code(assignment, solution=True)
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+    ]
     order = importlib.import_module(f"gradecheck.{assignment}").ORDER
     assert [name for name in defined if name in order] == list(order)
+
+
+@pytest.mark.parametrize(
+    ("assignment", "reference", "conventions"),
+    [
+        ("lstm", rnn_ref.LSTMParams, ()),
+        ("gru", rnn_ref.GRUParams, ("reset_after", "update_convention", "b_hh")),
+    ],
+)
+def test_the_notebooks_params_have_the_fields_of_gradecheck_and_rnn_ref(
+    assignment, reference, conventions
+):
+    """The notebook's NamedTuple, gradecheck's copy and rnn_ref's parameters: the same fields.
+
+    The checks build the notebook's NamedTuple (gradecheck's copy) and pass it to the learner's
+    functions, and read a learner's NamedTuple field by field into rnn_ref's parameters.
+    """
+    name = reference.__name__
+    (fields,) = [
+        [item.target.id for item in node.body if isinstance(item, ast.AnnAssign)]
+        for tree in _notebook_code(assignment, solution=False)
+        for node in tree.body
+        if isinstance(node, ast.ClassDef) and node.name == name
+    ]
+    params = getattr(importlib.import_module(f"gradecheck.{assignment}"), name)
+    assert params.__name__ == name
+    assert list(params._fields) == fields
+    assert [f.name for f in dataclasses.fields(reference)] == [*fields, *conventions]
+
+
+@pytest.mark.parametrize("module", ["rnn", "lstm", "gru", "brnn", "simple_rnn", "gated"])
+def test_mistake_texts_are_written_in_the_catalogue_only(module):
+    """A known mistake's text is a name from gradecheck.mistakes, never a literal in a check."""
+    tree = ast.parse((ROOT / "gradecheck" / f"{module}.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            literal = [k.value for k in node.keys if isinstance(k, ast.Constant)]
+            assert not [k for k in literal if isinstance(k, str) and "（" in k]

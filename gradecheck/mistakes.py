@@ -1,0 +1,135 @@
+"""The catalogue of known mistakes: what the feedback says when a wrong answer matches one.
+
+Each text completes "看起来你…" (:func:`gradecheck.core.compare`): the mistake in Chinese, then a
+short English gloss in full-width parentheses. The checks only choose which mistakes apply and
+compute their wrong values; every text is written here once. :func:`gate_mistakes` computes the
+known wrong versions of a gate, which every assignment has.
+"""
+
+from __future__ import annotations
+
+# -- a gate: activation(x_t W_x + h_prev W_h + b) ------------------------------------------------
+
+ACTIVATION_MISSING = "没有用激活函数（activation missing）"
+BIAS_MISSING = "漏了偏置（bias missing）"
+WEIGHTS_SWAPPED = "把 x 和 h 的权重用反了（h and x weights swapped）"
+
+
+def activation_swapped(used: str, expected: str) -> str:
+    """``used`` (tanh or sigmoid) where ``expected`` (the other one) belongs."""
+    return f"用了 {used} 而不是 {expected}（tanh and sigmoid swapped）"
+
+
+def gate_mistakes(gate, expected_activation: str):
+    """Known wrong versions of ``activation(x_t W_x + h_prev W_h + b)`` computed with ``gate``.
+
+    ``gate(x_t, h_prev, W_x, W_h, b, activation=...)`` is the correct function; the result takes
+    a case's arguments and returns its mistakes.
+    """
+    other = "tanh" if expected_activation == "sigmoid" else "sigmoid"
+
+    def mistakes(x_t, h_prev, W_x, W_h, b=None):
+        found = {
+            activation_swapped(other, expected_activation): gate(
+                x_t, h_prev, W_x, W_h, b, activation=other
+            ),
+            ACTIVATION_MISSING: gate(x_t, h_prev, W_x, W_h, b, activation="linear"),
+        }
+        if b is not None:
+            found[BIAS_MISSING] = gate(x_t, h_prev, W_x, W_h, None)
+        if W_x.shape == W_h.shape:
+            found[WEIGHTS_SWAPPED] = gate(x_t, h_prev, W_h, W_x, b)
+        return found
+
+    return mistakes
+
+
+# -- a run over a sequence -----------------------------------------------------------------------
+
+LAST_STEP_ONLY = "只返回了最后一步（returned only the last step instead of every step）"
+RAN_BACKWARDS = "按时间倒序处理了序列（ran the sequence backwards）"
+STATE_NOT_CARRIED = "没有把 h_t 传给下一步（the state is not carried to the next step）"
+
+
+def initial_states_ignored(states: tuple[str, ...]) -> str:
+    """The initial states ``states`` (``("h0",)``, ``("h0", "c0")``) were not used."""
+    gloss = f"{states[0]} ignored" if len(states) == 1 else "initial states ignored"
+    return f"忽略了初始状态 {'、'.join(states)}（{gloss}）"
+
+
+# -- Keras's weight layouts ------------------------------------------------------------------------
+
+
+def gate_order_wrong(order, gates) -> str:
+    """A forward pass that read the gate blocks in ``order``; Keras's order is ``gates``."""
+    return (
+        f"按 {', '.join(order)} 的顺序切分了权重；Keras 是 {', '.join(gates)}（gate order wrong）"
+    )
+
+
+def block_taken(field: str, position: int, gates) -> str:
+    """Field ``field`` of the split weights is the block at ``position`` (0-based) of ``gates``."""
+    return (
+        f"把 {field} 取成了 Keras 的第 {position + 1} 块（{gates[position]}）；"
+        f"Keras 的门顺序是 {', '.join(gates)}（gate order wrong）"
+    )
+
+
+# -- LSTM ----------------------------------------------------------------------------------------
+
+FORGET_AND_INPUT_SWAPPED = "把 g_f 和 g_i 用反了（forget and input gates swapped）"
+FORGET_GATE_NOT_APPLIED = "没有用遗忘门（forget gate not applied to c_prev）"
+INPUT_GATE_NOT_APPLIED = "没有用输入门（input gate not applied to c_bar）"
+CELL_STATE_TANH = "多加了 tanh（c_t has no tanh）"
+HIDDEN_OUTPUT_TANH_MISSING = "漏了 tanh（tanh missing: h_t = g_o ⊙ tanh(c_t)）"
+STEP_RESULTS_SWAPPED = "把返回值的顺序写反了（returned (c_t, h_t) instead of (h_t, c_t)）"
+HIDDEN_OUTPUT_FROM_C_PREV = "用 c_{t-1} 而不是 c_t 计算 h_t（h_t uses c_prev）"
+
+# -- GRU -----------------------------------------------------------------------------------------
+
+UPDATE_CONVENTION_SWAPPED = (
+    "把更新门的约定用反了（update-gate convention swapped）：笔记中 "
+    "h_t = (1 − g_z) ⊙ h_{t-1} + g_z ⊙ h̄_t，Keras 的 z = 1 − g_z"
+)
+RESET_AFTER_PRODUCT = (
+    "把复位门放在了矩阵乘法之后（reset applied after the product）：笔记中是 (g_r ⊙ h_{t-1}) W_hh"
+)
+RESET_BEFORE_PRODUCT = (
+    "把复位门放在了矩阵乘法之前（reset applied before the product）：Keras 默认 reset_after=True，"
+    "是 g_r ⊙ (h_{t-1} W_hh + b_hh)"
+)
+RESET_GATE_NOT_APPLIED = "没有用复位门（reset gate not applied）"
+ONE_MINUS_UPDATE_MISSING = "漏了 (1 − g_z)（h_t = h_{t-1} + g_z ⊙ h̄_t）"
+RECURRENT_BIAS_OUTSIDE_RESET = (
+    "把 b_hh 放在了复位门外面（b_hh outside the reset: g_r ⊙ (h W_hh + b_hh)）"
+)
+RECURRENT_BIAS_MISSING = "漏了 b_hh（recurrent bias missing）"
+INPUT_BIAS_MISSING = "漏了 b_h（input bias missing）"
+BIAS_ROWS_SWAPPED = (
+    "把 bias 的两行用反了（bias rows swapped: row 0 is the input bias, row 1 the recurrent）"
+)
+
+# -- Bidirectional -------------------------------------------------------------------------------
+
+GO_BACKWARDS_FLIPPED_BACK = (
+    "把输出翻转回了原来的时间顺序（flipped the output back: go_backwards keeps the processing "
+    "order; Bidirectional flips it back, go_backwards does not）"
+)
+INPUT_NOT_REVERSED = "没有倒着读序列（the input was not reversed）"
+MERGED_IN_WRONG_ORDER = "把前向和反向的顺序写反了（forward and backward swapped）"
+BACKWARD_FIRST = "把反向输出放在了前面（backward first: Keras puts the forward output first）"
+CONCATENATED_ALONG_WRONG_AXIS = "沿着错误的轴拼接（concatenated along the wrong axis）"
+AVERAGED_NOT_SUMMED = "求了平均而不是和（averaged instead of summed）"
+SUMMED_NOT_AVERAGED = "求了和而不是平均（summed instead of averaged）"
+ADDED_NOT_MULTIPLIED = "相加而不是逐元素相乘（added instead of multiplied）"
+BACKWARD_NOT_FLIPPED_BACK = (
+    "没有把反向输出翻转回来（the backward output was not flipped back in time）"
+)
+BACKWARD_LAYER_NOT_REVERSED = (
+    "反向层没有倒着读序列（the backward layer did not read the sequence backwards）"
+)
+DIRECTIONS_SWAPPED = "把前向和反向用反了（forward and backward swapped）"
+BACKWARD_STATE_FROM_WRONG_END = (
+    "反向的最终状态取成了翻转后序列的最后一步（the backward final state is the one after "
+    "reading x_0, i.e. its last processed step）"
+)
