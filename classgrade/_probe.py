@@ -200,7 +200,7 @@ def _call(request, arrays, out_arrays):
             "status": "raised",
             "ename": type(result).__name__,
             "from_grader": isinstance(result, _FromGrader),
-            "evalue": str(result)[:2000],
+            "evalue": str(result)[: codec.MAX_MESSAGE_CHARS],
         }
     return {"status": "ok", "value": _encode(result, out_arrays)}
 

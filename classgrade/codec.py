@@ -158,7 +158,9 @@ def _decode_frame(head: bytes, body: memoryview) -> tuple[dict, dict]:
 MAX_ENCODE_DEPTH = 20
 MAX_DECODE_DEPTH = 40
 MAX_FIELDS = 64
-MAX_NAME_CHARS = 60
+MAX_IDENTIFIER_CHARS = 60
+MAX_MESSAGE_CHARS = 2000
+"""The longest exception message either side passes on (an error raised in a call)."""
 
 
 def encode_value(obj, arrays: dict, other, depth: int = 0):
@@ -203,7 +205,7 @@ def valid_field(name) -> bool:
         and name.isidentifier()
         and not keyword.iskeyword(name)
         and not name.startswith("_")
-        and len(name) <= MAX_NAME_CHARS
+        and len(name) <= MAX_IDENTIFIER_CHARS
     )
 
 
@@ -255,8 +257,6 @@ def decode_value(obj, arrays: dict, function, depth: int = 0):
             or len(set(fields)) != len(fields)
         ):
             raise Undecodable("a named tuple with invalid fields")
-        cls = record_class(str(obj["__namedtuple__"])[:MAX_NAME_CHARS], tuple(fields))
+        cls = record_class(str(obj["__namedtuple__"])[:MAX_IDENTIFIER_CHARS], tuple(fields))
         return cls(*[decode_value(x, arrays, function, depth + 1) for x in values])
-    raise Undecodable(
-        f"an unexpected value: {str(sorted(map(str, obj))[:3])[: MAX_NAME_CHARS * 5]}"
-    )
+    raise Undecodable(f"an unexpected value: {str(sorted(map(str, obj))[:3])[:MAX_MESSAGE_CHARS]}")

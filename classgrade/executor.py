@@ -23,6 +23,7 @@ from .outcome import (
     KERNEL_DIED,
     KERNEL_DIED_RUNNING,
     OUT_OF_TIME,
+    clean_name,
     clean_text,
     not_run,
     over_wall_clock,
@@ -134,7 +135,7 @@ class SandboxedExecute(Execute):
                 continue
             content = reply["content"]
             if content.get("status") != "ok":
-                return f"the kernel refused ({clean_text(content.get('ename', '?'), 80)})"
+                return f"the kernel refused ({clean_name(content.get('ename', '?'))})"
             result = content.get("user_expressions", {}).get("r", {})
             if result.get("status") != "ok":
                 return clean_text(f"{result.get('ename', 'error')}: {result.get('evalue', '')}")

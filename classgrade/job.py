@@ -36,6 +36,7 @@ from .executor import NotebookFailed, ProbeStartFailed, SandboxedExecute, descri
 from .outcome import (
     JOB_BAD_ANSWER,
     RESULT_TOO_LARGE,
+    clean_name,
     clean_text,
     grading_error,
     kernel_not_started,
@@ -102,7 +103,7 @@ class ExecResult:
                 notebook_json=str(data.get("notebook_json", "")),
                 reason=clean_text(data.get("reason", "")),
                 seconds=float(data.get("seconds", 0.0)),
-                forbidden=[clean_text(f, 80) for f in list(data.get("forbidden", []))[:50]],
+                forbidden=[clean_name(f) for f in list(data.get("forbidden", []))[:50]],
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return cls(key, False, reason=JOB_BAD_ANSWER)

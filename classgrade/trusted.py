@@ -70,7 +70,7 @@ def _learner_error_class(name: str) -> type[Exception]:
     """An exception class named like the learner's own (a plain subclass, no lookup)."""
     if name in _BUILTIN_ERRORS:
         return _BUILTIN_ERRORS[name]
-    if not name.isidentifier() or len(name) > 60:
+    if not name.isidentifier() or len(name) > codec.MAX_IDENTIFIER_CHARS:
         name = "LearnerError"
     return type(name, (LearnerError,), {})
 
@@ -243,7 +243,7 @@ class KernelChannel:
             answer = {
                 "status": "raised",
                 "ename": type(exc).__name__,
-                "evalue": clean_text(exc, 2000),
+                "evalue": clean_text(exc, codec.MAX_MESSAGE_CHARS),
             }
         try:
             codec.send_frame(self.sock, {**answer, "kind": "answer"}, out, deadline)
@@ -308,7 +308,7 @@ class KernelChannel:
             return self._decode(payload.get("value"), out)
         if status == "raised":
             ename = clean_name(payload.get("ename", "Exception"))
-            evalue = clean_text(payload.get("evalue", ""), 2000)
+            evalue = clean_text(payload.get("evalue", ""), codec.MAX_MESSAGE_CHARS)
             raise _learner_error_class(ename)(evalue)
         if status == "forbidden":
             where = ", ".join(clean_name(w) for w in payload.get("where", [])[:3])
