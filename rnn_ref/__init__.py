@@ -120,6 +120,69 @@ __all__ = [
     "update_gate",
 ]
 
+# The backward passes: vector–Jacobian products of the steps and of each of their equations,
+# backpropagation through time for the layers, and gradient clipping.
+from .bptt import (
+    BidirectionalGrads,
+    BPTTGrads,
+    StackGrads,
+    bidirectional_bptt,
+    gru_bptt,
+    layer_bptt,
+    lstm_bptt,
+    simple_rnn_bptt,
+    stack_bptt,
+)
+from .clipping import clip_by_global_norm, global_norm
+from .gru_backward import (
+    candidate_state_backward,
+    candidate_state_reset_after_backward,
+    gru_step_backward,
+    new_state_backward,
+    new_state_keras_backward,
+    reset_gate_backward,
+    update_gate_backward,
+)
+from .lstm_backward import (
+    candidate_cell_state_backward,
+    cell_state_update_backward,
+    forget_gate_backward,
+    hidden_output_backward,
+    input_gate_backward,
+    lstm_step_backward,
+    output_gate_backward,
+)
+from .simple_rnn_backward import simple_rnn_step_backward
+
+__all__ += [
+    "BPTTGrads",
+    "BidirectionalGrads",
+    "StackGrads",
+    "bidirectional_bptt",
+    "candidate_cell_state_backward",
+    "candidate_state_backward",
+    "candidate_state_reset_after_backward",
+    "cell_state_update_backward",
+    "clip_by_global_norm",
+    "forget_gate_backward",
+    "global_norm",
+    "gru_bptt",
+    "gru_step_backward",
+    "hidden_output_backward",
+    "input_gate_backward",
+    "layer_bptt",
+    "lstm_bptt",
+    "lstm_step_backward",
+    "new_state_backward",
+    "new_state_keras_backward",
+    "output_gate_backward",
+    "reset_gate_backward",
+    "simple_rnn_bptt",
+    "simple_rnn_step_backward",
+    "stack_bptt",
+    "update_gate_backward",
+]
+
 try:
     __version__ = version("rnn-ref")
 except PackageNotFoundError:  # imported from a source tree that was never installed
