@@ -551,6 +551,7 @@ def layer_bptt(layer, d_output, x, initial_state=None, truncate: int | None = No
     Returns
     -------
     BPTTGrads or BidirectionalGrads
+        :class:`BidirectionalGrads` for a ``Bidirectional`` spec, else :class:`BPTTGrads`.
     """
     if isinstance(layer, Bidirectional):
         return bidirectional_bptt(

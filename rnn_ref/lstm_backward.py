@@ -29,6 +29,7 @@ import numpy as np
 
 from ._backward import (
     Cell,
+    GateGrads,
     derivative_from_output,
     gate_backward,
     input_grad,
@@ -82,25 +83,31 @@ _GATE_DOC = r"""Vector–Jacobian product of :func:`rnn_ref.lstm.{forward}`.
     """
 
 
-def forget_gate_backward(dg_f, x_t, h_prev, W_xf, W_hf, b_f=None, activation="sigmoid"):
+def forget_gate_backward(
+    dg_f, x_t, h_prev, W_xf, W_hf, b_f=None, activation="sigmoid"
+) -> GateGrads:
     return gate_backward(
         dg_f, x_t, h_prev, W_xf, W_hf, b_f, activation, ("W_xf", "W_hf", "b_f"), "dg_f"
     )
 
 
-def input_gate_backward(dg_i, x_t, h_prev, W_xi, W_hi, b_i=None, activation="sigmoid"):
+def input_gate_backward(dg_i, x_t, h_prev, W_xi, W_hi, b_i=None, activation="sigmoid") -> GateGrads:
     return gate_backward(
         dg_i, x_t, h_prev, W_xi, W_hi, b_i, activation, ("W_xi", "W_hi", "b_i"), "dg_i"
     )
 
 
-def candidate_cell_state_backward(dc_bar, x_t, h_prev, W_xc, W_hc, b_c=None, activation="tanh"):
+def candidate_cell_state_backward(
+    dc_bar, x_t, h_prev, W_xc, W_hc, b_c=None, activation="tanh"
+) -> GateGrads:
     return gate_backward(
         dc_bar, x_t, h_prev, W_xc, W_hc, b_c, activation, ("W_xc", "W_hc", "b_c"), "dc_bar"
     )
 
 
-def output_gate_backward(dg_o, x_t, h_prev, W_xo, W_ho, b_o=None, activation="sigmoid"):
+def output_gate_backward(
+    dg_o, x_t, h_prev, W_xo, W_ho, b_o=None, activation="sigmoid"
+) -> GateGrads:
     return gate_backward(
         dg_o, x_t, h_prev, W_xo, W_ho, b_o, activation, ("W_xo", "W_ho", "b_o"), "dg_o"
     )
