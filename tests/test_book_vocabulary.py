@@ -1,0 +1,135 @@
+"""One vocabulary across the book: each idea has one Chinese name and each symbol one meaning.
+
+Reading the pages' text only (no build, no kernel). The glossary (book/glossary.md) lists the
+names the book uses; the other names readers meet (in the notes the course follows, in d2l, in
+the exercises) are listed there as aliases of the book's term, and the chapters do not use them.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+# The pages written in the book's vocabulary (the grading guides name files, not models).
+PAGES = ["intro", "rnn", "lstm", "gru", "bidirectional", "practice", "learners", "glossary"]
+
+# A retired name and the book's name for the same idea.
+RETIRED = {
+    "时间戳": "时间步",  # 时间戳 is a timestamp; the notes use it for a time step
+    "长短期记忆": "长短时记忆",
+    "梯度消失": "梯度弥散",
+    "重置门": "复位门",
+    "候选隐状态": "候选状态",
+    "候选记忆元": "候选记忆",
+    "随时间反向传播": "通过时间反向传播",
+    "批量大小": "批大小",
+}
+# A name followed by the symbol it must not name: c̄_t is 候选记忆, h̄_t is 候选状态.
+MISNAMED_SYMBOLS = {
+    "候选状态": r"\\bar\s*\{?c",
+    "候选记忆": r"\\bar\s*\{?h",
+}
+CHINESE = "\u4e00-\u9fff"
+
+
+def page_text(name: str) -> str:
+    return (BOOK / f"{name}.md").read_text(encoding="utf-8")
+
+
+def glossary_block() -> str:
+    text = page_text("glossary")
+    return re.search(r"^```\{glossary\}\n(.*?)^```", text, re.MULTILINE | re.DOTALL)[1]
+
+
+def glossary_entries() -> list[list[str]]:
+    """The glossary's entries, each as its list of names (the first is the book's term)."""
+    entries, names = [], []
+    for line in glossary_block().splitlines():
+        if line and not line[0].isspace():
+            names.append(line.strip())
+        elif names:
+            entries.append(names)
+            names = []
+    return entries
+
+
+def glossary_table() -> dict[str, str]:
+    """English name (lower case, parentheses removed) -> the book's Chinese term."""
+    table = {}
+    for zh, en in re.findall(r"^\| \{term\}`([^`]+)` \| ([^|]+) \|", page_text("glossary"), re.M):
+        english = " ".join(re.sub(r"\([^)]*\)", "", en).split()).lower()
+        table[english] = zh
+    return table
+
+
+def prose(name: str) -> str:
+    """A page's text; for the glossary, all but its entries, which name the other names."""
+    text = page_text(name)
+    return text.replace(glossary_block(), "") if name == "glossary" else text
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_uses_no_retired_term(name):
+    text = prose(name)
+    used = {old: new for old, new in RETIRED.items() if old in text}
+    assert not used, f"book/{name}.md: write {used} (the retired name -> the book's)"
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_candidate_names_match_their_symbols(name):
+    for term, symbol in MISNAMED_SYMBOLS.items():
+        # The name, perhaps its English in parentheses, then the symbol.
+        pattern = term + r"\s*(?:\([^)]*\)\s*)?\$\s*" + symbol
+        wrong = re.findall(r".{0,20}" + pattern, prose(name))
+        assert not wrong, f"book/{name}.md names the wrong symbol {term}: {wrong}"
+
+
+def test_the_lstm_chapter_has_no_candidate_state():
+    # The LSTM has no h̄_t: its candidate c̄_t is the 候选记忆.
+    assert "候选状态" not in page_text("lstm")
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_sigma_is_only_the_sigmoid(name):
+    text = prose(name)
+    # A state computed by σ(...) means σ is a general activation; the book writes φ for that.
+    assert not re.findall(r"h_t\s*=\s*\\sigma\b", text), name
+    assert not re.findall(r"\\sigma\s*\(\s*W_\{xh\}", text), name
+    assert not re.findall(r"\\sigma\$?\s*(?:表示|是|为)一般", text), name
+    assert "一般的激活函数或 sigmoid" not in text, name
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_english_names_follow_the_glossarys_chinese_term(name):
+    """Where a page gives a term's English name, the Chinese before it is the glossary's term."""
+    entries = glossary_entries()
+    wrong = []
+    for english, term in glossary_table().items():
+        names = next((e for e in entries if e[0] == term), [term])
+        pattern = rf"([{CHINESE}]+)[*`\s]*\(\s*{re.escape(english)}\s*[,)]"
+        for before in re.findall(pattern, prose(name), re.IGNORECASE):
+            if not any(before.endswith(n) for n in names):
+                wrong.append(f"{before} ({english}): expected {term}")
+    assert not wrong, f"book/{name}.md: {wrong}"
+
+
+def test_every_table_term_has_a_glossary_entry():
+    firsts = [entry[0] for entry in glossary_entries()]
+    missing = [term for term in glossary_table().values() if term not in firsts]
+    assert not missing
+
+
+@pytest.mark.parametrize(("old", "new"), RETIRED.items())
+def test_glossary_lists_each_retired_name_as_an_alias(old, new):
+    entries = [entry for entry in glossary_entries() if entry[0].startswith(new)]
+    assert entries, f"the glossary has no entry {new}"
+    assert any(old in name for entry in entries for name in entry[1:]), (
+        f"the glossary's entry {new} does not list {old} as another name"
+    )
+
+
+def test_glossary_terms_are_unique():
+    names = [name for entry in glossary_entries() for name in entry]
+    assert len(names) == len(set(names))
