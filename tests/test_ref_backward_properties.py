@@ -4,7 +4,7 @@ Every vector–Jacobian product is checked argument by argument (every weight of
 on its own): for a random direction v, the directional derivative of the loss
 L = Σ (cotangent ⊙ output) by central differences, (L(θ + εv) − L(θ − εv)) / 2ε with
 ε = 1e-6, must agree with ⟨∂L/∂θ, v⟩ within 1e-6 · (1 + |⟨∂L/∂θ, v⟩|), in float64. Smooth
-activations only (tanh, sigmoid, softsign, linear); the kinked ones are compared with Keras in
+activations only (tanh, sigmoid, softsign, elu, linear); the kinked ones are compared with Keras in
 test_ref_backward_keras.py. Truncated BPTT is checked against its definition (one full BPTT
 per loss term over the window of steps it reaches), clipping against its formula, and bad
 input against the forward's messages.
@@ -24,7 +24,7 @@ from rnn_ref import bptt, clipping, gru_backward, lstm_backward, simple_rnn_back
 
 EPS = 1e-6
 TOL = 1e-6
-SMOOTH = ["tanh", "sigmoid", "softsign", "linear"]
+SMOOTH = ["tanh", "sigmoid", "softsign", "elu", "linear"]  # elu: its derivative is continuous
 
 sizes = st.tuples(
     st.integers(1, 3),  # N
@@ -146,6 +146,16 @@ def test_gate_backward(name, size, use_bias, activation):
     grads = backward(cotangent, *primals, activation=activation)
     assert (grads.db is None) == (not use_bias)
     assert_vjp(lambda *a: forward(*a, activation=activation), primals, list(grads), cotangent, rng)
+
+
+def test_activations_by_function_or_none(rng):
+    """rnn_ref's activation functions and None (linear) are accepted as the forward accepts them."""
+    args = [rng.normal(size=s) for s in [(2, 4), (2, 3), (2, 4), (3, 4), (4, 4)]]
+    for function, name in [(rnn_ref.tanh, "tanh"), (rnn_ref.elu, "elu"), (None, "linear")]:
+        by_function = simple_rnn_backward.simple_rnn_step_backward(*args, activation=function)
+        by_name = simple_rnn_backward.simple_rnn_step_backward(*args, activation=name)
+        for a, b in zip(by_function, by_name, strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 ELEMENTWISE = {
