@@ -261,7 +261,8 @@ def _new_state_keras(h_prev, h_bar, z):
 class GRUParams(GateParams):
     """Per-gate weights of a GRU, and the two conventions they are meant for.
 
-    ``W_x?`` (D, H), ``W_h?`` (H, H), ``b_?`` (H,) or ``None`` for ``? in z, r, h``.
+    ``W_x?`` (D, H), ``W_h?`` (H, H), ``b_?`` (H,) or ``None`` for ``? in z, r, h``;
+    ``input_size`` (D), ``hidden_size`` (H) and ``use_bias`` are read off the weights.
 
     Attributes
     ----------

@@ -21,7 +21,7 @@ from .simple_rnn import SimpleRNNParams, simple_rnn
 class RecurrentLayer:
     """A recurrent layer's weights and Keras options; the base of the three layer specs.
 
-    Calling a spec runs its :attr:`function` (``simple_rnn``, ``lstm`` or ``gru``) with its
+    Calling a spec runs its sequence function (``simple_rnn``, ``lstm`` or ``gru``) with its
     params and every option; ``recurrent_activation`` exists for the gated layers only.
     """
 
@@ -31,8 +31,8 @@ class RecurrentLayer:
     return_state: bool = False
     go_backwards: bool = False
 
-    function: ClassVar[Callable]
-    """The sequence function this spec calls: ``function(x, params, **options)``."""
+    # The sequence function a subclass's spec calls: _function(x, params, **options).
+    _function: ClassVar[Callable]
 
     @property
     def state_names(self) -> tuple[str, ...]:
@@ -40,7 +40,7 @@ class RecurrentLayer:
         return self.params.state_names
 
     def __call__(self, x, initial_state=None):
-        """Run the layer over ``x``: ``function(x, params, initial_state=..., **options)``.
+        """Run the layer over ``x``: its sequence function with its params and options.
 
         Parameters
         ----------
@@ -52,11 +52,11 @@ class RecurrentLayer:
         Returns
         -------
         ndarray or list of ndarray
-            What :attr:`function` returns with these options.
+            What ``simple_rnn``, ``lstm`` or ``gru`` returns with these options.
         """
         options = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
         del options["params"]
-        return self.function(x, self.params, initial_state=initial_state, **options)
+        return self._function(x, self.params, initial_state=initial_state, **options)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,7 +65,7 @@ class SimpleRNN(RecurrentLayer):
 
     params: SimpleRNNParams
 
-    function = staticmethod(simple_rnn)
+    _function = staticmethod(simple_rnn)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,7 +75,7 @@ class LSTM(RecurrentLayer):
     params: LSTMParams
     recurrent_activation: str | Callable | None = "sigmoid"
 
-    function = staticmethod(lstm)
+    _function = staticmethod(lstm)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,7 +85,7 @@ class GRU(RecurrentLayer):
     params: GRUParams
     recurrent_activation: str | Callable | None = "sigmoid"
 
-    function = staticmethod(gru)
+    _function = staticmethod(gru)
 
 
 def stack(x, layers: Sequence[Callable]):

@@ -200,7 +200,8 @@ def _hidden_output(g_o, c_t, activation):
 class LSTMParams(GateParams):
     """Per-gate weights of an LSTM: ``W_x?`` (D, H), ``W_h?`` (H, H), ``b_?`` (H,) or ``None``.
 
-    The biases are all given or all ``None`` (a layer with ``use_bias=False``).
+    The biases are all given or all ``None`` (a layer with ``use_bias=False``);
+    ``input_size`` (D), ``hidden_size`` (H) and ``use_bias`` are read off the weights.
     """
 
     W_xi: np.ndarray

@@ -49,7 +49,10 @@ def simple_rnn_step(x_t, h_prev, W_xh, W_hh, b_h=None, activation="tanh") -> np.
 
 @dataclass(frozen=True, kw_only=True)
 class SimpleRNNParams(GateParams):
-    """Weights of a simple RNN: ``W_xh`` (D, H), ``W_hh`` (H, H), ``b_h`` (H,) or ``None``."""
+    """Weights of a simple RNN: ``W_xh`` (D, H), ``W_hh`` (H, H), ``b_h`` (H,) or ``None``.
+
+    ``input_size`` (D), ``hidden_size`` (H) and ``use_bias`` are read off the weights.
+    """
 
     W_xh: np.ndarray
     W_hh: np.ndarray
