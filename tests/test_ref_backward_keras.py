@@ -37,9 +37,9 @@ CASES = {
     "sequences_state": ((3, 5, 4, 2), {"return_sequences": True, "return_state": True}),
     "last_backwards_N1": ((1, 4, 3, 5), {"go_backwards": True}),
     "no_bias_T1": ((2, 1, 3, 4), {"use_bias": False, "return_sequences": True}),
-    "backwards_state_no_bias": (
+    "backwards_sequences_state_no_bias": (
         (2, 4, 2, 3),
-        {"go_backwards": True, "return_state": True, "use_bias": False},
+        {"go_backwards": True, "return_sequences": True, "return_state": True, "use_bias": False},
     ),
     "relu_hard_sigmoid": (
         (2, 4, 3, 2),
