@@ -285,25 +285,28 @@ def test_stack_bptt_matches_gradient_tape(keras, tf, rng):
     _assert_close([grads.dx, *ours], gradients, "stack")
 
 
-CLIP_CASES = {
-    "clipped": ([(3, 4), None, (5,)], 1.0, 3.0),
-    "within": ([(2, 2), (3,)], 50.0, 1.0),
-    "zeros": ([(2, 2), None], 1.0, 0.0),
-    "infinite": ([(2,), (3,)], 1.0, np.inf),
+CLIP_CASES = {  # shapes (None: a None entry), clip_norm, scale of the values, use_norm
+    "clipped": ([(3, 4), None, (5,)], 1.0, 3.0, None),
+    "within": ([(2, 2), (3,)], 50.0, 1.0, None),
+    "zeros": ([(2, 2), None], 1.0, 0.0, None),
+    "infinite": ([(2,), (3,)], 1.0, np.inf, None),
+    "use_norm": ([(2, 3), (4,)], 0.5, 1.0, 7.0),
 }
 
 
 @pytest.mark.parametrize("case", CLIP_CASES)
 def test_clip_by_global_norm_matches_tensorflow(tf, rng, case):
-    shapes, clip_norm, scale = CLIP_CASES[case]
+    shapes, clip_norm, scale, use_norm = CLIP_CASES[case]
     arrays = [None if s is None else rng.normal(size=s) * scale for s in shapes]
     if scale == np.inf:
         arrays[0][0] = np.inf
         arrays[1] = rng.normal(size=shapes[1])
     expected, expected_norm = tf.clip_by_global_norm(
-        [None if a is None else tf.constant(a) for a in arrays], clip_norm
+        [None if a is None else tf.constant(a) for a in arrays],
+        clip_norm,
+        use_norm=None if use_norm is None else tf.constant(use_norm, dtype="float64"),
     )
-    clipped, norm = clipping.clip_by_global_norm(arrays, clip_norm)
+    clipped, norm = clipping.clip_by_global_norm(arrays, clip_norm, use_norm=use_norm)
     np.testing.assert_allclose(norm, expected_norm.numpy(), rtol=1e-14)
     assert len(clipped) == len(expected)
     for ours, theirs in zip(clipped, expected, strict=True):
