@@ -46,6 +46,9 @@ SANDBOX_UID_SPAN = 100_000_000
 NOBODY = 65534
 """The uid and gid of ``nobody`` and ``nogroup`` in the sandbox's /etc/passwd and /etc/group."""
 MB = 1024 * 1024
+KERNEL_FOLDERS = {"HOME": "/tmp/home", "IPYTHONDIR": "/tmp/ipython", "MPLCONFIGDIR": "/tmp/mpl"}
+"""The kernel's home and configuration folders (environment variable -> folder in /tmp), made
+by the shim once the sandbox's /tmp exists."""
 
 QUIET_TENSORFLOW = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
 """TensorFlow's start-up noise off (C++ logging, the oneDNN notice): in kernels and in jobs."""
@@ -112,7 +115,7 @@ class Limits:
                 "uid": uid,
                 "gid": uid,
                 "cwd": cwd,
-                "make_dirs": ["/tmp/home", "/tmp/ipython", "/tmp/mpl"],
+                "make_dirs": list(KERNEL_FOLDERS.values()),
                 "lifeline_fd": lifeline_fd,
                 "channel_fd": channel_fd,
                 "own_pid_namespace": own_pid_namespace,
@@ -138,9 +141,7 @@ def kernel_environment(support_dir: str = SUPPORT_DIR_IN_SANDBOX) -> dict[str, s
     venv_bin = str(Path(sys.prefix) / "bin")
     return {
         "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": "/tmp/home",
-        "IPYTHONDIR": "/tmp/ipython",
-        "MPLCONFIGDIR": "/tmp/mpl",
+        **KERNEL_FOLDERS,
         "MPLBACKEND": "Agg",
         "TMPDIR": "/tmp",
         "LANG": "C.UTF-8",
@@ -246,7 +247,7 @@ class Sandbox:
         shown = uid if uid is not None else os.getuid()
         (support / "passwd").write_text(
             "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-            f"learner:x:{shown}:{shown}:learner:/tmp/home:/usr/sbin/nologin\n"
+            f"learner:x:{shown}:{shown}:learner:{KERNEL_FOLDERS['HOME']}:/usr/sbin/nologin\n"
             f"nobody:x:{NOBODY}:{NOBODY}:nobody:/nonexistent:/usr/sbin/nologin\n"
         )
         (support / "group").write_text(f"root:x:0:\nlearner:x:{shown}:\nnogroup:x:{NOBODY}:\n")
