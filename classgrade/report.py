@@ -14,9 +14,10 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Protocol, TextIO
 
 from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.coursedir import CourseDirectory
 
 from .journal import Journal
 from .outcome import (
@@ -80,7 +81,7 @@ class Course(Protocol):
 
     journal: Journal
     db_url: str
-    coursedir: Any  # nbgrader's CourseDirectory: its ``course_id``
+    coursedir: CourseDirectory  # its ``course_id``
 
 
 def mean_scores(grader: Course) -> dict[str, tuple[float, float, int]]:
