@@ -133,3 +133,64 @@ BACKWARD_STATE_FROM_WRONG_END = (
     "反向的最终状态取成了翻转后序列的最后一步（the backward final state is the one after "
     "reading x_0, i.e. its last processed step）"
 )
+
+# -- Backward passes (bptt) ---------------------------------------------------------------------
+
+TANH_DERIVATIVE_MISSING = "漏了 tanh 的导数 1 − h_t²（the missing 1 − h² factor）"
+CANDIDATE_DERIVATIVE_MISSING = "漏了 tanh 的导数 1 − c̄_t²（the missing 1 − c̄² factor）"
+CANDIDATE_STATE_DERIVATIVE_MISSING = "漏了 tanh 的导数 1 − h̄_t²（the missing 1 − h̄² factor）"
+SIGMOID_DERIVATIVE_MISSING = "漏了 sigmoid 的导数 g ⊙ (1 − g)（the missing g(1 − g) factor）"
+SIGMOID_DERIVATIVE_FOR_TANH = (
+    "用了 sigmoid 的导数 g ⊙ (1 − g)，tanh 的导数是 1 − g²（sigmoid and tanh derivatives swapped）"
+)
+TANH_DERIVATIVE_FOR_SIGMOID = (
+    "用了 tanh 的导数 1 − g²，sigmoid 的导数是 g ⊙ (1 − g)（sigmoid and tanh derivatives swapped）"
+)
+TANH_APPLIED_TWICE = (
+    "用 1 − tanh²(h_t) 代替了 1 − h_t²：h_t 已经是 tanh 的输出（tanh applied twice）"
+)
+WEIGHT_GRADIENT_TRANSPOSED = "把权重的梯度转置了：dW_x = x_tᵀ · da（transposed weight gradients）"
+WEIGHT_NOT_TRANSPOSED = "乘了 W 而不是 Wᵀ：dh_prev = da · W_hᵀ（weights not transposed）"
+BATCH_MEAN = "对批量求了平均而不是求和（batch mean instead of sum）"
+BIAS_NOT_SUMMED = "db 没有对批量求和：db = Σ_n da（db not summed over the batch）"
+NEXT_STEP_NOT_CARRIED = (
+    "没有加上下一步传回来的梯度 dh_next（gradient from the next step not carried back）"
+)
+OUTPUT_GRADIENT_FORGOTTEN = (
+    "只用了最后一步的 dh_seq，漏了每一步的输出梯度 dh_seq[:, t]"
+    "（the output gradient at each step forgotten）"
+)
+NOT_ACCUMULATED = "权重的梯度没有在时间上累加（weight gradients not accumulated over time）"
+FORWARD_IN_TIME = "按时间正序做了反向传播：要从 t = T − 1 倒着算到 0（BPTT ran forward in time）"
+H_PREV_OFF_BY_ONE = "把 h_t 当成了 h_{t−1}（h_prev off by one step）"
+H_PATH_INTO_C_MISSING = (
+    "漏了经过 h_t 流进 c_t 的梯度 dh_t ⊙ g_o ⊙ (1 − tanh² c_t)"
+    "（the g_o ⊙ (1 − tanh² c) path into c missing）"
+)
+NEXT_C_NOT_CARRIED = "没有加上下一步传回来的 dc_t（gradient from the next step not carried back）"
+TANH_C_DERIVATIVE_MISSING = "漏了 tanh 的导数 1 − tanh²(c_t)（the missing 1 − tanh² c factor）"
+ONE_MINUS_C_SQUARED = (
+    "用了 1 − c_t² 而不是 1 − tanh²(c_t)：c_t 不是 tanh 的输出（1 − c² instead of 1 − tanh² c）"
+)
+DG_O_WITHOUT_TANH = "dg_o 应该是 dh_t ⊙ tanh(c_t)，你乘的是 c_t（tanh missing in dg_o）"
+FORGET_GATE_MISSING_IN_DC_PREV = (
+    "dc_prev 漏了遗忘门：dc_{t−1} = dc_t ⊙ g_f（forget gate missing in dc_prev）"
+)
+C_PREV_AND_C_BAR_SWAPPED = (
+    "把 c_prev 和 c_bar 用反了：dg_f = dc_t ⊙ c_{t−1}，dg_i = dc_t ⊙ c̄_t"
+    "（c_prev and c_bar swapped）"
+)
+DIRECT_PATH_MISSING = (
+    "漏了 h_{t−1} 直接流到 h_t 的梯度 dh_t ⊙ (1 − g_z)（the direct path into h_prev missing）"
+)
+CANDIDATE_PATH_MISSING = (
+    "漏了经过候选状态流到 h_{t−1} 的梯度 (da_h W_hhᵀ) ⊙ g_r"
+    "（the path through the candidate into h_prev missing）"
+)
+RESET_MISSING_IN_DH_PREV = (
+    "经过候选状态流到 h_{t−1} 的梯度没有乘 g_r：(da_h W_hhᵀ) ⊙ g_r（reset gate missing in dh_prev）"
+)
+DW_HH_USES_H_PREV = (
+    "dW_hh 应该用 (g_r ⊙ h_{t−1})ᵀ · da_h，你用的是 h_{t−1}ᵀ（dW_hh uses h_prev, not g_r ⊙ h_prev）"
+)
+G_O_MISSING_IN_DC = "漏了 g_o：dc_t = dh_t ⊙ g_o ⊙ (1 − tanh² c_t)（g_o missing in dc_t）"

@@ -63,6 +63,34 @@ SIGNATURES: dict[str, dict[str, str]] = {
         "b_h": "H",
         "b_hh": "H",
     },
+    # bptt
+    "simple_rnn_step_backward": {"dh_t": "NH", **STEP, "h_t": "NH", "W_xh": "DH", "W_hh": "HH"},
+    "simple_rnn_bptt": {
+        "dh_seq": "NTH",
+        "x": "NTD",
+        "h0": "NH",
+        "h_seq": "NTH",
+        "W_xh": "DH",
+        "W_hh": "HH",
+    },
+    **{
+        f"{gate}_backward": {f"d{g}": "NH", **STEP, g: "NH", f"W_x{k}": "DH", f"W_h{k}": "HH"}
+        for gate, g, k in (
+            ("forget_gate", "g_f", "f"),
+            ("input_gate", "g_i", "i"),
+            ("candidate_cell_state", "c_bar", "c"),
+            ("output_gate", "g_o", "o"),
+        )
+    },
+    "hidden_output_backward": {"dh_t": "NH", "g_o": "NH", "c_t": "NH"},
+    "cell_state_update_backward": {
+        "dc_t": "NH",
+        "c_prev": "NH",
+        "g_f": "NH",
+        "g_i": "NH",
+        "c_bar": "NH",
+    },
+    "lstm_step_backward": {"dh_t": "NH", "dc_t": "NH", **STEP, "c_prev": "NH", PARAMS: ""},
 }
 """The notebook's signature of each function that may be substituted: argument -> its dims."""
 

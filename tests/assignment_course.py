@@ -19,7 +19,7 @@ import nbformat
 from conftest import ROOT
 from nbgrader.api import Gradebook
 
-ASSIGNMENTS = ("rnn", "lstm", "gru", "brnn")
+ASSIGNMENTS = ("rnn", "lstm", "gru", "brnn", "bptt")
 
 
 class Course:

@@ -48,6 +48,18 @@ GRADE_CELLS = {
         "brnn_bidirectional_outputs": 3,
         "brnn_bidirectional_states": 2,
     },
+    "bptt": {
+        "bptt_rnn_step_backward": 3,
+        "bptt_rnn_bptt": 4,
+        "bptt_forget_gate": 1,
+        "bptt_input_gate": 1,
+        "bptt_candidate_cell_state": 1,
+        "bptt_output_gate": 1,
+        "bptt_hidden_output": 2,
+        "bptt_cell_state_update": 2,
+        "bptt_lstm_step": 3,
+        "bptt_gru_step": 4,
+    },
 }
 """Assignment -> grade cell -> points."""
 
@@ -766,6 +778,305 @@ def merge_outputs(y_forward, y_backward, merge_mode):
 }
 
 
+# --- bptt --------------------------------------------------------------------------------------
+
+BPTT_ALTERNATIVE = {
+    "bptt_rnn_step_backward_answer": """
+def simple_rnn_step_backward(dh_t, x_t, h_prev, h_t, W_xh, W_hh):
+    # einsum for every product, the result in float32.
+    da = np.einsum("nh,nh->nh", dh_t, 1 - np.square(h_t))
+    grads = (
+        np.einsum("nh,dh->nd", da, W_xh),
+        np.einsum("nh,kh->nk", da, W_hh),
+        np.einsum("nd,nh->dh", x_t, da),
+        np.einsum("nk,nh->kh", h_prev, da),
+        np.ones(da.shape[0]) @ da,
+    )
+    return tuple(g.astype(np.float32) for g in grads)
+""",
+    "bptt_rnn_bptt_answer": """
+def simple_rnn_bptt(dh_seq, x, h0, h_seq, W_xh, W_hh):
+    # Only the recursion in the loop; the weight gradients of all steps at once afterwards.
+    N, T, _ = x.shape
+    da = np.zeros_like(h_seq)
+    dh_next = np.zeros_like(h0)
+    for t in range(T - 1, -1, -1):
+        da[:, t] = (dh_seq[:, t] + dh_next) * (1 - h_seq[:, t] ** 2)
+        dh_next = da[:, t] @ W_hh.T
+    h_prev = np.concatenate([h0[:, None], h_seq[:, :-1]], axis=1)
+    dW_xh = np.tensordot(x, da, axes=([0, 1], [0, 1]))
+    dW_hh = np.tensordot(h_prev, da, axes=([0, 1], [0, 1]))
+    return da @ W_xh.T, dh_next, dW_xh, dW_hh, da.sum(axis=(0, 1))
+""",
+    "bptt_forget_gate_answer": """
+def forget_gate_backward(dg_f, x_t, h_prev, g_f, W_xf, W_hf):
+    da = dg_f * g_f * (1 - g_f)
+    return [np.dot(da, W_xf.T), np.dot(da, W_hf.T), np.dot(x_t.T, da), np.dot(h_prev.T, da),
+            np.sum(da, axis=0)]
+""",
+    "bptt_candidate_cell_state_answer": """
+def candidate_cell_state_backward(dc_bar, x_t, h_prev, c_bar, W_xc, W_hc):
+    # The notes' form: one matrix on the concatenation [h_prev, x_t].
+    da = dc_bar * (1 - c_bar * c_bar)
+    H = W_hc.shape[0]
+    d_concat = da @ np.concatenate([W_hc, W_xc], axis=0).T
+    dW = np.concatenate([h_prev, x_t], axis=1).T @ da
+    return d_concat[:, H:], d_concat[:, :H], dW[H:], dW[:H], da.sum(axis=0)
+""",
+    "bptt_hidden_output_answer": """
+def hidden_output_backward(dh_t, g_o, c_t):
+    return dh_t * np.tanh(c_t), dh_t * g_o / np.cosh(c_t) ** 2
+""",
+    "bptt_cell_state_update_answer": """
+def cell_state_update_backward(dc_t, c_prev, g_f, g_i, c_bar):
+    return [dc_t * g for g in (g_f, c_prev, c_bar, g_i)]
+""",
+    "bptt_lstm_step_answer": """
+def lstm_step_backward(dh_t, dc_t, x_t, h_prev, c_prev, params):
+    # The forward pass written out again; the four gates' local gradients in one loop.
+    p = params
+    gate = {}
+    for k, act in (("f", sigmoid), ("i", sigmoid), ("c", np.tanh), ("o", sigmoid)):
+        W_x, W_h, b = getattr(p, "W_x" + k), getattr(p, "W_h" + k), getattr(p, "b_" + k)
+        gate[k] = act(x_t @ W_x + h_prev @ W_h + b)
+    c_t = gate["f"] * c_prev + gate["i"] * gate["c"]
+    s = np.tanh(c_t)
+    dc = dc_t + dh_t * gate["o"] * (1 - s**2)
+    upstream = {"f": dc * c_prev, "i": dc * gate["c"], "c": dc * gate["i"], "o": dh_t * s}
+    dx_t, dh_prev, grads = 0, 0, {}
+    for k in "ifco":
+        g = gate[k]
+        da = upstream[k] * ((1 - g**2) if k == "c" else g * (1 - g))
+        dx_t = dx_t + da @ getattr(p, "W_x" + k).T
+        dh_prev = dh_prev + da @ getattr(p, "W_h" + k).T
+        grads.update({"W_x" + k: x_t.T @ da, "W_h" + k: h_prev.T @ da, "b_" + k: da.sum(0)})
+    return dx_t, dh_prev, dc * gate["f"], LSTMParams(**grads)
+""",
+    "bptt_gru_step_answer": """
+def gru_step_backward(dh_t, x_t, h_prev, params):
+    # Reuses the LSTM part's local gradients: a sigmoid gate is a sigmoid gate, and the
+    # candidate is a tanh gate whose recurrent input is q = g_r * h_prev.
+    p = params
+    v = gru_step_forward(x_t, h_prev, p)
+    g_r, h_bar, g_z = v["g_r"], v["h_bar"], v["g_z"]
+    q = g_r * h_prev
+    cand = candidate_cell_state_backward(dh_t * g_z, x_t, q, h_bar, p.W_xh, p.W_hh)
+    dq = cand[1]
+    reset = forget_gate_backward(dq * h_prev, x_t, h_prev, g_r, p.W_xr, p.W_hr)
+    update = input_gate_backward(dh_t * (h_bar - h_prev), x_t, h_prev, g_z, p.W_xz, p.W_hz)
+    dh_prev = dh_t * (1 - g_z) + dq * g_r + reset[1] + update[1]
+    dx_t = cand[0] + reset[0] + update[0]
+    return dx_t, dh_prev, GRUParams(*update[2:], *reset[2:], *cand[2:])
+""",
+}
+
+BPTT_MISTAKES_A = {
+    "bptt_rnn_step_backward_answer": """
+def simple_rnn_step_backward(dh_t, x_t, h_prev, h_t, W_xh, W_hh):
+    da = dh_t
+    return da @ W_xh.T, da @ W_hh.T, x_t.T @ da, h_prev.T @ da, da.sum(axis=0)
+""",
+    "bptt_rnn_bptt_answer": """
+def simple_rnn_bptt(dh_seq, x, h0, h_seq, W_xh, W_hh):
+    N, T, D = x.shape
+    H = W_hh.shape[0]
+    dx = np.zeros((N, T, D))
+    dW_xh, dW_hh, db_h = np.zeros((D, H)), np.zeros((H, H)), np.zeros(H)
+    for t in reversed(range(T)):
+        h_prev = h0 if t == 0 else h_seq[:, t - 1]
+        dx[:, t], dh_prev, dWx, dWh, db = simple_rnn_step_backward(
+            dh_seq[:, t], x[:, t], h_prev, h_seq[:, t], W_xh, W_hh
+        )
+        dW_xh, dW_hh, db_h = dW_xh + dWx, dW_hh + dWh, db_h + db
+    return dx, dh_prev, dW_xh, dW_hh, db_h
+""",
+    "bptt_forget_gate_answer": """
+def forget_gate_backward(dg_f, x_t, h_prev, g_f, W_xf, W_hf):
+    da = dg_f * (1 - g_f**2)
+    return da @ W_xf.T, da @ W_hf.T, x_t.T @ da, h_prev.T @ da, da.sum(axis=0)
+""",
+    "bptt_hidden_output_answer": """
+def hidden_output_backward(dh_t, g_o, c_t):
+    return dh_t * np.tanh(c_t), dh_t * g_o
+""",
+    "bptt_lstm_step_answer": """
+def lstm_step_backward(dh_t, dc_t, x_t, h_prev, c_prev, params):
+    p = params
+    v = lstm_step_forward(x_t, h_prev, c_prev, p)
+    dg_o, _ = hidden_output_backward(dh_t, v["g_o"], v["c_t"])
+    dc_prev, dg_f, dg_i, dc_bar = cell_state_update_backward(
+        dc_t, c_prev, v["g_f"], v["g_i"], v["c_bar"]
+    )
+    f = forget_gate_backward(dg_f, x_t, h_prev, v["g_f"], p.W_xf, p.W_hf)
+    i = input_gate_backward(dg_i, x_t, h_prev, v["g_i"], p.W_xi, p.W_hi)
+    c = candidate_cell_state_backward(dc_bar, x_t, h_prev, v["c_bar"], p.W_xc, p.W_hc)
+    o = output_gate_backward(dg_o, x_t, h_prev, v["g_o"], p.W_xo, p.W_ho)
+    dx_t = f[0] + i[0] + c[0] + o[0]
+    dh_prev = f[1] + i[1] + c[1] + o[1]
+    return dx_t, dh_prev, dc_prev, LSTMParams(*i[2:], *f[2:], *c[2:], *o[2:])
+""",
+    "bptt_gru_step_answer": """
+def gru_step_backward(dh_t, x_t, h_prev, params):
+    p = params
+    v = gru_step_forward(x_t, h_prev, p)
+    g_r, h_bar, g_z = v["g_r"], v["h_bar"], v["g_z"]
+    da_h = dh_t * g_z * (1 - h_bar**2)
+    dq = da_h @ p.W_hh.T
+    da_z = dh_t * (h_bar - h_prev) * g_z * (1 - g_z)
+    da_r = dq * h_prev * g_r * (1 - g_r)
+    dh_prev = dq * g_r + da_z @ p.W_hz.T + da_r @ p.W_hr.T
+    dx_t = da_z @ p.W_xz.T + da_r @ p.W_xr.T + da_h @ p.W_xh.T
+    grads = GRUParams(
+        x_t.T @ da_z, h_prev.T @ da_z, da_z.sum(axis=0),
+        x_t.T @ da_r, h_prev.T @ da_r, da_r.sum(axis=0),
+        x_t.T @ da_h, (g_r * h_prev).T @ da_h, da_h.sum(axis=0),
+    )
+    return dx_t, dh_prev, grads
+""",
+}
+
+BPTT_MISTAKES_B = {
+    "bptt_rnn_step_backward_answer": """
+def simple_rnn_step_backward(dh_t, x_t, h_prev, h_t, W_xh, W_hh):
+    da = dh_t * (1 - h_t**2)
+    return da @ W_xh.T, da @ W_hh.T, da.T @ x_t, da.T @ h_prev, da.sum(axis=0)
+""",
+    "bptt_rnn_bptt_answer": """
+def simple_rnn_bptt(dh_seq, x, h0, h_seq, W_xh, W_hh):
+    N, T, D = x.shape
+    H = W_hh.shape[0]
+    dx = np.zeros((N, T, D))
+    dW_xh, dW_hh, db_h = np.zeros((D, H)), np.zeros((H, H)), np.zeros(H)
+    dh = dh_seq[:, -1]  # the loss's gradient, fed in at the last step only
+    for t in reversed(range(T)):
+        h_prev = h0 if t == 0 else h_seq[:, t - 1]
+        dx[:, t], dh, dWx, dWh, db = simple_rnn_step_backward(
+            dh, x[:, t], h_prev, h_seq[:, t], W_xh, W_hh
+        )
+        dW_xh, dW_hh, db_h = dW_xh + dWx, dW_hh + dWh, db_h + db
+    return dx, dh, dW_xh, dW_hh, db_h
+""",
+    "bptt_input_gate_answer": """
+def input_gate_backward(dg_i, x_t, h_prev, g_i, W_xi, W_hi):
+    da = dg_i * g_i * (1 - g_i)
+    N = da.shape[0]
+    return da @ W_xi.T, da @ W_hi.T, x_t.T @ da / N, h_prev.T @ da / N, da.mean(axis=0)
+""",
+    "bptt_cell_state_update_answer": """
+def cell_state_update_backward(dc_t, c_prev, g_f, g_i, c_bar):
+    return dc_t * g_f, dc_t * c_bar, dc_t * c_prev, dc_t * g_i
+""",
+    "bptt_lstm_step_answer": """
+def lstm_step_backward(dh_t, dc_t, x_t, h_prev, c_prev, params):
+    p = params
+    v = lstm_step_forward(x_t, h_prev, c_prev, p)
+    dg_o, dc = hidden_output_backward(dh_t, v["g_o"], v["c_t"])
+    dc_prev, dg_f, dg_i, dc_bar = cell_state_update_backward(
+        dc, c_prev, v["g_f"], v["g_i"], v["c_bar"]
+    )
+    f = forget_gate_backward(dg_f, x_t, h_prev, v["g_f"], p.W_xf, p.W_hf)
+    i = input_gate_backward(dg_i, x_t, h_prev, v["g_i"], p.W_xi, p.W_hi)
+    c = candidate_cell_state_backward(dc_bar, x_t, h_prev, v["c_bar"], p.W_xc, p.W_hc)
+    o = output_gate_backward(dg_o, x_t, h_prev, v["g_o"], p.W_xo, p.W_ho)
+    dx_t = f[0] + i[0] + c[0] + o[0]
+    dh_prev = f[1] + i[1] + c[1] + o[1]
+    return dx_t, dh_prev, dc_prev, LSTMParams(*i[2:], *f[2:], *c[2:], *o[2:])
+""",
+    "bptt_gru_step_answer": """
+def gru_step_backward(dh_t, x_t, h_prev, params):
+    # Keras's update convention in the backward pass: h_t = g_z h_prev + (1 - g_z) h_bar.
+    p = params
+    v = gru_step_forward(x_t, h_prev, p)
+    g_r, h_bar, g_z = v["g_r"], v["h_bar"], v["g_z"]
+    da_h = dh_t * (1 - g_z) * (1 - h_bar**2)
+    dq = da_h @ p.W_hh.T
+    da_z = dh_t * (h_prev - h_bar) * g_z * (1 - g_z)
+    da_r = dq * h_prev * g_r * (1 - g_r)
+    dh_prev = dh_t * g_z + dq * g_r + da_z @ p.W_hz.T + da_r @ p.W_hr.T
+    dx_t = da_z @ p.W_xz.T + da_r @ p.W_xr.T + da_h @ p.W_xh.T
+    grads = GRUParams(
+        x_t.T @ da_z, h_prev.T @ da_z, da_z.sum(axis=0),
+        x_t.T @ da_r, h_prev.T @ da_r, da_r.sum(axis=0),
+        x_t.T @ da_h, (g_r * h_prev).T @ da_h, da_h.sum(axis=0),
+    )
+    return dx_t, dh_prev, grads
+""",
+}
+
+BPTT_MISTAKES_C = {
+    "bptt_rnn_step_backward_answer": """
+def simple_rnn_step_backward(dh_t, x_t, h_prev, h_t, W_xh, W_hh):
+    da = dh_t * (1 - h_t**2)
+    N = x_t.shape[0]
+    return da @ W_xh.T, da @ W_hh.T, x_t.T @ da / N, h_prev.T @ da / N, da.mean(axis=0)
+""",
+    "bptt_rnn_bptt_answer": """
+def simple_rnn_bptt(dh_seq, x, h0, h_seq, W_xh, W_hh):
+    N, T, D = x.shape
+    dx = np.zeros((N, T, D))
+    dh_next = np.zeros_like(h0)
+    for t in reversed(range(T)):
+        h_prev = h0 if t == 0 else h_seq[:, t - 1]
+        dx[:, t], dh_next, dW_xh, dW_hh, db_h = simple_rnn_step_backward(
+            dh_seq[:, t] + dh_next, x[:, t], h_prev, h_seq[:, t], W_xh, W_hh
+        )
+    return dx, dh_next, dW_xh, dW_hh, db_h
+""",
+    "bptt_candidate_cell_state_answer": """
+def candidate_cell_state_backward(dc_bar, x_t, h_prev, c_bar, W_xc, W_hc):
+    da = dc_bar * c_bar * (1 - c_bar)
+    return da @ W_xc.T, da @ W_hc.T, x_t.T @ da, h_prev.T @ da, da.sum(axis=0)
+""",
+    "bptt_output_gate_answer": """
+def output_gate_backward(dg_o, x_t, h_prev, g_o, W_xo, W_ho):
+    da = dg_o * g_o * (1 - g_o)
+    return da @ W_xo.T, da @ W_ho.T, (x_t.T @ da).T, (h_prev.T @ da).T, da.sum(axis=0)
+""",
+    "bptt_hidden_output_answer": """
+def hidden_output_backward(dh_t, g_o, c_t):
+    return dh_t * np.tanh(c_t), dh_t * g_o * (1 - c_t**2)
+""",
+    "bptt_gru_step_answer": """
+def gru_step_backward(dh_t, x_t, h_prev, params):
+    p = params
+    v = gru_step_forward(x_t, h_prev, p)
+    g_r, h_bar, g_z = v["g_r"], v["h_bar"], v["g_z"]
+    da_h = dh_t * g_z * (1 - h_bar**2)
+    dq = da_h @ p.W_hh.T
+    da_z = dh_t * (h_bar - h_prev) * g_z * (1 - g_z)
+    da_r = dq * h_prev * g_r * (1 - g_r)
+    dh_prev = dh_t * (1 - g_z) + dq * g_r + da_z @ p.W_hz.T + da_r @ p.W_hr.T
+    dx_t = da_z @ p.W_xz.T + da_r @ p.W_xr.T + da_h @ p.W_xh.T
+    grads = GRUParams(
+        x_t.T @ da_z, h_prev.T @ da_z, da_z.sum(axis=0),
+        x_t.T @ da_r, h_prev.T @ da_r, da_r.sum(axis=0),
+        x_t.T @ da_h, h_prev.T @ da_h, da_h.sum(axis=0),
+    )
+    return dx_t, dh_prev, grads
+""",
+}
+
+BPTT_BAD_CALL = {
+    "bptt_rnn_bptt_answer": """
+def simple_rnn_bptt(dh_seq, x, h0, h_seq, W_xh, W_hh):
+    N, T, D = x.shape
+    H = W_hh.shape[0]
+    dx = np.zeros((N, T, D))
+    dW_xh, dW_hh, db_h = np.zeros((D, H)), np.zeros((H, H)), np.zeros(H)
+    dh_next = np.zeros((N, H))
+    for t in reversed(range(T)):
+        h_prev = h0 if t == 0 else h_seq[:, t - 1]
+        # x instead of x[:, t]
+        dx_t, dh_next, dWx, dWh, db = simple_rnn_step_backward(
+            dh_seq[:, t] + dh_next, x, h_prev, h_seq[:, t], W_xh, W_hh
+        )
+        dx[:, t] = dx_t
+        dW_xh, dW_hh, db_h = dW_xh + dWx, dW_hh + dWh, db_h + db
+    return dx, dh_next, dW_xh, dW_hh, db_h
+""",
+}
+
+
 def submissions() -> dict[str, dict[str, Submission]]:
     """Assignment -> student -> submission."""
     swapped = "tanh and sigmoid swapped"
@@ -902,5 +1213,60 @@ def submissions() -> dict[str, dict[str, Submission]]:
             ),
             "in_place": solution_with("brnn", BRNN_IN_PLACE, {}),
             "moved_up": moved_up("brnn", ["brnn_bidirectional_answer"]),
+        },
+        "bptt": {
+            "solution": solution_with("bptt", {}, {}),
+            "blank": blank("bptt"),
+            "partial": only(
+                "bptt",
+                ["bptt_rnn_bptt_answer", "bptt_hidden_output_answer", "bptt_lstm_step_answer"],
+            ),
+            "alternative": solution_with("bptt", BPTT_ALTERNATIVE, {}),
+            "mistakes_a": solution_with(
+                "bptt",
+                BPTT_MISTAKES_A,
+                {
+                    "bptt_rnn_step_backward": "the missing 1 − h² factor",
+                    "bptt_rnn_bptt": "gradient from the next step not carried back",
+                    "bptt_forget_gate": "sigmoid and tanh derivatives swapped",
+                    "bptt_hidden_output": "the missing 1 − tanh² c factor",
+                    "bptt_lstm_step": "the g_o ⊙ (1 − tanh² c) path into c missing",
+                    "bptt_gru_step": "the direct path into h_prev missing",
+                },
+            ),
+            "mistakes_b": solution_with(
+                "bptt",
+                BPTT_MISTAKES_B,
+                {
+                    "bptt_rnn_step_backward": "transposed weight gradients",
+                    "bptt_rnn_bptt": "the output gradient at each step forgotten",
+                    "bptt_input_gate": "batch mean instead of sum",
+                    "bptt_cell_state_update": "c_prev and c_bar swapped",
+                    "bptt_lstm_step": "gradient from the next step not carried back",
+                    "bptt_gru_step": "update-gate convention swapped",
+                },
+            ),
+            "mistakes_c": solution_with(
+                "bptt",
+                BPTT_MISTAKES_C,
+                {
+                    "bptt_rnn_step_backward": "batch mean instead of sum",
+                    "bptt_rnn_bptt": "weight gradients not accumulated over time",
+                    "bptt_candidate_cell_state": "sigmoid and tanh derivatives swapped",
+                    "bptt_output_gate": "transposed weight gradients",
+                    "bptt_hidden_output": "1 − c² instead of 1 − tanh² c",
+                    "bptt_gru_step": "dW_hh uses h_prev, not g_r ⊙ h_prev",
+                },
+            ),
+            "moved_up": moved_up("bptt", ["bptt_gru_step_answer"]),
+            "bad_call": solution_with(
+                "bptt",
+                BPTT_BAD_CALL,
+                {
+                    "bptt_rnn_bptt": (
+                        "simple_rnn_bptt called simple_rnn_step_backward with bad arguments"
+                    )
+                },
+            ),
         },
     }
