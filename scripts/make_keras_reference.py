@@ -29,11 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # gradecheck, when it is not installed
 
 from gradecheck.keras_reference import FILES  # noqa: E402
+from rnn_ref.keras_weights import KERAS_FLOAT32_TOLERANCE  # noqa: E402
 
 DIGESTS_MODULE = ROOT / "gradecheck" / "reference_digests.py"
 SEED = 20240601
-KERAS_TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
-"""Live Keras may differ from the stored float32 outputs in the last bits on another CPU."""
 
 
 def _keras():
@@ -180,7 +179,7 @@ def differences(root: Path = ROOT) -> list[str]:
                 continue
             for name, value in live.items():
                 if stored[name].shape != value.shape or not np.allclose(
-                    stored[name], value, **KERAS_TOLERANCE
+                    stored[name], value, **KERAS_FLOAT32_TOLERANCE
                 ):
                     problems.append(f"{path.name}: {name} differs from what Keras computes now")
     return problems
