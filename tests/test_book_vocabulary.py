@@ -9,11 +9,23 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
-# The pages written in the book's vocabulary (the grading guides name files, not models).
-PAGES = ["intro", "rnn", "lstm", "gru", "bidirectional", "practice", "learners", "glossary"]
+# Pages not held to the vocabulary: the grading guides speak of files (their 时间戳 is a file's
+# timestamp), and the API page's headings have not been brought in yet (长短期记忆网络).
+NOT_CHECKED = {"instructors", "class-grading", "api"}
+
+
+def toc_pages() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    entries = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    return [Path(entry).name for entry in entries]
+
+
+# Every page of the book written in its vocabulary.
+PAGES = [name for name in toc_pages() if name not in NOT_CHECKED]
 
 # A retired name and the book's name for the same idea.
 RETIRED = {
