@@ -21,7 +21,8 @@ their stack (:mod:`rnn_ref.concat`).
 
 Keras's GRU update gate is :math:`z = 1 - g_z` of the notes: parameters read from Keras have
 ``update_convention="keras"``; :func:`rnn_ref.gru.convert_update_convention` turns them into the
-notes' form. A ``Bidirectional`` layer merges its two directions by one of :data:`MERGE_MODES`.
+notes' form. A ``Bidirectional`` layer merges its two directions by one of
+:data:`rnn_ref.bidirectional.MERGE_MODES`.
 
 Keras computes in float32: :data:`KERAS_FLOAT32_TOLERANCE` is how close float64 results must be
 to a Keras layer's outputs.
