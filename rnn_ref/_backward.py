@@ -119,6 +119,8 @@ class Cell:
 
     gates: str
     state_names: tuple[str, ...]
+    separate_recurrent_grads: tuple[int, ...] = ()
+    """The gates (by position) whose ``d_rec`` differs from their ``d_pre``."""
 
     def __init__(self, params, activation, recurrent_activation=None):
         self.params = params

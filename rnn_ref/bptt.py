@@ -46,7 +46,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._backward import Cell, input_grad, param_grads, rows, upstream
+from ._backward import Cell, rows, upstream
 from ._checks import as_float_array, check_choice
 from ._gate import check_params, input_projections
 from .bidirectional import MERGE_MODES, Bidirectional
@@ -134,16 +134,30 @@ def _bptt(
         _, states, cache = cell.forward([p[s] for p in projections], states)
         caches.append(cache)
 
-    d_pre = [np.zeros((t, n, h)) for _ in cell.gates]
-    d_rec = [np.zeros((t, n, h)) for _ in cell.gates]
+    # Per step and gate, the gradient on the input side x_t W_x? + b_? (all gates side by side,
+    # so that each weight's gradient is one product over all steps), and, for the gates where
+    # it differs, on the recurrent product. A truncated BPTT adds several loss terms' shares.
+    gates = len(cell.gates)
+    truncated = truncate is not None and truncate < t
+    new = np.zeros if truncated else np.empty  # full BPTT writes each step once
+    d_pre = new((t, n, gates, h))
+    # gate index -> (T, N, H), for the gates whose recurrent gradient is not their d_pre
+    d_rec = {k: new((t, n, h)) for k in cell.separate_recurrent_grads}
 
     def backward_from(step, d_states, stop):
         """Carry ``d_states`` (on step ``step``'s new states) back to step ``stop``."""
         for s in range(step, stop - 1, -1):
             pre, rec, d_states = cell.backward(caches[s], d_states)
-            for k in range(len(cell.gates)):
-                d_pre[k][s] += pre[k]
-                d_rec[k][s] += rec[k]
+            for k in range(gates):
+                if truncated:
+                    d_pre[s, :, k] += pre[k]
+                else:
+                    d_pre[s, :, k] = pre[k]
+            for k, d in d_rec.items():
+                if truncated:
+                    d[s] += rec[k]
+                else:
+                    d[s] = rec[k]
         return d_states
 
     if truncate is None or truncate >= t:
@@ -168,20 +182,48 @@ def _bptt(
             if stop == 0:
                 d_initial = [a + b for a, b in zip(d_initial, d_states, strict=True)]
 
-    recurrent_inputs = [np.stack(r) for r in zip(*map(cell.recurrent_inputs, caches), strict=True)]
-    grads = param_grads(
-        cell,
-        rows(np.swapaxes(x_steps, 0, 1)),
-        [rows(d) for d in d_pre],
-        [rows(r) for r in recurrent_inputs],
-        [rows(d) for d in d_rec],
-    )
-    dx = np.swapaxes(input_grad(cell, [rows(d) for d in d_pre]).reshape(t, n, -1), 0, 1)
+    grads, dx = _sequence_grads(cell, x_steps, d_pre, d_rec, caches)
     if go_backwards:
         dx = dx[:, ::-1]
     return BPTTGrads(
         np.ascontiguousarray(dx), list(d_initial), dataclasses.replace(cell.params, **grads)
     )
+
+
+def _sequence_grads(cell: Cell, x_steps, d_pre, d_rec, caches):
+    """The weights' gradients summed over steps and batch, and the input's, from the per-step
+    gradients on each gate's input side ``d_pre`` (T, N, G, H) and recurrent product."""
+    t, n, gates, h = d_pre.shape
+    p = cell.params
+    d_all = d_pre.reshape(t * n, gates * h)
+    inputs = rows(np.swapaxes(x_steps, 0, 1))
+    W_x = np.split(inputs.T @ d_all, gates, axis=1)
+    W_x_all = np.concatenate([getattr(p, f"W_x{g}") for g in cell.gates], axis=1)
+    dx = np.swapaxes((d_all @ W_x_all.T).reshape(t, n, -1), 0, 1)
+    b = d_pre.sum(axis=(0, 1))
+    d_rec_per_gate = [d_rec[k] if k in d_rec else d_pre[:, :, k] for k in range(gates)]
+
+    # Gates with the same left factor r (h_{t-1}, or the GRU's g_r ⊙ h_{t-1}) share a product.
+    first = cell.recurrent_inputs(caches[0])
+    groups: dict[int, list[int]] = {}
+    for k in range(gates):
+        groups.setdefault(next(j for j in range(k + 1) if first[j] is first[k]), []).append(k)
+    per_step = [cell.recurrent_inputs(cache) for cache in caches]
+    W_h = [None] * gates
+    for j, members in groups.items():
+        r = rows(np.stack([inputs_t[j] for inputs_t in per_step]))
+        if len(members) == gates and not d_rec:
+            d = d_all
+        else:
+            d = np.concatenate([rows(d_rec_per_gate[k]) for k in members], axis=1)
+        for k, block in zip(members, np.split(r.T @ d, len(members), axis=1), strict=True):
+            W_h[k] = block
+    grads = {}
+    for k, g in enumerate(cell.gates):
+        grads[f"W_x{g}"], grads[f"W_h{g}"] = W_x[k], W_h[k]
+        grads[f"b_{g}"] = None if getattr(p, f"b_{g}") is None else b[k]
+    grads.update(cell.extra_grads(d_rec_per_gate))
+    return grads, dx
 
 
 _LAYER_DOC = r"""

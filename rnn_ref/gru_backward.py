@@ -511,6 +511,12 @@ class GRUCell(Cell):
         dh_prev += da_r @ p.W_hr.T + da_z @ p.W_hz.T
         return [da_r, da_z, da_h], [da_r, da_z, d_rec_h], [dh_prev]
 
+    @property
+    def separate_recurrent_grads(self):
+        r"""With the reset after the product, the candidate's recurrent gradient is
+        :math:`\partial L/\partial a_h \odot g_r`."""
+        return (2,) if self.params.reset_after else ()
+
     def recurrent_inputs(self, cache):
         h_prev = cache["h_prev"]
         return [h_prev, h_prev, h_prev if self.params.reset_after else cache["q"]]
@@ -518,4 +524,5 @@ class GRUCell(Cell):
     def extra_grads(self, d_rec):
         if self.params.b_hh is None:
             return {}
-        return {"b_hh": d_rec[2].sum(axis=0)}
+        d = d_rec[2]  # (M, H) rows, or (T, N, H) for a sequence
+        return {"b_hh": d.sum(axis=tuple(range(d.ndim - 1)))}
