@@ -443,6 +443,17 @@ def test_truncated_bptt_is_a_full_bptt_per_loss_term_window(kind, size, truncate
         np.testing.assert_allclose(a, np.broadcast_to(b, a.shape), **close)
     for path in _leaves(params_grads):
         np.testing.assert_allclose(_get(grads.params, path), _get(params_grads, path), **close)
+    # go_backwards truncates in processing order: the same as running on the reversed input.
+    backwards = BPTT[kind](
+        d_output,
+        x[:, ::-1],
+        params,
+        return_sequences=return_sequences,
+        return_state=True,
+        go_backwards=True,
+        truncate=truncate,
+    )
+    np.testing.assert_allclose(backwards.dx[:, ::-1], grads.dx, **close)
     if truncate >= t:  # at least as long as the sequence: full BPTT, exactly
         full = BPTT[kind](d_output, x, params, return_sequences=return_sequences, return_state=True)
         np.testing.assert_array_equal(grads.dx, full.dx)
