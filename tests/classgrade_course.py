@@ -16,12 +16,11 @@ import sys
 from pathlib import Path
 
 import nbformat
-from assignment_course import solution_answers
+from assignment_course import ASSIGNMENTS, solution_answers
 
 from classgrade.sandbox import QUIET_TENSORFLOW
 
 ROOT = Path(__file__).resolve().parent.parent
-ASSIGNMENTS = ("rnn", "lstm", "gru", "brnn")
 
 # Runs a command as a child subreaper (prctl PR_SET_CHILD_SUBREAPER): whatever the command
 # leaves behind is re-parented here instead of to PID 1, so its process tree can be inspected
