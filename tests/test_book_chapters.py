@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 from nbclient import NotebookClient
 
-CHAPTERS = ["rnn", "bptt", "lstm", "gru", "bidirectional", "practice"]
+CHAPTERS = ["rnn", "bptt", "lstm", "gru", "bidirectional", "sequence-tasks", "practice"]
 # The exercise each chapter offers; the practice chapter links all of them instead.
 EXERCISES = {
     "rnn": ["rnn"],
@@ -18,12 +18,14 @@ EXERCISES = {
     "lstm": ["lstm"],
     "gru": ["gru"],
     "bidirectional": ["brnn"],
+    "sequence-tasks": [],
     "practice": ["rnn", "lstm", "gru", "brnn"],
 }
 # How each chapter ends. The chapters that mirror the notes compare with the notes' code; BPTT
-# is not in the notes, and ends with questions to think about and its references.
-ENDINGS = {"bptt": ["小结", "思考题", "参考文献"]}
+# is not in the notes, and ends with questions to think about and its references; the chapter
+# on text answers its exercises on the page and lists its references after them.
 NOTES_ENDING = ["与笔记中 TensorFlow 2.0 代码的不同", "小结", "练习"]
+ENDINGS = {"bptt": ["小结", "思考题", "参考文献"], "sequence-tasks": [*NOTES_ENDING, "参考文献"]}
 # The build's limit per cell (_config.yml); here it only stops a hung page. The chapters'
 # execution times are measured by benchmarks/bench_build.py, not asserted.
 CELL_TIMEOUT_SECONDS = 60
