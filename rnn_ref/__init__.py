@@ -122,6 +122,7 @@ __all__ = [
 
 # The backward passes: vector–Jacobian products of the steps and of each of their equations,
 # backpropagation through time for the layers, and gradient clipping.
+from ._backward import GateGrads
 from .bptt import (
     BidirectionalGrads,
     BPTTGrads,
@@ -157,6 +158,7 @@ from .simple_rnn_backward import simple_rnn_step_backward
 __all__ += [
     "BPTTGrads",
     "BidirectionalGrads",
+    "GateGrads",
     "StackGrads",
     "bidirectional_bptt",
     "candidate_cell_state_backward",

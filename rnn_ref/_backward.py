@@ -74,6 +74,10 @@ class GateGrads(NamedTuple):
     db: np.ndarray | None
 
 
+# Public as rnn_ref.GateGrads, where the API reference documents it (this module is private).
+GateGrads.__module__ = "rnn_ref"
+
+
 def upstream(value, name: str, shape: tuple[int, ...], dims: str) -> np.ndarray:
     """Convert an upstream gradient and check its shape; ``None`` is a zero gradient."""
     if value is None:

@@ -1,8 +1,8 @@
 r"""The backward pass of the GRU: one vector–Jacobian product per equation of
 :mod:`rnn_ref.gru`, in both reset forms and both update conventions, and of the whole step.
 
-The gates :math:`g_r` and :math:`g_z` (or Keras's :math:`z`) have the VJP of
-:mod:`rnn_ref._backward`. The other equations give
+The gates :math:`g_r` and :math:`g_z` (or Keras's :math:`z`) have the VJP every gate has,
+with a :class:`rnn_ref.GateGrads` as its result. The other equations give
 
 .. math::
 

@@ -1,9 +1,10 @@
 r"""The backward pass of the LSTM: one vector–Jacobian product per equation of
 :mod:`rnn_ref.lstm`, and of the whole step.
 
-Each gate :math:`g = \sigma(a)`, :math:`a = x_t W_x + h_{t-1} W_h + b`, has the VJP of
-:mod:`rnn_ref._backward` (:math:`\partial L/\partial a = \partial L/\partial g \odot g \odot
-(1 - g)` for the sigmoid). The elementwise equations give, with :math:`s_t = \tanh(c_t)`,
+Each gate :math:`g = \sigma(a)`, :math:`a = x_t W_x + h_{t-1} W_h + b`, has the VJP every
+gate has, with a :class:`rnn_ref.GateGrads` as its result (:math:`\partial L/\partial a =
+\partial L/\partial g \odot g \odot (1 - g)` for the sigmoid). The elementwise equations
+give, with :math:`s_t = \tanh(c_t)`,
 
 .. math::
 
