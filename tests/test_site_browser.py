@@ -159,6 +159,16 @@ def test_page_renders_offline(visit, base_url, site, entry):
         )
         assert shown > 0, "no code output is shown"
 
+    # Code fits the content column at this 1280-pixel window: no shown block of code (cell
+    # inputs and the text's code blocks; not outputs) scrolls sideways.
+    too_wide = page.evaluate(
+        "() => [...document.querySelectorAll('div.cell_input pre, div.highlight pre')]"
+        ".filter(e => !e.closest('.cell_output') && e.innerText.trim() !== '')"
+        ".filter(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1)"
+        ".map(e => e.innerText.split('\\n').reduce((a, b) => (b.length > a.length ? b : a)))"
+    )
+    assert not too_wide, f"code blocks that scroll sideways (longest line of each): {too_wide}"
+
     site.screenshots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(site.screenshots / f"{Path(entry).name}.png"), full_page=True)
 
