@@ -13,7 +13,7 @@ import warnings
 import nbformat
 import numpy as np
 import pytest
-from assignment_course import ROOT
+from assignment_course import ASSIGNMENTS, ROOT
 from IPython.core.events import EventManager
 
 import rnn_ref
@@ -316,7 +316,7 @@ def _notebook_code(assignment: str, solution: bool) -> list[ast.Module]:
     return trees
 
 
-@pytest.mark.parametrize("assignment", ["rnn", "lstm", "gru", "brnn"])
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_graded_order_is_the_order_the_solution_notebook_defines_the_functions(assignment):
     """gradecheck's ORDER says which functions are "earlier": it must follow the notebook."""
     defined = [
@@ -334,6 +334,8 @@ def test_graded_order_is_the_order_the_solution_notebook_defines_the_functions(a
     [
         ("lstm", rnn_ref.LSTMParams, ()),
         ("gru", rnn_ref.GRUParams, ("reset_after", "update_convention", "b_hh")),
+        ("bptt", rnn_ref.LSTMParams, ()),
+        ("bptt", rnn_ref.GRUParams, ("reset_after", "update_convention", "b_hh")),
     ],
 )
 def test_the_notebooks_params_have_the_fields_of_gradecheck_and_rnn_ref(
@@ -357,7 +359,7 @@ def test_the_notebooks_params_have_the_fields_of_gradecheck_and_rnn_ref(
     assert [f.name for f in dataclasses.fields(reference)] == [*fields, *conventions]
 
 
-@pytest.mark.parametrize("module", ["rnn", "lstm", "gru", "brnn", "simple_rnn", "gated"])
+@pytest.mark.parametrize("module", [*ASSIGNMENTS, "simple_rnn", "gated"])
 def test_mistake_texts_are_written_in_the_catalogue_only(module):
     """A known mistake's text is a name from gradecheck.mistakes, never a literal in a check."""
     tree = ast.parse((ROOT / "gradecheck" / f"{module}.py").read_text())
