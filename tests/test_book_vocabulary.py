@@ -120,7 +120,8 @@ def test_english_names_follow_the_glossarys_chinese_term(name):
     wrong = []
     for english, term in glossary_table().items():
         names = next((e for e in entries if e[0] == term), [term])
-        pattern = rf"([{CHINESE}]+)[*`\s]*\(\s*{re.escape(english)}\s*[,)]"
+        # A name may join Chinese words with an en dash (编码器–解码器).
+        pattern = rf"([{CHINESE}–]+)[*`\s]*\(\s*{re.escape(english)}\s*[,)]"
         for before in re.findall(pattern, prose(name), re.IGNORECASE):
             if not any(before.endswith(n) for n in names):
                 wrong.append(f"{before} ({english}): expected {term}")
