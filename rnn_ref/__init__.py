@@ -37,15 +37,24 @@ from .gru import (
     update_gate,
 )
 from .keras_weights import (
+    GRU_LAYOUT,
+    GRU_RESET_AFTER_LAYOUT,
+    KERAS_FLOAT32_TOLERANCE,
+    LSTM_LAYOUT,
+    SIMPLE_RNN_LAYOUT,
+    KerasLayout,
     from_keras,
     gru_params_from_keras,
+    join_keras_weights,
     keras_weights_from_gru_params,
     keras_weights_from_lstm_params,
     keras_weights_from_simple_rnn_params,
     lstm_params_from_keras,
     params_from_keras,
+    reorder_gate_blocks,
     set_keras_weights,
     simple_rnn_params_from_keras,
+    split_keras_weights,
 )
 from .layers import GRU, LSTM, RecurrentLayer, SimpleRNN, stack
 from .lstm import (
@@ -156,9 +165,15 @@ from .lstm_backward import (
 from .simple_rnn_backward import simple_rnn_step_backward
 
 __all__ += [
+    "GRU_LAYOUT",
+    "GRU_RESET_AFTER_LAYOUT",
+    "KERAS_FLOAT32_TOLERANCE",
+    "LSTM_LAYOUT",
+    "SIMPLE_RNN_LAYOUT",
     "BPTTGrads",
     "BidirectionalGrads",
     "GateGrads",
+    "KerasLayout",
     "StackGrads",
     "bidirectional_bptt",
     "candidate_cell_state_backward",
@@ -172,15 +187,18 @@ __all__ += [
     "gru_step_backward",
     "hidden_output_backward",
     "input_gate_backward",
+    "join_keras_weights",
     "layer_bptt",
     "lstm_bptt",
     "lstm_step_backward",
     "new_state_backward",
     "new_state_keras_backward",
     "output_gate_backward",
+    "reorder_gate_blocks",
     "reset_gate_backward",
     "simple_rnn_bptt",
     "simple_rnn_step_backward",
+    "split_keras_weights",
     "stack_bptt",
     "update_gate_backward",
 ]

@@ -71,9 +71,13 @@ class KerasLayout:
         return tuple(f"{part}{g}" for g in self.gates for part in ("W_x", "W_h", *rows))
 
 
+#: ``keras.layers.SimpleRNN``: one block, ``h``.
 SIMPLE_RNN_LAYOUT = KerasLayout(gates=("h",))
+#: ``keras.layers.LSTM``: the gates' blocks in Keras's order i, f, c, o.
 LSTM_LAYOUT = KerasLayout(gates=("i", "f", "c", "o"))
+#: ``keras.layers.GRU(reset_after=False)``: z, r, h and one bias row.
 GRU_LAYOUT = KerasLayout(gates=("z", "r", "h"))
+#: ``keras.layers.GRU`` (``reset_after=True``, the default): z, r, h and two bias rows.
 GRU_RESET_AFTER_LAYOUT = KerasLayout(gates=("z", "r", "h"), two_bias_rows=True)
 
 
