@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from assignment_course import solution_answers
+from course import solution_answers
 
 GRADE_CELLS = {
     "rnn": {"rnn_step_no_bias": 2, "rnn_step_bias": 2, "rnn_sequence": 3},
@@ -87,12 +87,12 @@ class Submission:
     answers: dict[str, str]
     expected_failures: dict[str, str] = field(default_factory=dict)
     moved_up: list[str] = field(default_factory=list)
-    """Grade cells the learner moved above the others (see ``assignment_course.move_up``)."""
+    """Grade cells the learner moved above the others (see ``course.move_up``)."""
 
 
 def submitted_notebook(release, submission: Submission):
     """The notebook a learner hands in: ``release`` with the answers, cells moved as they were."""
-    from assignment_course import fill, move_up
+    from course import fill, move_up
 
     notebook = fill(release, submission.answers)
     return move_up(notebook, submission.moved_up) if submission.moved_up else notebook

@@ -11,8 +11,8 @@ from __future__ import annotations
 import nbformat
 import numpy as np
 import pytest
-from assignment_course import ROOT
 from assignment_submissions import GRADE_CELLS, submissions, submitted_notebook
+from course import ROOT
 
 from gradecheck import bptt
 from gradecheck import mistakes as m

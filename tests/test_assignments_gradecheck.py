@@ -13,7 +13,7 @@ import warnings
 import nbformat
 import numpy as np
 import pytest
-from assignment_course import ASSIGNMENTS, ROOT
+from course import ASSIGNMENTS, ROOT
 from IPython.core.events import EventManager
 
 import rnn_ref

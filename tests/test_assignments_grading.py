@@ -10,8 +10,8 @@ from __future__ import annotations
 import csv
 
 import pytest
-from assignment_course import ASSIGNMENTS, ROOT, Course
 from assignment_submissions import GRADE_CELLS, submissions, submitted_notebook
+from course import ASSIGNMENTS, ROOT, Course
 
 pytestmark = pytest.mark.slow
 

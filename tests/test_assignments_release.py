@@ -14,8 +14,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from assignment_course import ASSIGNMENTS, ROOT, fill, solution_answers
 from assignment_submissions import GRADE_CELLS, LSTM_MISTAKES_B, LSTM_NOISY
+from course import ASSIGNMENTS, ROOT, fill, solution_answers
 
 from gradecheck.keras_reference import FILES
 from gradecheck.reference_digests import DIGESTS

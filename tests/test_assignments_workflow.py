@@ -12,7 +12,7 @@ import zipfile
 
 import nbformat
 import pytest
-from assignment_course import Course, fill, solution_answers
+from course import Course, fill, solution_answers
 
 pytestmark = pytest.mark.slow
 

@@ -13,9 +13,8 @@ import json
 
 import nbformat
 import pytest
-from assignment_course import ASSIGNMENTS
 from assignment_submissions import GRADE_CELLS, submissions, submitted_notebook
-from classgrade_course import GradingCourse
+from course import ASSIGNMENTS, Course
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +24,7 @@ CASES = [(a, s) for a in ASSIGNMENTS for s in SUBMISSIONS[a]]
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    course = GradingCourse.create(tmp_path_factory.mktemp("agree") / "course")
+    course = Course.create(tmp_path_factory.mktemp("agree") / "course", release=True)
     for assignment in ASSIGNMENTS:
         release = course.release(assignment)
         for student, submission in SUBMISSIONS[assignment].items():
@@ -55,9 +54,7 @@ def test_scores_and_messages_match_plain_nbgrader(graded, assignment, student):
         for cell, points in GRADE_CELLS[assignment].items()
     }
     errors = _errors(graded, student, assignment)
-    assert graded.cell_scores(student, assignment) == expected, json.dumps(
-        errors, ensure_ascii=False
-    )
+    assert graded.scores(student, assignment) == expected, json.dumps(errors, ensure_ascii=False)
     for cell, phrase in expected_failures.items():
         assert phrase in errors.get(cell, ""), f"{cell}: {errors.get(cell)!r} lacks {phrase!r}"
     # The learner reads the learner's own mistake, never the grader's machinery.

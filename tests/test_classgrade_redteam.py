@@ -24,9 +24,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from classgrade_course import (
+from course import (
+    ASSIGNMENTS,
     ROOT,
-    GradingCourse,
+    Course,
     answer_of_grade_cells,
     correct,
     fill,
@@ -49,7 +50,6 @@ SLEEP_MARKER = "3171"
 TIMESTAMP = "2026-01-10 12:00:00.000000 UTC"
 MADE = object()  # a builder's answer: it made the submission folder (or link) itself
 HIDDEN_TEXT = ("BEGIN HIDDEN TESTS", "gradecheck", "SQLite format")
-ASSIGNMENTS_GRADED = ("rnn", "lstm", "gru", "brnn")
 GUIDE = ROOT / "book" / "class-grading.md"
 GUARANTEES_HEADING = "## 保证什么，不保证什么"
 
@@ -901,6 +901,7 @@ LAST_ANSWERS = {
     "lstm": ["lstm_keras_split_answer", "lstm_keras_forward_answer"],
     "gru": ["gru_candidate_reset_after_answer", "gru_keras_forward_answer"],
     "brnn": ["brnn_bidirectional_answer"],
+    "bptt": ["bptt_lstm_step_answer", "bptt_gru_step_answer"],
 }
 
 
@@ -956,7 +957,7 @@ def _answers_below_their_tests(course, assignment: str):
     return nb
 
 
-for _a in ASSIGNMENTS_GRADED:
+for _a in ASSIGNMENTS:
     poison(
         f"last_cells_first_{_a}",
         "order",
@@ -1277,9 +1278,7 @@ def _tree_digest(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    course = GradingCourse.create(
-        tmp_path_factory.mktemp("redteam") / "course", assignments=ASSIGNMENTS_GRADED
-    )
+    course = Course.create(tmp_path_factory.mktemp("redteam") / "course", ASSIGNMENTS, release=True)
     for p in POISONS:
         # A correct submission graded right after each poison one (made first: some poisons
         # link to it).
@@ -1329,7 +1328,7 @@ def test_every_threat_section_is_covered():
     for file, test in TESTED_ELSEWHERE.values():
         assert f"def {test}(" in (Path(__file__).parent / file).read_text(encoding="utf-8")
     assert len([p for p in POISONS if p.threat != "control"]) >= 70
-    assert {p.assignment for p in POISONS} == set(ASSIGNMENTS_GRADED)
+    assert {p.assignment for p in POISONS} == set(ASSIGNMENTS)
 
 
 def test_the_run_finished_with_a_summary(graded):
@@ -1629,7 +1628,7 @@ def test_status_prints_one_line_per_row(graded):
     lines = done.stdout.rstrip("\n").split("\n")
     assert len(lines) == len(rows)
     students = {key.split("/", 1)[1] for key in course.journal()}
-    assert len(rows) == len(ASSIGNMENTS_GRADED) * len(students)
+    assert len(rows) == len(ASSIGNMENTS) * len(students)
     assert not any(line.split()[1:2] == ["p000_forged"] for line in lines)
     for line in lines:
         assert _clean(line), repr(line)

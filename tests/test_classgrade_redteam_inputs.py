@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import nbformat
 import pytest
-from classgrade_course import GradingCourse, correct, fill, solution_answers
+from course import Course, correct, fill, solution_answers
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,7 @@ WRONG_STEP = """def simple_rnn_step(x_t, h_prev, W_xh, W_hh, b_h=None):
 
 @pytest.fixture
 def course(tmp_path_factory):
-    course = GradingCourse.create(tmp_path_factory.mktemp("inputs") / "course", assignments=(A,))
+    course = Course.create(tmp_path_factory.mktemp("inputs") / "course", (A,), release=True)
     course.submit("ann", A, correct(course, A))
     answers = solution_answers(A)
     answers["rnn_step_answer"] = WRONG_STEP

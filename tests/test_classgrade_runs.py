@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from classgrade_course import GradingCourse, correct, fill, grade_points, tool_env
+from course import Course, correct, fill, grade_points, tool_env
 
 from classgrade import reaper
 
@@ -29,7 +29,7 @@ WRONG = {
 
 @pytest.fixture
 def course(tmp_path_factory):
-    return GradingCourse.create(tmp_path_factory.mktemp("runs") / "course", assignments=(A,))
+    return Course.create(tmp_path_factory.mktemp("runs") / "course", (A,), release=True)
 
 
 def _dying(course):
