@@ -49,7 +49,7 @@ import numpy as np
 from ._backward import Cell, rows, upstream
 from ._checks import as_float_array, check_choice
 from ._gate import check_params, input_projections
-from .bidirectional import MERGE_MODES, Bidirectional
+from .bidirectional import MERGE_MODES, Bidirectional, _split_initial_state
 from .gru import GRUParams
 from .gru_backward import GRUCell
 from .layers import GRU, LSTM, SimpleRNN
@@ -556,21 +556,6 @@ def bidirectional_bptt(
 
 def _output(result):
     return result[0] if isinstance(result, list) else result
-
-
-def _split_initial_state(initial_state, forward, backward):
-    if initial_state is None:
-        return None, None
-    expected = len(forward.state_names) + len(backward.state_names)
-    if not isinstance(initial_state, list | tuple) or len(initial_state) != expected:
-        count = len(initial_state) if isinstance(initial_state, list | tuple) else "not a list"
-        raise ValueError(
-            f"initial_state must be a list of {expected} arrays (forward states "
-            f"{list(forward.state_names)} then backward states {list(backward.state_names)}), "
-            f"got {count}"
-        )
-    half = len(forward.state_names)
-    return list(initial_state[:half]), list(initial_state[half:])
 
 
 def layer_bptt(layer, d_output, x, initial_state=None, truncate: int | None = None):
