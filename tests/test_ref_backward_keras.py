@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import random_params
 
 import rnn_ref
 from rnn_ref import bptt, clipping
@@ -55,20 +56,19 @@ def tf(keras):
     return tensorflow
 
 
+KIND = {"SimpleRNN": "simple_rnn", "LSTM": "lstm", "GRU": "gru"}
+
+
 def _params(kind: str, rng, d: int, h: int, use_bias: bool, reset_after=False, convention="keras"):
-    gates = {"SimpleRNN": "h", "LSTM": "ifco", "GRU": "zrh"}[kind]
-    weights = {}
-    for g in gates:
-        weights[f"W_x{g}"] = rng.normal(scale=0.6, size=(d, h))
-        weights[f"W_h{g}"] = rng.normal(scale=0.6, size=(h, h))
-        weights[f"b_{g}"] = rng.normal(scale=0.4, size=h) if use_bias else None
-    if kind == "SimpleRNN":
-        return rnn_ref.SimpleRNNParams(**weights)
-    if kind == "LSTM":
-        return rnn_ref.LSTMParams(**weights)
-    b_hh = rng.normal(scale=0.4, size=h) if reset_after and use_bias else None
-    return rnn_ref.GRUParams(
-        reset_after=reset_after, update_convention=convention, b_hh=b_hh, **weights
+    return random_params(
+        KIND[kind],
+        rng,
+        d,
+        h,
+        use_bias=use_bias,
+        reset_after=reset_after,
+        convention=convention,
+        scales=(0.6, 0.4),
     )
 
 

@@ -16,6 +16,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from conftest import random_params
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -96,19 +97,8 @@ def assert_vjp(forward, primals: list, grads: list, cotangent, rng) -> None:
 
 
 def _gate_params(kind, rng, d, h, use_bias=True, reset_after=False, convention="notes"):
-    gates = {"simple_rnn": "h", "lstm": "ifco", "gru": "zrh"}[kind]
-    weights = {}
-    for g in gates:
-        weights[f"W_x{g}"] = rng.normal(scale=0.7, size=(d, h))
-        weights[f"W_h{g}"] = rng.normal(scale=0.7, size=(h, h))
-        weights[f"b_{g}"] = rng.normal(scale=0.5, size=h) if use_bias else None
-    if kind == "simple_rnn":
-        return rnn_ref.SimpleRNNParams(**weights)
-    if kind == "lstm":
-        return rnn_ref.LSTMParams(**weights)
-    b_hh = rng.normal(scale=0.5, size=h) if reset_after and use_bias else None
-    return rnn_ref.GRUParams(
-        reset_after=reset_after, update_convention=convention, b_hh=b_hh, **weights
+    return random_params(
+        kind, rng, d, h, use_bias=use_bias, reset_after=reset_after, convention=convention
     )
 
 
