@@ -52,7 +52,7 @@ from ._gate import check_params, input_projections
 from .bidirectional import MERGE_MODES, Bidirectional, _split_initial_state
 from .gru import GRUParams
 from .gru_backward import GRUCell
-from .layers import GRU, LSTM, SimpleRNN
+from .layers import GRU, LSTM, SimpleRNN, _check_stack
 from .lstm import LSTMParams
 from .lstm_backward import LSTMCell
 from .sequence import check_sequence, initial_states
@@ -648,14 +648,7 @@ def stack_bptt(d_output, x, layers: Sequence, truncate: int | None = None) -> St
     StackGrads
         ``(dx, layers)``.
     """
-    if len(layers) == 0:
-        raise ValueError("stack needs at least one layer, got none")
-    for position, layer in enumerate(layers[:-1]):
-        if not getattr(layer, "return_sequences", True) or getattr(layer, "return_state", False):
-            raise ValueError(
-                f"layer {position} of the stack must have return_sequences=True and "
-                f"return_state=False to feed the next layer; got {layer!r}"
-            )
+    _check_stack(layers)
     inputs = [as_float_array(x, "x", ndim=3)]
     for layer in layers[:-1]:
         inputs.append(layer(inputs[-1]))

@@ -111,6 +111,15 @@ def stack(x, layers: Sequence[Callable]):
     ValueError
         For no layers, or a layer before the last that does not return plain sequences.
     """
+    _check_stack(layers)
+    for layer in layers:
+        x = layer(x)
+    return x
+
+
+def _check_stack(layers: Sequence) -> None:
+    """Raise ValueError unless ``layers`` can be stacked: at least one, and every layer but the
+    last returning its whole sequence and no states (the next layer needs one input per step)."""
     if len(layers) == 0:
         raise ValueError("stack needs at least one layer, got none")
     for position, layer in enumerate(layers[:-1]):
@@ -119,6 +128,3 @@ def stack(x, layers: Sequence[Callable]):
                 f"layer {position} of the stack must have return_sequences=True and "
                 f"return_state=False to feed the next layer; got {layer!r}"
             )
-    for layer in layers:
-        x = layer(x)
-    return x
