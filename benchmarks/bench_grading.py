@@ -14,6 +14,7 @@ every submission that both graded.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -80,20 +81,20 @@ class Course:
         (folder / "timestamp.txt").write_text(SUBMITTED_AT)
 
 
-def answer_count(assignment: str) -> int:
+@functools.cache
+def solution_answers(assignment: str) -> tuple[tuple[str, str], ...]:
+    """(answer cell id, the solution's code) of every answer cell, read once per assignment."""
     source = nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", 4)
-    return sum(bool(c.metadata.get("nbgrader", {}).get("solution")) for c in source.cells)
+    return tuple(
+        (cell.metadata["nbgrader"]["grade_id"], cell.source)
+        for cell in source.cells
+        if cell.metadata.get("nbgrader", {}).get("solution")
+    )
 
 
 def answered(course: Course, assignment: str, keep: int | None = None):
     """The released notebook with the first ``keep`` (default: all) answers from solutions/."""
-    source = nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", 4)
-    answers = [
-        (cell.metadata["nbgrader"]["grade_id"], cell.source)
-        for cell in source.cells
-        if cell.metadata.get("nbgrader", {}).get("solution")
-    ]
-    wanted = dict(answers[:keep])
+    wanted = dict(solution_answers(assignment)[:keep])
     notebook = course.release(assignment)
     for cell in notebook.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
@@ -114,7 +115,7 @@ def fabricate(course: Course, learners: int) -> dict[str, str]:
             if kind == "correct":
                 nb = answered(course, a)
             elif kind == "partial":
-                nb = answered(course, a, keep=max(1, answer_count(a) // 2))
+                nb = answered(course, a, keep=max(1, len(solution_answers(a)) // 2))
             elif i % 40 == 19:
                 nb = b'{"cells": [ this is not JSON'
             else:
