@@ -12,10 +12,17 @@ import numpy as np
 
 
 def sigmoid(a: np.ndarray) -> np.ndarray:
-    r"""Logistic function :math:`\sigma(a) = 1 / (1 + e^{-a})`.
+    r"""Logistic function :math:`\sigma(a) = 1 / (1 + e^{-a})`, to full relative precision.
 
-    Written as :math:`\tfrac12 (1 + \tanh(a/2))`, which is the same function but never
-    overflows (``np.exp(-a)`` warns on stderr for ``a < -709``).
+    Computed as :math:`1 / (1 + e^{-a})` for :math:`a \ge 0` and as
+    :math:`e^{a} / (1 + e^{a})` for :math:`a < 0`, so the exponential is never above 1: it
+    never overflows (``np.exp(-a)`` warns on stderr for ``a < -709``), and for negative ``a``
+    the small result is not the difference of numbers near 1 (the form
+    :math:`\tfrac12 (1 + \tanh(a/2))` loses everything below about ``1e-16`` and is exactly 0
+    from ``a`` near -37 on). Each value is within a few units in the last place of the true
+    :math:`\sigma(a)`: it is 0 only where :math:`\sigma(a)` is below the smallest float64
+    (``a < -745``), and exactly 1 only where :math:`1 - \sigma(a)` is below :math:`2^{-53}`,
+    the spacing of float64 just below 1 (``a > 36.7``).
 
     Parameters
     ----------
@@ -25,9 +32,15 @@ def sigmoid(a: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray
-        :math:`\sigma(a)`, float64, of the shape of ``a``, in (0, 1).
+        :math:`\sigma(a)`, float64, of the shape of ``a``, in [0, 1].
     """
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(a, dtype=np.float64)))
+    a = np.asarray(a, dtype=np.float64)
+    # In [0, 1]: e^{-a} for a >= 0, e^{a} for a < 0. Its underflow to 0 (|a| > 745) is the
+    # correctly rounded value, not an error, even where the caller raises on underflow.
+    with np.errstate(under="ignore"):
+        e = np.exp(-np.abs(a))
+    # [()] gives a scalar for a scalar, as the other activations (NumPy ufuncs) do.
+    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))[()]
 
 
 def hard_sigmoid(a: np.ndarray) -> np.ndarray:

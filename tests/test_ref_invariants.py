@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import decimal
 
 import numpy as np
 import pytest
@@ -212,6 +213,42 @@ def test_sigmoid_is_stable_and_silent():
     with np.errstate(all="raise"):
         values = rnn_ref.sigmoid(np.array([-1e4, -800.0, 0.0, 800.0, 1e4]))
     np.testing.assert_allclose(values, [0, 0, 0.5, 1, 1])
+
+
+def _exact_sigmoid(a: float) -> float:
+    """sigma(a) from 40 significant digits (the decimal module), rounded to float64."""
+    with decimal.localcontext() as context:
+        context.prec = 40
+        return float(1 / (1 + (-decimal.Decimal(a)).exp()))
+
+
+def test_sigmoid_has_full_relative_precision():
+    # Down to -700 the result is a normal float64: a few units in the last place at most.
+    a = np.concatenate([np.linspace(-700.0, 40.0, 1481), [-40.0, -37.5, -20.0, 36.0]])
+    exact = np.array([_exact_sigmoid(v) for v in a])
+    relative_error = np.abs(rnn_ref.sigmoid(a) - exact) / exact
+    assert relative_error.max() < 4 * np.finfo(np.float64).eps
+    # tanh's form is exactly 0 here; the closed gates of the LSTM chapter live here.
+    assert rnn_ref.sigmoid(-40.0) > 0
+    assert rnn_ref.sigmoid(-40.0) == pytest.approx(4.248354255291589e-18, rel=1e-15)
+
+
+def test_sigmoid_is_0_or_1_only_where_the_true_value_rounds_there():
+    # sigma(-745) ~ 5e-324 is the smallest subnormal; below it the true value rounds to 0.
+    assert rnn_ref.sigmoid(-745.0) > 0
+    assert rnn_ref.sigmoid(-746.0) == 0
+    # 1 - sigma(36) ~ 2.3e-16 is above the spacing below 1 (2^-53 ~ 1.1e-16): not 1.
+    assert rnn_ref.sigmoid(36.0) < 1
+    assert 1 - rnn_ref.sigmoid(37.0) == 0  # 1 - sigma(37) ~ 8.5e-17 < 2^-53
+    below_one = np.linspace(-745.0, 36.0, 7811)
+    values = rnn_ref.sigmoid(below_one)
+    assert np.all((values > 0) & (values < 1))
+
+
+def test_sigmoid_keeps_scalars_and_shapes():
+    assert np.ndim(rnn_ref.sigmoid(0.5)) == 0
+    assert rnn_ref.sigmoid(np.zeros((2, 3, 4))).shape == (2, 3, 4)
+    np.testing.assert_array_equal(rnn_ref.sigmoid([[0.0]]), [[0.5]])
 
 
 def test_activation_name_is_the_inverse_of_get_activation():
