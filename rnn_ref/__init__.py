@@ -2,9 +2,10 @@
 
 Pure functions over float64 arrays, batch first, row vectors: sequences (N, T, D), states
 (N, H). One function per equation of the notes (:mod:`rnn_ref.simple_rnn`,
-:mod:`rnn_ref.lstm`, :mod:`rnn_ref.gru`), layers that run a cell over a sequence with Keras's
-options, :mod:`rnn_ref.bidirectional`, and :mod:`rnn_ref.keras_weights`, which converts weights
-between Keras layers and the per-gate parameters. Every function is tested against Keras.
+:mod:`rnn_ref.lstm`, :mod:`rnn_ref.gru`, :mod:`rnn_ref.attention`), layers that run a cell
+over a sequence with Keras's options, :mod:`rnn_ref.bidirectional`, and
+:mod:`rnn_ref.keras_weights`, which converts weights between Keras layers and the per-gate
+parameters. Every function is tested against Keras.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -21,6 +22,7 @@ from .activations import (
     softsign,
     tanh,
 )
+from .attention import Attention, additive_attention, attention_scores, attention_weights
 from .bidirectional import MERGE_MODES, Bidirectional, bidirectional, merge
 from .concat import concat_weights, concatenated_gate, split_weights
 from .gru import (
@@ -77,6 +79,7 @@ __all__ = [
     "LSTM",
     "MERGE_MODES",
     "UPDATE_CONVENTIONS",
+    "Attention",
     "Bidirectional",
     "GRUParams",
     "LSTMParams",
@@ -84,6 +87,9 @@ __all__ = [
     "SimpleRNN",
     "SimpleRNNParams",
     "activation_name",
+    "additive_attention",
+    "attention_scores",
+    "attention_weights",
     "bidirectional",
     "candidate_cell_state",
     "candidate_state",
@@ -132,6 +138,7 @@ __all__ = [
 # The backward passes: vector–Jacobian products of the steps and of each of their equations,
 # backpropagation through time for the layers, and gradient clipping.
 from ._backward import GateGrads
+from .attention_backward import AttentionGrads, additive_attention_backward
 from .bptt import (
     BidirectionalGrads,
     BPTTGrads,
@@ -170,11 +177,13 @@ __all__ += [
     "KERAS_FLOAT32_TOLERANCE",
     "LSTM_LAYOUT",
     "SIMPLE_RNN_LAYOUT",
+    "AttentionGrads",
     "BPTTGrads",
     "BidirectionalGrads",
     "GateGrads",
     "KerasLayout",
     "StackGrads",
+    "additive_attention_backward",
     "bidirectional_bptt",
     "candidate_cell_state_backward",
     "candidate_state_backward",
