@@ -19,8 +19,10 @@ import ast
 import builtins
 import contextlib
 import functools
+import inspect
 import io
 import itertools
+import keyword
 import time
 import warnings
 from collections.abc import Callable
@@ -48,10 +50,6 @@ class KernelUnavailable(BaseException):
     A BaseException, so that a test's ``except Exception`` cannot turn the end of the kernel
     into an ordinary failed check: the notebook as a whole has failed.
     """
-
-
-class ForbiddenCall(RuntimeError):
-    """The learner's function computed its result with Keras's layers or the reference."""
 
 
 class NotTransferable(TypeError):
@@ -87,13 +85,25 @@ class KernelLink(Protocol):
 
 
 class LearnerFunction:
-    """Stands for a callable that lives in the learner's kernel."""
+    """Stands for a callable that lives in the learner's kernel.
 
-    def __init__(self, channel: KernelChannel, handle: int, name: str):
+    ``__signature__`` is what the kernel reported the callable to accept (checked and rebuilt
+    here), so that ``inspect.signature`` tells what the learner's own function takes; None when
+    the kernel could not tell.
+    """
+
+    def __init__(
+        self,
+        channel: KernelChannel,
+        handle: int,
+        name: str,
+        signature: inspect.Signature | None = None,
+    ):
         self.channel = channel
         self.handle = handle
         self.__name__ = name or "learner_function"
         self.__qualname__ = self.__name__
+        self.__signature__ = signature
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.channel.call(self, args, kwargs)
@@ -310,13 +320,6 @@ class KernelChannel:
             ename = clean_name(payload.get("ename", "Exception"))
             evalue = clean_text(payload.get("evalue", ""), codec.MAX_MESSAGE_CHARS)
             raise _learner_error_class(ename)(evalue)
-        if status == "forbidden":
-            where = ", ".join(clean_name(w) for w in payload.get("where", [])[:3])
-            self.forbidden.append(name)
-            raise ForbiddenCall(
-                f"{name} computed its result with code that must not be used "
-                f"in place of your own ({where}). Implement it with array operations."
-            )
         if status == "unencodable":
             raise NotTransferable(
                 f"{name} returned {clean_text(payload.get('what'), 200)}; expected an array "
@@ -329,18 +332,78 @@ class KernelChannel:
     def _decode(self, obj: Any, arrays: dict[str, np.ndarray]) -> Any:
         """Plain data only, whatever the kernel sent: see the module's docstring."""
         try:
-            return codec.decode_value(obj, arrays, self._function)
+            return codec.decode_value(obj, arrays, lambda f: self._function(f, arrays))
         except codec.Undecodable as exc:
             raise NotTransferable(clean_text(exc)) from None
 
-    def _function(self, obj: dict) -> LearnerFunction:
+    def _function(self, obj: dict, arrays: dict[str, np.ndarray]) -> LearnerFunction:
         """A handle to one of the kernel's functions (never an import: the kernel has none)."""
         handle = obj.get("__handle__")
         if "__handle__" not in obj:
             raise codec.Undecodable("a function the kernel cannot send")
         if type(handle) is not int:
             raise codec.Undecodable("a function handle that is not a number")
-        return LearnerFunction(self, handle, clean_name(obj.get("name") or ""))
+        signature = learner_signature(obj.get("signature"), arrays)
+        return LearnerFunction(self, handle, clean_name(obj.get("name") or ""), signature)
+
+
+_KINDS = {
+    kind.name: kind
+    for kind in (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.VAR_POSITIONAL,
+        inspect.Parameter.KEYWORD_ONLY,
+        inspect.Parameter.VAR_KEYWORD,
+    )
+}
+MAX_PARAMETERS = 64
+
+
+class UnavailableDefault:
+    """A default value of the learner's that the kernel could not send as plain data."""
+
+    def __repr__(self) -> str:
+        return "<a default value the grader could not receive>"
+
+
+def _refuse_function(obj: dict) -> Any:
+    raise codec.Undecodable("a function as a default value")
+
+
+def learner_signature(described: Any, arrays: dict[str, np.ndarray]) -> inspect.Signature | None:
+    """The signature the kernel described, rebuilt from checked plain data; None if invalid.
+
+    Each parameter: a name that is a Python identifier, one of Python's five kinds, and a
+    default that is plain data (or marked as one the kernel could not send). Python's own
+    rules (order of kinds, defaults) are checked by building the ``inspect.Signature``.
+    """
+    if not isinstance(described, list) or len(described) > MAX_PARAMETERS:
+        return None
+    parameters = []
+    for entry in described:
+        if not isinstance(entry, dict):
+            return None
+        name, kind = entry.get("name"), entry.get("kind")
+        if type(name) is not str or not valid_identifier(name) or kind not in _KINDS:
+            return None
+        default: Any = inspect.Parameter.empty
+        if "default" in entry:
+            try:
+                default = codec.decode_value(entry["default"], arrays, _refuse_function)
+            except codec.Undecodable:
+                default = UnavailableDefault()
+        elif entry.get("default_unavailable") is True:
+            default = UnavailableDefault()
+        parameters.append(inspect.Parameter(name, _KINDS[kind], default=default))
+    try:
+        return inspect.Signature(parameters)
+    except (TypeError, ValueError):
+        return None
+
+
+def valid_identifier(name: str) -> bool:
+    return len(name) <= 100 and name.isidentifier() and not keyword.iskeyword(name)
 
 
 class GradingNamespace(dict):

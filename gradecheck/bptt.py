@@ -4,8 +4,8 @@ Every function the learner writes returns gradients. Each is compared, output by
 the vector–Jacobian products of :mod:`rnn_ref` on seeded cases. A wrong gradient is matched
 against the common backward mistakes: each cell's backward pass is written here once more with
 switches that make one mistake each (``_rnn_step``, ``_bptt``, ``_lstm_step``, ``_gru_step``);
-with every switch off it is the correct pass that replaces the learner's earlier functions while
-a later one is checked.
+with every switch off it is the correct pass that replaces the learner's other functions while
+one is checked.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from rnn_ref.simple_rnn_backward import simple_rnn_step_backward as ref_rnn_step
 from . import cases as c
 from . import mistakes as m
 from .core import Case, call, compare, fail
-from .substitution import use_correct_earlier_functions
+from .substitution import scored_alone
 
 ORDER = (
     "simple_rnn_step_backward",
@@ -73,6 +73,74 @@ class GRUParams(NamedTuple):
     W_xh: np.ndarray
     W_hh: np.ndarray
     b_h: np.ndarray
+
+
+# -- correct versions of the notebook's functions, for the later checks --------------------------
+
+
+def _arrays(shapes: dict[str, str], values) -> list[np.ndarray]:
+    """The arguments as float64 arrays; ValueError unless their shapes agree with ``shapes``.
+
+    ``shapes`` maps each argument to its dims (``"NH"``); a correct function that replaces the
+    learner's raises this for a bad call, which the substitution reports as the caller's.
+    """
+    arrays = [np.asarray(v, dtype=np.float64) for v in values]
+    sizes: dict[str, int] = {}
+    for (name, dims), array in zip(shapes.items(), arrays, strict=True):
+        if array.ndim != len(dims):
+            raise ValueError(f"{name} has {array.ndim} dimensions, not {len(dims)}")
+        for dim, size in zip(dims, array.shape, strict=True):
+            if sizes.setdefault(dim, size) != size:
+                raise ValueError(f"{name} has shape {array.shape}")
+    return arrays
+
+
+def _correct_bptt(*args):
+    dims = {"dh_seq": "NTH", "x": "NTD", "h0": "NH", "h_seq": "NTH", "W_xh": "DH", "W_hh": "HH"}
+    return _bptt(*_arrays(dims, args))
+
+
+def _correct_gate(derivative: str):
+    dims = {"d_gate": "NH", "x_t": "ND", "h_prev": "NH", "g": "NH", "W_x": "DH", "W_h": "HH"}
+
+    def backward(d_gate, x_t, h_prev, g, W_x, W_h):
+        return _gate(*_arrays(dims, (d_gate, x_t, h_prev, g, W_x, W_h)), derivative)
+
+    return backward
+
+
+def correct_functions() -> dict[str, Callable]:
+    """A correct version of every graded function, with the notebook's parameters."""
+    return {
+        "simple_rnn_step_backward": _correct_gate("tanh"),
+        "simple_rnn_bptt": _correct_bptt,
+        "forget_gate_backward": _correct_gate("sigmoid"),
+        "input_gate_backward": _correct_gate("sigmoid"),
+        "candidate_cell_state_backward": _correct_gate("tanh"),
+        "output_gate_backward": _correct_gate("sigmoid"),
+        "hidden_output_backward": lambda dh_t, g_o, c_t: tuple(
+            ref_lstm.hidden_output_backward(dh_t, g_o, c_t)
+        ),
+        "cell_state_update_backward": lambda dc_t, c_prev, g_f, g_i, c_bar: tuple(
+            ref_lstm.cell_state_update_backward(dc_t, c_prev, g_f, g_i, c_bar)
+        ),
+        "lstm_step_backward": _correct_lstm_step,
+        "gru_step_backward": lambda dh_t, x_t, h_prev, params: _as_params(
+            _gru_step(dh_t, x_t, h_prev, params), GRUParams
+        ),
+    }
+
+
+def _correct_lstm_step(dh_t, dc_t, x_t, h_prev, c_prev, params):
+    reference = ref.LSTMParams(**{f: getattr(params, f) for f in LSTM_FIELDS})
+    g = ref_lstm.lstm_step_backward(dh_t, dc_t, x_t, h_prev, c_prev, reference)
+    grads = LSTMParams(**{f: getattr(g.params, f) for f in LSTM_FIELDS})
+    return g.dx_t, g.dh_prev, g.dc_prev, grads
+
+
+def _as_params(gradients: tuple, params_type) -> tuple:
+    *states, grads = gradients
+    return (*states, params_type(**grads))
 
 
 # -- checking a function that returns several gradients ------------------------------------------
@@ -202,6 +270,7 @@ def _check_gate(name, func, forward, backward, activation, derivative_missing, n
         _compare_all(name, actual, expected, names, case, mistakes)
 
 
+@scored_alone(correct_functions)
 def simple_rnn_step_backward(func) -> None:
     """Check ``simple_rnn_step_backward(dh_t, x_t, h_prev, h_t, W_xh, W_hh)``."""
     _check_gate(
@@ -215,6 +284,7 @@ def simple_rnn_step_backward(func) -> None:
     )
 
 
+@scored_alone(correct_functions)
 def forget_gate_backward(func) -> None:
     """Check ``forget_gate_backward(dg_f, x_t, h_prev, g_f, W_xf, W_hf)``."""
     _check_gate(
@@ -228,6 +298,7 @@ def forget_gate_backward(func) -> None:
     )
 
 
+@scored_alone(correct_functions)
 def input_gate_backward(func) -> None:
     """Check ``input_gate_backward(dg_i, x_t, h_prev, g_i, W_xi, W_hi)``."""
     _check_gate(
@@ -241,6 +312,7 @@ def input_gate_backward(func) -> None:
     )
 
 
+@scored_alone(correct_functions)
 def candidate_cell_state_backward(func) -> None:
     """Check ``candidate_cell_state_backward(dc_bar, x_t, h_prev, c_bar, W_xc, W_hc)``."""
     _check_gate(
@@ -254,6 +326,7 @@ def candidate_cell_state_backward(func) -> None:
     )
 
 
+@scored_alone(correct_functions)
 def output_gate_backward(func) -> None:
     """Check ``output_gate_backward(dg_o, x_t, h_prev, g_o, W_xo, W_ho)``."""
     _check_gate(
@@ -337,13 +410,10 @@ def _bptt_mistakes(dh_seq, x, h0, h_seq, W_xh, W_hh) -> dict[str, tuple]:
     return found
 
 
-def simple_rnn_bptt(func, namespace: dict | None = None) -> None:
-    """Check ``simple_rnn_bptt(dh_seq, x, h0, h_seq, W_xh, W_hh)`` -> 5 gradients.
-
-    The learner's ``simple_rnn_step_backward`` is replaced by a correct one meanwhile.
-    """
+@scored_alone(correct_functions)
+def simple_rnn_bptt(func) -> None:
+    """Check ``simple_rnn_bptt(dh_seq, x, h0, h_seq, W_xh, W_hh)`` -> 5 gradients."""
     name = "simple_rnn_bptt"
-    use_correct_earlier_functions(namespace, correct_functions(), ORDER, name)
     rng = c.generator(f"bptt.{name}")
     names = ("dx", "dh0", "dW_xh", "dW_hh", "db_h")
     for N, T, D, H in BPTT_SHAPES:
@@ -377,6 +447,7 @@ def _state_cases(name: str, count: int) -> list[Case]:
     return result
 
 
+@scored_alone(correct_functions)
 def hidden_output_backward(func) -> None:
     """Check ``hidden_output_backward(dh_t, g_o, c_t)`` -> ``(dg_o, dc_t)``."""
     name = "hidden_output_backward"
@@ -401,6 +472,7 @@ def hidden_output_backward(func) -> None:
         _compare_all(name, actual, expected, names, case, mistakes)
 
 
+@scored_alone(correct_functions)
 def cell_state_update_backward(func) -> None:
     """Check ``cell_state_update_backward(dc_t, c_prev, g_f, g_i, c_bar)`` -> 4 gradients."""
     name = "cell_state_update_backward"
@@ -496,14 +568,13 @@ def _step_result(name, func, case, states: tuple[str, ...], fields) -> tuple:
     return (*result[:-1], *(_field(name, result[-1], f) for f in fields))
 
 
-def lstm_step_backward(func, namespace: dict | None = None) -> None:
+@scored_alone(correct_functions)
+def lstm_step_backward(func) -> None:
     """Check ``lstm_step_backward(dh_t, dc_t, x_t, h_prev, c_prev, params)``.
 
-    Returns ``(dx_t, dh_prev, dc_prev, grads)``; the gates' backward functions are correct ones
-    meanwhile.
+    Returns ``(dx_t, dh_prev, dc_prev, grads)``.
     """
     name = "lstm_step_backward"
-    use_correct_earlier_functions(namespace, correct_functions(), ORDER, name)
     states = ("dx_t", "dh_prev", "dc_prev")
     names = (*states, *(f"grads.{f}" for f in LSTM_FIELDS))
     for case in _step_cases(f"bptt.{name}", _lstm_params, extra_state=True):
@@ -587,14 +658,10 @@ def _gru_step(
     return dx_t, dh_prev + update[1] + reset[1], grads
 
 
-def gru_step_backward(func, namespace: dict | None = None) -> None:
-    """Check ``gru_step_backward(dh_t, x_t, h_prev, params)`` -> ``(dx_t, dh_prev, grads)``.
-
-    Every earlier function of the notebook is a correct one meanwhile (a learner may reuse a
-    gate's backward from the LSTM part).
-    """
+@scored_alone(correct_functions)
+def gru_step_backward(func) -> None:
+    """Check ``gru_step_backward(dh_t, x_t, h_prev, params)`` -> ``(dx_t, dh_prev, grads)``."""
     name = "gru_step_backward"
-    use_correct_earlier_functions(namespace, correct_functions(), ORDER, name)
     states = ("dx_t", "dh_prev")
     names = (*states, *(f"grads.{f}" for f in GRU_FIELDS))
     for case in _step_cases(f"bptt.{name}", _gru_params, extra_state=False):
@@ -622,68 +689,3 @@ def gru_step_backward(func, namespace: dict | None = None) -> None:
 
         actual = _step_result(name, func, case, states, GRU_FIELDS)
         _compare_all(name, actual, expected, names, case, mistakes)
-
-
-# -- correct versions of the notebook's functions, for the later checks --------------------------
-
-
-def _arrays(shapes: dict[str, str], values) -> list[np.ndarray]:
-    """The arguments as float64 arrays; ValueError unless their shapes agree with ``shapes``.
-
-    ``shapes`` maps each argument to its dims (``"NH"``); a correct function that replaces the
-    learner's raises this for a bad call, which the substitution reports as the caller's.
-    """
-    arrays = [np.asarray(v, dtype=np.float64) for v in values]
-    sizes: dict[str, int] = {}
-    for (name, dims), array in zip(shapes.items(), arrays, strict=True):
-        if array.ndim != len(dims):
-            raise ValueError(f"{name} has {array.ndim} dimensions, not {len(dims)}")
-        for dim, size in zip(dims, array.shape, strict=True):
-            if sizes.setdefault(dim, size) != size:
-                raise ValueError(f"{name} has shape {array.shape}")
-    return arrays
-
-
-def _correct_bptt(*args):
-    dims = {"dh_seq": "NTH", "x": "NTD", "h0": "NH", "h_seq": "NTH", "W_xh": "DH", "W_hh": "HH"}
-    return _bptt(*_arrays(dims, args))
-
-
-def _correct_gate(derivative: str):
-    dims = {"d_gate": "NH", "x_t": "ND", "h_prev": "NH", "g": "NH", "W_x": "DH", "W_h": "HH"}
-
-    def backward(d_gate, x_t, h_prev, g, W_x, W_h):
-        return _gate(*_arrays(dims, (d_gate, x_t, h_prev, g, W_x, W_h)), derivative)
-
-    return backward
-
-
-def correct_functions() -> dict[str, Callable]:
-    """The notebook's functions, correct, with the notebook's signatures."""
-    return {
-        "simple_rnn_step_backward": _correct_gate("tanh"),
-        "simple_rnn_bptt": _correct_bptt,
-        "forget_gate_backward": _correct_gate("sigmoid"),
-        "input_gate_backward": _correct_gate("sigmoid"),
-        "candidate_cell_state_backward": _correct_gate("tanh"),
-        "output_gate_backward": _correct_gate("sigmoid"),
-        "hidden_output_backward": lambda dh_t, g_o, c_t: tuple(
-            ref_lstm.hidden_output_backward(dh_t, g_o, c_t)
-        ),
-        "cell_state_update_backward": lambda dc_t, c_prev, g_f, g_i, c_bar: tuple(
-            ref_lstm.cell_state_update_backward(dc_t, c_prev, g_f, g_i, c_bar)
-        ),
-        "lstm_step_backward": _correct_lstm_step,
-    }
-
-
-def _correct_lstm_step(dh_t, dc_t, x_t, h_prev, c_prev, params):
-    reference = ref.LSTMParams(**{f: getattr(params, f) for f in LSTM_FIELDS})
-    g = ref_lstm.lstm_step_backward(dh_t, dc_t, x_t, h_prev, c_prev, reference)
-    grads = LSTMParams(**{f: getattr(g.params, f) for f in LSTM_FIELDS})
-    return g.dx_t, g.dh_prev, g.dc_prev, grads
-
-
-def _as_params(gradients: tuple, params_type) -> tuple:
-    *states, grads = gradients
-    return (*states, params_type(**grads))

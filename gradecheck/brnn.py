@@ -19,7 +19,7 @@ from . import simple_rnn
 from .core import Case, call, check_cases, compare, compare_with_keras, fail
 from .keras_reference import FILES, load
 from .simple_rnn import layer
-from .substitution import use_correct_earlier_functions
+from .substitution import scored_alone
 
 ORDER = ("simple_rnn_sequence", "rnn_go_backwards", "merge_outputs", "bidirectional_rnn")
 """The graded functions in the order the notebook defines them."""
@@ -39,12 +39,13 @@ def _merge(y_forward, y_backward, merge_mode):
     return ref.merge(y_forward, y_backward, merge_mode)
 
 
-def _correct_functions() -> dict:
-    """Correct versions of the notebook's functions, installed when a later one is checked."""
+def correct_functions() -> dict:
+    """A correct version of every graded function, with the notebook's parameters."""
     return {
         "simple_rnn_sequence": simple_rnn.reference_sequence,
         "rnn_go_backwards": _go_backwards,
         "merge_outputs": _merge,
+        "bidirectional_rnn": _bidirectional,
     }
 
 
@@ -53,6 +54,7 @@ def _stored_case(stored: dict, prefix: str) -> Case:
     return Case((stored["x"], *weights), f"{FILES['brnn']} 中的 Keras SimpleRNN")
 
 
+@scored_alone(correct_functions)
 def simple_rnn_sequence(func) -> None:
     """Check ``simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None) -> (N, T, H)``."""
     name = "simple_rnn_sequence"
@@ -72,17 +74,18 @@ def _backwards_mistakes(x, W_xh, W_hh, b_h=None):
     }
 
 
-def rnn_go_backwards(func, namespace: dict | None = None) -> None:
+@scored_alone(correct_functions)
+def rnn_go_backwards(func) -> None:
     """Check ``rnn_go_backwards(x, W_xh, W_hh, b_h=None)``: Keras's ``go_backwards=True``."""
     name = "rnn_go_backwards"
     stored = load("brnn")
     case = _stored_case(stored, "backward")
-    use_correct_earlier_functions(namespace, _correct_functions(), ORDER, name)
     compare_with_keras(name, func, case, stored["go_backwards_output"], _backwards_mistakes)
     cases = [case for case in simple_rnn.sequence_cases(f"brnn.{name}") if len(case.args) == 4]
     check_cases(name, func, cases, _go_backwards, _backwards_mistakes)
 
 
+@scored_alone(correct_functions)
 def merge_outputs(func, merge_mode) -> None:
     """Check ``merge_outputs(y_forward, y_backward, merge_mode)`` for one ``merge_mode``."""
     name = f"merge_outputs(..., merge_mode={merge_mode!r})"
@@ -142,10 +145,9 @@ def _stored_expected(stored: dict, mode) -> list[np.ndarray]:
     return [stored[f"output_{mode}"], *states]
 
 
-def _check_bidirectional(func, namespace, parts: str) -> None:
+def _check_bidirectional(func, parts: str) -> None:
     name = "bidirectional_rnn"
     stored = load("brnn")
-    use_correct_earlier_functions(namespace, _correct_functions(), ORDER, name)
     for case in _bidirectional_cases(f"brnn.{name}.{parts}"):
         mode = case.args[3]
         is_keras = case.label.startswith("Keras")
@@ -205,11 +207,13 @@ def _wrong_results(x, forward, backward, mode) -> dict[str, list]:
     }
 
 
-def bidirectional_outputs(func, namespace: dict | None = None) -> None:
+@scored_alone(correct_functions, "bidirectional_rnn")
+def bidirectional_outputs(func) -> None:
     """Check the merged output(s) of ``bidirectional_rnn``, against Keras and ``rnn_ref``."""
-    _check_bidirectional(func, namespace, "outputs")
+    _check_bidirectional(func, "outputs")
 
 
-def bidirectional_states(func, namespace: dict | None = None) -> None:
+@scored_alone(correct_functions, "bidirectional_rnn")
+def bidirectional_states(func) -> None:
     """Check the final states ``h_forward, h_backward`` that ``bidirectional_rnn`` returns."""
-    _check_bidirectional(func, namespace, "states")
+    _check_bidirectional(func, "states")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import io
 import numbers
+import sys
+import types
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -76,19 +78,66 @@ def _copy(value):
     return value
 
 
+FRAMEWORKS = ("tensorflow", "keras", "tf_keras", "torch", "jax")
+"""Packages the grading kernel does not have (the class-grading sandbox cannot see them)."""
+
+
+def frameworks_used(func, imported_during_call: set[str] = frozenset()) -> list[str]:
+    """The frameworks the learner's ``func`` computes with, as far as the kernel can tell.
+
+    Under plain ``nbgrader autograde`` the checks run in the learner's kernel, where the
+    instructor's environment may have TensorFlow. A function is not scored there when it refers
+    to a framework's module or objects (by the names its code uses, nested functions included)
+    or when calling it imported one: in the class-grading sandbox the import itself fails. In the
+    class-grading command's grading process ``func`` is a handle with no code: nothing is found.
+    """
+    found = {name.split(".")[0] for name in imported_during_call} & set(FRAMEWORKS)
+    code, scope = getattr(func, "__code__", None), getattr(func, "__globals__", None)
+    if isinstance(code, types.CodeType) and isinstance(scope, dict):
+        names, stack = set(), [code]
+        while stack:
+            current = stack.pop()
+            names.update(current.co_names)
+            stack.extend(k for k in current.co_consts if isinstance(k, types.CodeType))
+        values = [dict.get(scope, n) for n in names]
+        values += [cell.cell_contents for cell in (getattr(func, "__closure__", None) or ())]
+        values += list(getattr(func, "__defaults__", None) or ())
+        values += list((getattr(func, "__kwdefaults__", None) or {}).values())
+        for value in values:
+            module = value.__name__ if isinstance(value, types.ModuleType) else None
+            module = module or getattr(type(value), "__module__", None)
+            if isinstance(value, type | types.FunctionType | types.BuiltinFunctionType):
+                module = getattr(value, "__module__", None)
+            if isinstance(module, str) and module.split(".")[0] in FRAMEWORKS:
+                found.add(module.split(".")[0])
+    return sorted(found)
+
+
 def call(name: str, func, case: Case):
     """Call the learner's ``func`` on ``case``; turn any exception into a message naming it."""
     if not callable(func):
         fail(f"{name} 不是函数（is not a function）：得到 {type(func).__name__}。")
+    _refuse_frameworks(name, frameworks_used(func))
+    modules_before = set(sys.modules)
     try:
         with quiet():
-            return func(*case.fresh_args(), **case.fresh_kwargs())
+            result = func(*case.fresh_args(), **case.fresh_kwargs())
     except WrongCall as error:
         fail(f"{name} 在 {case.label} 时出错：{error}")
     except NotImplementedError:
         fail(f"{name} 还没有实现（raise NotImplementedError）：请把 YOUR CODE HERE 换成你的代码。")
     except Exception as error:
         fail(f"{name} 在 {case.label} 时出错（raised）{type(error).__name__}: {error}")
+    _refuse_frameworks(name, frameworks_used(None, set(sys.modules) - modules_before))
+    return result
+
+
+def _refuse_frameworks(name: str, frameworks: list[str]) -> None:
+    if frameworks:
+        fail(
+            f"{name} 用到了 {', '.join(frameworks)}：评分内核里只有 NumPy、SciPy 和 Matplotlib"
+            f"（the grading kernel has no {frameworks[0]}），请用 NumPy 实现。"
+        )
 
 
 def as_float_array(result, what: str) -> tuple[np.ndarray, dict]:

@@ -20,7 +20,7 @@ from . import cases as c
 from . import gated
 from . import mistakes as m
 from .core import Case, check_cases
-from .substitution import use_correct_earlier_functions
+from .substitution import scored_alone
 
 ORDER = (
     "reset_gate",
@@ -48,11 +48,31 @@ CELL = gated.GatedCell(
 GRUParams = CELL.Params
 
 
+def _reference_step(x_t, h_prev, params):
+    return ref.gru_step(x_t, h_prev, CELL.reference_params(params))
+
+
+def correct_functions() -> dict:
+    """A correct version of every graded function, with the notebook's parameters."""
+    return {
+        "reset_gate": ref.reset_gate,
+        "update_gate": ref.update_gate,
+        "candidate_state": ref.candidate_state,
+        "new_state": ref.new_state,
+        "gru_step": _reference_step,
+        "gru_sequence": lambda x, params, h0=None: CELL.reference_sequence(x, params, h0),
+        "candidate_state_reset_after": ref.candidate_state_reset_after,
+        "keras_gru_forward": CELL.keras_forward,
+    }
+
+
+@scored_alone(correct_functions)
 def reset_gate(func) -> None:
     """Check ``reset_gate(x_t, h_prev, W_xr, W_hr, b_r=None)``."""
     gated.check_gate(CELL, "reset_gate", func, ref.reset_gate, "sigmoid")
 
 
+@scored_alone(correct_functions)
 def update_gate(func) -> None:
     """Check ``update_gate(x_t, h_prev, W_xz, W_hz, b_z=None)``."""
     gated.check_gate(CELL, "update_gate", func, ref.update_gate, "sigmoid")
@@ -68,6 +88,7 @@ def _with_reset_gate(cases: list[Case], rng: np.random.Generator) -> list[Case]:
     return result
 
 
+@scored_alone(correct_functions)
 def candidate_state(func) -> None:
     """Check ``candidate_state(x_t, h_prev, g_r, W_xh, W_hh, b_h=None)`` (reset before)."""
     name = "candidate_state"
@@ -94,6 +115,7 @@ def candidate_state(func) -> None:
     check_cases(name, func, cases, ref.candidate_state, mistakes)
 
 
+@scored_alone(correct_functions)
 def new_state(func) -> None:
     """Check ``new_state(h_prev, h_bar, g_z)`` in the notes' convention."""
     name = "new_state"
@@ -113,23 +135,6 @@ def new_state(func) -> None:
     check_cases(name, func, cases, ref.new_state, mistakes)
 
 
-def _reference_step(x_t, h_prev, params):
-    return ref.gru_step(x_t, h_prev, CELL.reference_params(params))
-
-
-def _correct_functions() -> dict:
-    """Correct versions of the notebook's functions, installed when a later one is checked."""
-    return {
-        "reset_gate": ref.reset_gate,
-        "update_gate": ref.update_gate,
-        "candidate_state": ref.candidate_state,
-        "new_state": ref.new_state,
-        "gru_step": _reference_step,
-        "gru_sequence": lambda x, params, h0=None: CELL.reference_sequence(x, params, h0),
-        "candidate_state_reset_after": ref.candidate_state_reset_after,
-    }
-
-
 def _variant(params, *, convention: str = "notes", reset_after: bool = False) -> ref.GRUParams:
     """The same weights read with another update convention or reset placement."""
     p = CELL.reference_params(params)
@@ -146,10 +151,10 @@ def _step_mistakes(x_t, h_prev, params):
     }
 
 
-def gru_step(func, namespace: dict | None = None) -> None:
-    """Check ``gru_step(x_t, h_prev, params) -> h_t``, with correct gates substituted."""
+@scored_alone(correct_functions)
+def gru_step(func) -> None:
+    """Check ``gru_step(x_t, h_prev, params) -> h_t``."""
     name = "gru_step"
-    use_correct_earlier_functions(namespace, _correct_functions(), ORDER, name)
     check_cases(name, func, CELL.step_cases(name), _reference_step, _step_mistakes)
 
 
@@ -158,13 +163,14 @@ def _sequence_convention_swapped(x, params, h0=None):
     return {m.UPDATE_CONVENTION_SWAPPED: ref.gru(x, keras, return_sequences=True, initial_state=h0)}
 
 
-def gru_sequence(func, namespace: dict | None = None) -> None:
-    """Check ``gru_sequence(x, params, h0=None) -> (N, T, H)``, with a correct step substituted."""
+@scored_alone(correct_functions)
+def gru_sequence(func) -> None:
+    """Check ``gru_sequence(x, params, h0=None) -> (N, T, H)``."""
     name = "gru_sequence"
-    use_correct_earlier_functions(namespace, _correct_functions(), ORDER, name)
     gated.check_sequence(CELL, name, func, _sequence_convention_swapped)
 
 
+@scored_alone(correct_functions)
 def candidate_state_reset_after(func) -> None:
     """Check ``candidate_state_reset_after(x_t, h_prev, g_r, W_xh, W_hh, b_h=None, b_hh=None)``."""
     name = "candidate_state_reset_after"
@@ -215,12 +221,12 @@ def _keras_forward_mistakes(x, kernel, recurrent_kernel, bias):
     }
 
 
-def keras_gru_forward(func, namespace: dict | None = None) -> None:
+@scored_alone(correct_functions)
+def keras_gru_forward(func) -> None:
     """Check ``keras_gru_forward(x, kernel, recurrent_kernel, bias) -> (N, T, H)``.
 
     Against the outputs a real ``keras.layers.GRU`` (defaults: ``reset_after=True``) computed,
     then on fresh random weights against ``rnn_ref``.
     """
     name = "keras_gru_forward"
-    use_correct_earlier_functions(namespace, _correct_functions(), ORDER, name)
     gated.check_keras_forward(CELL, name, func, _keras_forward_mistakes)

@@ -13,7 +13,7 @@ from . import cases as c
 from . import gated
 from . import mistakes as m
 from .core import Case, call, check_cases, compare, expect_pair, fail
-from .substitution import use_correct_earlier_functions
+from .substitution import scored_alone
 
 ORDER = (
     "forget_gate",
@@ -43,8 +43,8 @@ CELL = gated.GatedCell(
 LSTMParams = CELL.Params
 
 
-def _correct_functions() -> dict:
-    """Correct versions of the notebook's functions, installed when a later one is checked."""
+def correct_functions() -> dict:
+    """A correct version of every graded function, with the notebook's parameters."""
     return {
         "forget_gate": ref.forget_gate,
         "input_gate": ref.input_gate,
@@ -61,24 +61,29 @@ def _correct_functions() -> dict:
         "split_keras_lstm_weights": lambda kernel, recurrent_kernel, bias: LSTMParams(
             **split_keras_weights([kernel, recurrent_kernel, bias], LSTM_LAYOUT)
         ),
+        "keras_lstm_forward": CELL.keras_forward,
     }
 
 
+@scored_alone(correct_functions)
 def forget_gate(func) -> None:
     """Check ``forget_gate(x_t, h_prev, W_xf, W_hf, b_f=None)``."""
     gated.check_gate(CELL, "forget_gate", func, ref.forget_gate, "sigmoid")
 
 
+@scored_alone(correct_functions)
 def input_gate(func) -> None:
     """Check ``input_gate(x_t, h_prev, W_xi, W_hi, b_i=None)``."""
     gated.check_gate(CELL, "input_gate", func, ref.input_gate, "sigmoid")
 
 
+@scored_alone(correct_functions)
 def output_gate(func) -> None:
     """Check ``output_gate(x_t, h_prev, W_xo, W_ho, b_o=None)``."""
     gated.check_gate(CELL, "output_gate", func, ref.output_gate, "sigmoid")
 
 
+@scored_alone(correct_functions)
 def candidate_cell_state(func) -> None:
     """Check ``candidate_cell_state(x_t, h_prev, W_xc, W_hc, b_c=None)``."""
     gated.check_gate(CELL, "candidate_cell_state", func, ref.candidate_cell_state, "tanh")
@@ -96,6 +101,7 @@ def _state_cases(name: str, count: int) -> list[Case]:
     return result
 
 
+@scored_alone(correct_functions)
 def cell_state_update(func) -> None:
     """Check ``cell_state_update(c_prev, g_f, g_i, c_bar)``."""
 
@@ -111,6 +117,7 @@ def cell_state_update(func) -> None:
     check_cases(name, func, _state_cases(f"lstm.{name}", 4), ref.cell_state_update, mistakes)
 
 
+@scored_alone(correct_functions)
 def hidden_output(func) -> None:
     """Check ``hidden_output(g_o, c_t)``."""
 
@@ -127,10 +134,10 @@ def hidden_output(func) -> None:
     check_cases("hidden_output", func, cases(), ref.hidden_output, mistakes)
 
 
-def lstm_step(func, namespace: dict | None = None) -> None:
-    """Check ``lstm_step(x_t, h_prev, c_prev, params) -> (h_t, c_t)``, with correct gates."""
+@scored_alone(correct_functions)
+def lstm_step(func) -> None:
+    """Check ``lstm_step(x_t, h_prev, c_prev, params) -> (h_t, c_t)``,"""
     name = "lstm_step"
-    use_correct_earlier_functions(namespace, _correct_functions(), ORDER, name)
     for case in CELL.step_cases(name):
         x_t, h_prev, c_prev, params = case.args
         h_t, c_t = ref.lstm_step(x_t, h_prev, c_prev, CELL.reference_params(params))
@@ -144,10 +151,10 @@ def lstm_step(func, namespace: dict | None = None) -> None:
         compare(f"{name} 返回的 c_t", result[1], c_t, case, {m.STEP_RESULTS_SWAPPED: h_t})
 
 
-def lstm_sequence(func, namespace: dict | None = None) -> None:
-    """Check ``lstm_sequence(x, params, h0=None, c0=None) -> (N, T, H)``, with a correct step."""
+@scored_alone(correct_functions)
+def lstm_sequence(func) -> None:
+    """Check ``lstm_sequence(x, params, h0=None, c0=None) -> (N, T, H)``"""
     name = "lstm_sequence"
-    use_correct_earlier_functions(namespace, _correct_functions(), ORDER, name)
     gated.check_sequence(CELL, name, func)
 
 
@@ -164,6 +171,7 @@ def _field(result, name: str):
     return getattr(result, name)
 
 
+@scored_alone(correct_functions)
 def split_keras_lstm_weights(func) -> None:
     """Check ``split_keras_lstm_weights(kernel, recurrent_kernel, bias) -> LSTMParams``."""
     name = "split_keras_lstm_weights"
@@ -189,7 +197,8 @@ def _keras_forward_mistakes(x, kernel, recurrent_kernel, bias):
     return found
 
 
-def keras_lstm_forward(func, namespace: dict | None = None) -> None:
+@scored_alone(correct_functions)
+def keras_lstm_forward(func) -> None:
     """Check ``keras_lstm_forward(x, kernel, recurrent_kernel, bias) -> (N, T, H)``.
 
     First against the outputs a real ``keras.layers.LSTM`` computed (the assignment's reference
@@ -197,5 +206,4 @@ def keras_lstm_forward(func, namespace: dict | None = None) -> None:
     does not pass.
     """
     name = "keras_lstm_forward"
-    use_correct_earlier_functions(namespace, _correct_functions(), ORDER, name)
     gated.check_keras_forward(CELL, name, func, _keras_forward_mistakes)

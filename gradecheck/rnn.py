@@ -8,12 +8,21 @@ from . import cases as c
 from . import simple_rnn
 from .core import check_cases
 from .mistakes import gate_mistakes
-from .substitution import use_correct_earlier_functions
+from .substitution import scored_alone
 
 ORDER = ("simple_rnn_step", "simple_rnn_sequence")
 """The graded functions in the order the notebook defines them."""
 
 
+def correct_functions() -> dict:
+    """A correct version of every graded function, with the notebook's parameters."""
+    return {
+        "simple_rnn_step": ref.simple_rnn_step,
+        "simple_rnn_sequence": simple_rnn.reference_sequence,
+    }
+
+
+@scored_alone(correct_functions)
 def simple_rnn_step(func, *, bias: bool) -> None:
     """Check ``simple_rnn_step(x_t, h_prev, W_xh, W_hh, b_h=None)`` without or with a bias.
 
@@ -30,12 +39,8 @@ def simple_rnn_step(func, *, bias: bool) -> None:
     )
 
 
-def simple_rnn_sequence(func, namespace: dict | None = None) -> None:
-    """Check ``simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None)`` -> (N, T, H).
-
-    The learner's ``simple_rnn_step`` is replaced by a correct one meanwhile, so that a wrong
-    step costs the step's points only.
-    """
+@scored_alone(correct_functions)
+def simple_rnn_sequence(func) -> None:
+    """Check ``simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None)`` -> (N, T, H)."""
     name = "simple_rnn_sequence"
-    use_correct_earlier_functions(namespace, {"simple_rnn_step": ref.simple_rnn_step}, ORDER, name)
     simple_rnn.check_sequence(name, func)

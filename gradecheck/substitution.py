@@ -1,26 +1,29 @@
-"""Correct earlier functions in place of the learner's, for one grade cell only.
+"""Correct functions in place of the learner's other ones, for one grade cell only.
 
-A later function that calls the learner's earlier ones (a step calling the gates) is graded on
-its own: while its grade cell runs, the notebook's names of the earlier functions are bound to
-correct ones, so a wrong or unfinished gate costs that gate's points only. The substitution
-ends with the grade cell that made it; otherwise a learner who moves the last grade cell above
-the others would have every earlier function graded as the reference.
+Each graded function is scored alone: while its grade cell runs, the notebook's names of every
+*other* graded function are bound to correct ones, so a wrong or unfinished gate costs that
+gate's points only, whether a later function calls it (a step calling the gates) or another gate
+reuses it. The substitution ends with the grade cell that made it; otherwise a learner who moves
+the last grade cell above the others would have every function graded as the reference.
 
 Under IPython (plain ``nbgrader autograde``) a one-shot ``post_run_cell`` callback puts the
 learner's bindings back. The class-grading command runs grade cells in its own process with a
 namespace whose ``update`` substitutes the functions in the kernel and which restores them
 itself at the end of each grade cell; there this module only calls ``namespace.update``.
 
-The correct functions are wrapped: when the learner's function calls one with arguments of the
-wrong shape (a hard-coded initial state, a transposed slice), the error names the learner's
-function and the argument that is wrong, never the correct function's own argument check.
+The correct functions are wrapped: each takes exactly the arguments the learner's own function
+takes (a learner who calls an earlier function by keyword, with the names of their own
+signature, is served), and when the learner's function calls one with arguments that signature
+refuses, or arrays of the wrong shape (a hard-coded initial state, a transposed slice), the
+error names the learner's function and what is wrong, never the correct function's own check.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -31,6 +34,7 @@ class WrongCall(Exception):
 
 STEP = {"x_t": "ND", "h_prev": "NH"}
 PARAMS = "params"
+KERAS_FORWARD = {"x": "NTD", "kernel": "", "recurrent_kernel": "", "bias": ""}
 
 SIGNATURES: dict[str, dict[str, str]] = {
     # rnn, brnn
@@ -38,6 +42,12 @@ SIGNATURES: dict[str, dict[str, str]] = {
     "simple_rnn_sequence": {"x": "NTD", "W_xh": "DH", "W_hh": "HH", "b_h": "H", "h0": "NH"},
     "rnn_go_backwards": {"x": "NTD", "W_xh": "DH", "W_hh": "HH", "b_h": "H"},
     "merge_outputs": {"y_forward": "", "y_backward": "", "merge_mode": ""},
+    "bidirectional_rnn": {
+        "x": "NTD",
+        "forward_weights": "",
+        "backward_weights": "",
+        "merge_mode": "",
+    },
     # lstm
     "forget_gate": {**STEP, "W_xf": "DH", "W_hf": "HH", "b_f": "H"},
     "input_gate": {**STEP, "W_xi": "DH", "W_hi": "HH", "b_i": "H"},
@@ -48,6 +58,7 @@ SIGNATURES: dict[str, dict[str, str]] = {
     "lstm_step": {**STEP, "c_prev": "NH", PARAMS: ""},
     "lstm_sequence": {"x": "NTD", PARAMS: "", "h0": "NH", "c0": "NH"},
     "split_keras_lstm_weights": {"kernel": "", "recurrent_kernel": "", "bias": ""},
+    "keras_lstm_forward": KERAS_FORWARD,
     # gru
     "reset_gate": {**STEP, "W_xr": "DH", "W_hr": "HH", "b_r": "H"},
     "update_gate": {**STEP, "W_xz": "DH", "W_hz": "HH", "b_z": "H"},
@@ -55,6 +66,7 @@ SIGNATURES: dict[str, dict[str, str]] = {
     "new_state": {"h_prev": "NH", "h_bar": "NH", "g_z": "NH"},
     "gru_step": {**STEP, PARAMS: ""},
     "gru_sequence": {"x": "NTD", PARAMS: "", "h0": "NH"},
+    "keras_gru_forward": KERAS_FORWARD,
     "candidate_state_reset_after": {
         **STEP,
         "g_r": "NH",
@@ -91,23 +103,35 @@ SIGNATURES: dict[str, dict[str, str]] = {
         "c_bar": "NH",
     },
     "lstm_step_backward": {"dh_t": "NH", "dc_t": "NH", **STEP, "c_prev": "NH", PARAMS: ""},
+    "gru_step_backward": {"dh_t": "NH", **STEP, PARAMS: ""},
 }
-"""The notebook's signature of each function that may be substituted: argument -> its dims."""
+"""The notebook's parameters of each graded function, in order: argument -> its dims."""
+
+DEFAULTS: dict[str, dict[str, object]] = {
+    "simple_rnn_step": {"b_h": None},
+    "simple_rnn_sequence": {"b_h": None, "h0": None},
+    "rnn_go_backwards": {"b_h": None},
+    "bidirectional_rnn": {"merge_mode": "concat"},
+    **{
+        gate: {f"b_{k}": None}
+        for gate, k in (
+            ("forget_gate", "f"),
+            ("input_gate", "i"),
+            ("candidate_cell_state", "c"),
+            ("output_gate", "o"),
+            ("reset_gate", "r"),
+            ("update_gate", "z"),
+        )
+    },
+    "lstm_sequence": {"h0": None, "c0": None},
+    "candidate_state": {"b_h": None},
+    "gru_sequence": {"h0": None},
+    "candidate_state_reset_after": {"b_h": None, "b_hh": None},
+}
+"""The notebook's default values (every parameter not named here has none)."""
 
 OPTIONAL = {"b", "h0", "c0"}
 """Arguments (by prefix) that may be None."""
-
-
-def _bind(name: str, args: tuple, kwargs: dict) -> dict | None:
-    """The call's arguments by the notebook's parameter names, or None if they do not fit."""
-    names = list(SIGNATURES[name])
-    if len(args) > len(names) or set(kwargs) - set(names):
-        return None
-    bound = dict(zip(names, args, strict=False))
-    if set(kwargs) & set(bound):
-        return None
-    bound.update(kwargs)
-    return bound
 
 
 def _dims_of(bound: Mapping, signature: Mapping[str, str]) -> dict[str, object]:
@@ -161,11 +185,67 @@ def _problems(name: str, bound: Mapping) -> list[str]:
     return problems
 
 
-def _describe(name: str, args: tuple, kwargs: dict) -> str:
-    bound = _bind(name, args, kwargs) if name in SIGNATURES else None
-    if bound is None:
-        count = len(args) + len(kwargs)
-        return f"传了 {count} 个参数，与 {name} 的参数不符（wrong number or names of arguments）"
+def notebook_signature(name: str) -> inspect.Signature:
+    """The notebook's own signature of ``name``: its parameters and their defaults."""
+    defaults = DEFAULTS.get(name, {})
+    return inspect.Signature(
+        [
+            inspect.Parameter(
+                arg,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                default=defaults.get(arg, inspect.Parameter.empty),
+            )
+            for arg in SIGNATURES[name]
+        ]
+    )
+
+
+def learner_signature(function) -> inspect.Signature | None:
+    """What the learner's own ``function`` accepts, or None if it cannot be told.
+
+    For a function that lives in a sandboxed kernel, the class-grading command's stand-in carries
+    the signature the kernel reported, checked and rebuilt as plain data.
+    """
+    if not callable(function):
+        return None
+    try:
+        return inspect.signature(function)
+    except (TypeError, ValueError):
+        return None
+
+
+_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
+def _in_notebook_order(name: str, accepts: inspect.Signature, args: tuple, kwargs: dict) -> dict:
+    """The call's arguments by the notebook's parameter names, read as the learner's function
+    would read them; TypeError (with the reason) when that function would refuse the call."""
+    notebook = notebook_signature(name)
+    bound = accepts.bind(*args, **kwargs)
+    if any(p.kind in _VARIADIC for p in accepts.parameters.values()):
+        # ``def f(*args, **kwargs)``: the learner's function passes the call on as it is.
+        by_notebook = notebook.bind(*args, **kwargs)
+        by_notebook.apply_defaults()
+        return dict(by_notebook.arguments)
+    passed = set(bound.arguments)
+    bound.apply_defaults()
+    own = list(accepts.parameters)
+    if set(own) == set(notebook.parameters):
+        values = dict(bound.arguments)  # the notebook's names, in whatever order
+    else:
+        # Renamed parameters: the n-th parameter of the learner's is the notebook's n-th. A
+        # parameter the learner added stays out while the call leaves it at its default.
+        kept = [arg for i, arg in enumerate(own) if i < len(notebook.parameters) or arg in passed]
+        if len(kept) > len(notebook.parameters):
+            extra = ", ".join(kept[len(notebook.parameters) :])
+            raise TypeError(f"{name} of the notebook takes no parameter like {extra}")
+        values = dict(zip(notebook.parameters, (bound.arguments[a] for a in kept), strict=False))
+    by_notebook = notebook.bind(**values)
+    by_notebook.apply_defaults()
+    return dict(by_notebook.arguments)
+
+
+def _describe(name: str, bound: Mapping) -> str:
     problems = _problems(name, bound)
     if problems:
         return "；".join(problems)
@@ -173,22 +253,38 @@ def _describe(name: str, args: tuple, kwargs: dict) -> str:
     return f"参数的形状为 {shapes}"
 
 
-def reworded(name: str, func: Callable, caller: str) -> Callable:
-    """``func`` in place of the learner's ``name``; its errors blame the learner's ``caller``."""
+def stand_in(
+    name: str, func: Callable, caller: str, accepts: inspect.Signature | None = None
+) -> Callable:
+    """``func`` in place of the learner's ``name``, called the way the learner's own is.
 
-    @functools.wraps(func)
+    ``accepts`` is the signature of the learner's own ``name`` (None: the notebook's): the
+    stand-in takes exactly those arguments (names, defaults, keyword-only or not) and hands
+    ``func`` the same values in the notebook's order. A call that the learner's own function
+    would refuse, or whose arrays ``func`` refuses, is blamed on the learner's ``caller``.
+    """
+    accepts = accepts or notebook_signature(name)
+
     def correct(*args, **kwargs):
         try:
-            return func(*args, **kwargs)
+            bound = _in_notebook_order(name, accepts, args, kwargs)
+        except TypeError as error:
+            raise WrongCall(
+                f"你的 {caller} 调用 {name} 时，参数与 {name}{accepts} 不符（{caller} called "
+                f"{name} with arguments it does not accept: {error}）。"
+            ) from None
+        try:
+            return func(*bound.values())
         except Exception:
-            detail = _describe(name, args, kwargs)
+            detail = _describe(name, bound)
         raise WrongCall(
             f"你的 {caller} 调用 {name} 时传入的参数不对（{caller} called {name} with bad "
             f"arguments）：{detail}。"
         ) from None
 
-    correct.__name__ = name
-    correct.__qualname__ = name
+    correct.__name__ = correct.__qualname__ = name
+    correct.__doc__ = func.__doc__
+    correct.__signature__ = accepts
     return correct
 
 
@@ -234,22 +330,49 @@ def _restore_after_cell(shell, namespace: dict, names) -> None:
         saved.setdefault(name, dict.get(namespace, name, _MISSING))
 
 
-def use_correct_earlier_functions(
-    namespace: dict | None, correct: Mapping[str, Callable], order: Sequence[str], current: str
+def use_correct_functions(
+    namespace: dict | None, correct: Mapping[str, Callable], current: str
 ) -> None:
-    """Bind the functions defined before ``current`` to correct ones until the cell ends.
+    """Bind every graded function but ``current`` to a correct one until the grade cell ends.
 
-    ``namespace`` is the notebook's ``globals()`` (None: substitute nothing). The learner's
-    functions have each been graded in their own cell; the visible checks after the hidden part
-    of this grade cell still see the correct ones.
+    ``namespace`` is the notebook's ``globals()`` (None: substitute nothing); ``correct`` holds a
+    correct version of every graded function of the notebook. So ``current`` is scored alone:
+    whatever it calls of the notebook's graded functions (an earlier gate, a later one, a gate it
+    reuses) is correct while it is checked, and called with the learner's own signature. The
+    visible checks after the hidden part of the grade cell see the correct ones too.
     """
     if namespace is None:
         return
-    earlier = order[: order.index(current)]
-    replacements = {
-        name: reworded(name, correct[name], current) for name in earlier if name in correct
-    }
+    replacements = {}
+    for name, function in correct.items():
+        if name == current:
+            continue
+        try:
+            own = namespace.get(name)
+        except Exception:  # the kernel's name is not a function or plain data
+            own = None
+        replacements[name] = stand_in(name, function, current, learner_signature(own))
     shell = _ipython_shell(namespace)
     if shell is not None:
         _restore_after_cell(shell, namespace, replacements)
     namespace.update(replacements)
+
+
+def scored_alone(correct: Callable[[], Mapping[str, Callable]], graded: str | None = None):
+    """Decorate the check of the graded function ``graded`` (default: the check's own name).
+
+    The decorated check takes the notebook's ``globals()`` as its second argument (None:
+    substitute nothing) and runs with every other graded function of ``correct()`` in place.
+    """
+
+    def decorate(check: Callable) -> Callable:
+        name = graded or check.__name__
+
+        @functools.wraps(check)
+        def checked(func, namespace, *args, **kwargs):
+            use_correct_functions(namespace, correct(), name)
+            return check(func, *args, **kwargs)
+
+        return checked
+
+    return decorate

@@ -1,7 +1,7 @@
 """Fabricated submissions for the assignment tests, and what grading must make of them.
 
 Each submission fills some answer cells of the student notebook: with the solution, with a
-correct answer written differently (TensorFlow ops, the concatenated-weight form, float32,
+correct answer written differently (the concatenated-weight form, float32,
 other sigmoids, einsum), or with a typical mistake. ``expected_failures`` lists the grade cells
 that must score 0 and a phrase their failure message must contain; every other grade cell must
 score full marks.
@@ -324,45 +324,6 @@ def keras_lstm_forward(x, kernel, recurrent_kernel, bias):
 """,
 }
 
-LSTM_TENSORFLOW = {
-    "lstm_forget_gate_answer": """
-import tensorflow as tf
-
-
-def forget_gate(x_t, h_prev, W_xf, W_hf, b_f=None):
-    z = tf.matmul(x_t, W_xf) + tf.matmul(h_prev, W_hf)
-    if b_f is not None:
-        z = z + b_f
-    return tf.sigmoid(z)
-""",
-    "lstm_input_gate_answer": """
-def input_gate(x_t, h_prev, W_xi, W_hi, b_i=None):
-    z = tf.linalg.matmul(tf.concat([h_prev, x_t], axis=1), tf.concat([W_hi, W_xi], axis=0))
-    return tf.math.sigmoid(z if b_i is None else tf.nn.bias_add(z, b_i))
-""",
-    "lstm_candidate_cell_state_answer": """
-def candidate_cell_state(x_t, h_prev, W_xc, W_hc, b_c=None):
-    z = tf.matmul(x_t, W_xc) + tf.matmul(h_prev, W_hc)
-    return tf.tanh(z if b_c is None else z + b_c)
-""",
-    "lstm_cell_state_update_answer": """
-def cell_state_update(c_prev, g_f, g_i, c_bar):
-    return tf.multiply(g_f, c_prev) + tf.multiply(g_i, c_bar)
-""",
-    "lstm_output_gate_answer": """
-def output_gate(x_t, h_prev, W_xo, W_ho, b_o=None):
-    z = tf.matmul(tf.cast(x_t, tf.float32), tf.cast(W_xo, tf.float32))
-    z += tf.matmul(tf.cast(h_prev, tf.float32), tf.cast(W_ho, tf.float32))
-    if b_o is not None:
-        z += tf.cast(b_o, tf.float32)
-    return tf.sigmoid(z)
-""",
-    "lstm_hidden_output_answer": """
-def hidden_output(g_o, c_t):
-    return g_o * tf.tanh(c_t)
-""",
-}
-
 LSTM_MISTAKES_A = {
     "lstm_forget_gate_answer": """
 def forget_gate(x_t, h_prev, W_xf, W_hf, b_f=None):
@@ -527,28 +488,26 @@ def keras_gru_forward(x, kernel, recurrent_kernel, bias):
 """,
 }
 
-GRU_TENSORFLOW = {
+GRU_FLOAT32 = {
     "gru_reset_gate_answer": """
-import tensorflow as tf
-
-
 def reset_gate(x_t, h_prev, W_xr, W_hr, b_r=None):
-    z = tf.matmul(x_t, W_xr) + tf.matmul(h_prev, W_hr)
-    return tf.sigmoid(z if b_r is None else z + b_r)
+    f32 = np.float32
+    z = x_t.astype(f32) @ W_xr.astype(f32) + h_prev.astype(f32) @ W_hr.astype(f32)
+    return 1 / (1 + np.exp(-(z if b_r is None else z + b_r.astype(f32))))
 """,
     "gru_candidate_state_answer": """
 def candidate_state(x_t, h_prev, g_r, W_xh, W_hh, b_h=None):
-    z = tf.matmul(x_t, W_xh) + tf.matmul(g_r * h_prev, W_hh)
-    return tf.tanh(z if b_h is None else z + b_h)
+    z = np.float32(x_t) @ np.float32(W_xh) + np.float32(g_r * h_prev) @ np.float32(W_hh)
+    return np.tanh(z if b_h is None else z + np.float32(b_h))
 """,
     "gru_update_gate_answer": """
 def update_gate(x_t, h_prev, W_xz, W_hz, b_z=None):
-    z = tf.matmul(x_t, W_xz) + tf.matmul(h_prev, W_hz)
-    return tf.sigmoid(z if b_z is None else z + b_z)
+    z = np.matmul(x_t, W_xz, dtype=np.float32) + np.matmul(h_prev, W_hz, dtype=np.float32)
+    return 0.5 * (1 + np.tanh(0.5 * (z if b_z is None else z + b_z)))
 """,
     "gru_new_state_answer": """
 def new_state(h_prev, h_bar, g_z):
-    return (1.0 - g_z) * h_prev + g_z * tf.convert_to_tensor(h_bar)
+    return (1.0 - g_z) * h_prev + g_z * np.asarray(h_bar, dtype=np.float32)
 """,
 }
 
@@ -1056,6 +1015,114 @@ def gru_step_backward(dh_t, x_t, h_prev, params):
 """,
 }
 
+# Each function is scored alone: stand-ins for the learner's other functions accept what the
+# learner's own accept (keywords, renamed or keyword-only parameters), and a function that
+# reuses another graded function is scored with that one correct.
+RNN_KEYWORD_CALLS = {
+    "rnn_step_answer": """
+def simple_rnn_step(x, h, Wx, Wh, b=None):
+    z = x @ Wx + h @ Wh
+    return np.tanh(z if b is None else z + b)
+""",
+    "rnn_sequence_answer": """
+def simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None):
+    h = np.zeros((x.shape[0], W_hh.shape[0])) if h0 is None else h0
+    states = []
+    for t in range(x.shape[1]):
+        h = simple_rnn_step(x=x[:, t], h=h, Wx=W_xh, Wh=W_hh, b=b_h)
+        states.append(h)
+    return np.stack(states, axis=1)
+""",
+}
+
+LSTM_KEYWORD_CALLS = {
+    "lstm_forget_gate_answer": """
+def forget_gate(x_t, h_prev, *, W_xf, W_hf, b_f=None):
+    z = x_t @ W_xf + h_prev @ W_hf
+    return sigmoid(z if b_f is None else z + b_f)
+""",
+    "lstm_input_gate_answer": """
+def input_gate(x_t, h_prev, W_xi, W_hi, b_i=None):
+    return sigmoid(x_t @ W_xi + h_prev @ W_hi)  # bias missing
+""",
+    "lstm_step_answer": """
+def lstm_step(x_t, h_prev, c_prev, params):
+    p = params
+    g_f = forget_gate(x_t, h_prev, W_xf=p.W_xf, W_hf=p.W_hf, b_f=p.b_f)
+    g_i = input_gate(W_xi=p.W_xi, W_hi=p.W_hi, b_i=p.b_i, x_t=x_t, h_prev=h_prev)
+    c_bar = candidate_cell_state(x_t, h_prev, p.W_xc, p.W_hc, b_c=p.b_c)
+    c_t = cell_state_update(c_prev=c_prev, g_f=g_f, g_i=g_i, c_bar=c_bar)
+    g_o = output_gate(x_t, h_prev, p.W_xo, p.W_ho, p.b_o)
+    return hidden_output(c_t=c_t, g_o=g_o), c_t
+""",
+}
+
+BPTT_KEYWORD_CALLS = {
+    "bptt_rnn_bptt_answer": """
+def simple_rnn_bptt(dh_seq, x, h0, h_seq, W_xh, W_hh):
+    N, T, D = x.shape
+    dx = np.zeros_like(x)
+    dW_xh, dW_hh, db_h = 0.0, 0.0, 0.0
+    dh_next = np.zeros_like(h0)
+    for t in reversed(range(T)):
+        dx[:, t], dh_next, dWx, dWh, db = simple_rnn_step_backward(
+            dh_t=dh_seq[:, t] + dh_next,
+            x_t=x[:, t],
+            h_prev=h0 if t == 0 else h_seq[:, t - 1],
+            h_t=h_seq[:, t],
+            W_xh=W_xh,
+            W_hh=W_hh,
+        )
+        dW_xh, dW_hh, db_h = dW_xh + dWx, dW_hh + dWh, db_h + db
+    return dx, dh_next, dW_xh, dW_hh, db_h
+""",
+    "bptt_forget_gate_answer": """
+def forget_gate_backward(grad, x, h, g, Wx, Wh):
+    da = grad * g * (1 - g)
+    return da @ Wx.T, da @ Wh.T, x.T @ da, h.T @ da, da.sum(axis=0)
+""",
+    "bptt_lstm_step_answer": """
+def lstm_step_backward(dh_t, dc_t, x_t, h_prev, c_prev, params):
+    p = params
+    v = lstm_step_forward(x_t, h_prev, c_prev, p)
+    dg_o, dc_h = hidden_output_backward(dh_t=dh_t, g_o=v["g_o"], c_t=v["c_t"])
+    dc_prev, dg_f, dg_i, dc_bar = cell_state_update_backward(
+        dc_t + dc_h, c_prev, g_f=v["g_f"], g_i=v["g_i"], c_bar=v["c_bar"]
+    )
+    f = forget_gate_backward(grad=dg_f, x=x_t, h=h_prev, g=v["g_f"], Wx=p.W_xf, Wh=p.W_hf)
+    i = input_gate_backward(dg_i, x_t, h_prev, v["g_i"], W_xi=p.W_xi, W_hi=p.W_hi)
+    c = candidate_cell_state_backward(dc_bar, x_t, h_prev, v["c_bar"], p.W_xc, p.W_hc)
+    o = output_gate_backward(dg_o, x_t, h_prev, v["g_o"], p.W_xo, p.W_ho)
+    dx_t = f[0] + i[0] + c[0] + o[0]
+    dh_prev = f[1] + i[1] + c[1] + o[1]
+    return dx_t, dh_prev, dc_prev, LSTMParams(*i[2:], *f[2:], *c[2:], *o[2:])
+""",
+}
+
+BPTT_REUSED_GATES_WRONG = {
+    "bptt_rnn_step_backward_answer": """
+def simple_rnn_step_backward(dh_t, x_t, h_prev, h_t, W_xh, W_hh):
+    da = dh_t  # the 1 - h_t**2 factor is missing
+    return da @ W_xh.T, da @ W_hh.T, x_t.T @ da, h_prev.T @ da, da.sum(axis=0)
+""",
+    "bptt_candidate_cell_state_answer": """
+def candidate_cell_state_backward(dc_bar, x_t, h_prev, c_bar, W_xc, W_hc):
+    # c_bar = tanh(x_t W_xc + h_prev W_hc + b_c) is a simple-RNN step: reuse its backward.
+    return simple_rnn_step_backward(dc_bar, x_t, h_prev, c_bar, W_xc, W_hc)
+""",
+    "bptt_forget_gate_answer": """
+def forget_gate_backward(dg_f, x_t, h_prev, g_f, W_xf, W_hf):
+    da = dg_f * (1 - g_f**2)  # tanh's derivative, not sigmoid's
+    return da @ W_xf.T, da @ W_hf.T, x_t.T @ da, h_prev.T @ da, da.sum(axis=0)
+""",
+    "bptt_input_gate_answer": """
+def input_gate_backward(dg_i, x_t, h_prev, g_i, W_xi, W_hi):
+    return forget_gate_backward(
+        dg_f=dg_i, x_t=x_t, h_prev=h_prev, g_f=g_i, W_xf=W_xi, W_hf=W_hi
+    )
+""",
+}
+
 BPTT_BAD_CALL = {
     "bptt_rnn_bptt_answer": """
 def simple_rnn_bptt(dh_seq, x, h0, h_seq, W_xh, W_hh):
@@ -1086,6 +1153,7 @@ def submissions() -> dict[str, dict[str, Submission]]:
             "blank": blank("rnn"),
             "partial": only("rnn", ["rnn_step_answer"]),
             "alternative": solution_with("rnn", RNN_ALTERNATIVE, {}),
+            "keyword_calls": solution_with("rnn", RNN_KEYWORD_CALLS, {}),
             "mistakes_a": solution_with(
                 "rnn",
                 RNN_MISTAKES_A,
@@ -1130,7 +1198,9 @@ def submissions() -> dict[str, dict[str, Submission]]:
                 ],
             ),
             "alternative": solution_with("lstm", LSTM_ALTERNATIVE, {}),
-            "tensorflow": solution_with("lstm", LSTM_TENSORFLOW, {}),
+            "keyword_calls": solution_with(
+                "lstm", LSTM_KEYWORD_CALLS, {"lstm_input_gate": "bias missing"}
+            ),
             "mistakes_a": solution_with(
                 "lstm",
                 LSTM_MISTAKES_A,
@@ -1163,7 +1233,7 @@ def submissions() -> dict[str, dict[str, Submission]]:
                 "gru", ["gru_update_gate_answer", "gru_new_state_answer", "gru_sequence_answer"]
             ),
             "alternative": solution_with("gru", GRU_ALTERNATIVE, {}),
-            "tensorflow": solution_with("gru", GRU_TENSORFLOW, {}),
+            "float32": solution_with("gru", GRU_FLOAT32, {}),
             "mistakes_a": solution_with(
                 "gru",
                 GRU_MISTAKES_A,
@@ -1259,6 +1329,15 @@ def submissions() -> dict[str, dict[str, Submission]]:
                 },
             ),
             "moved_up": moved_up("bptt", ["bptt_gru_step_answer"]),
+            "keyword_calls": solution_with("bptt", BPTT_KEYWORD_CALLS, {}),
+            "reused_gates_wrong": solution_with(
+                "bptt",
+                BPTT_REUSED_GATES_WRONG,
+                {
+                    "bptt_rnn_step_backward": "the missing 1 − h² factor",
+                    "bptt_forget_gate": "sigmoid and tanh derivatives swapped",
+                },
+            ),
             "bad_call": solution_with(
                 "bptt",
                 BPTT_BAD_CALL,

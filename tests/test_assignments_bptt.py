@@ -141,25 +141,25 @@ MISTAKES = [
 @pytest.mark.parametrize(("check", "wrong", "text"), MISTAKES)
 def test_each_backward_mistake_is_named(check, wrong, text):
     with pytest.raises(GradeFailure) as failure:
-        check(wrong)
+        check(wrong, None)
     assert text in str(failure.value)
 
 
 @pytest.mark.parametrize("name", bptt.ORDER)
 def test_the_correct_functions_pass_their_checks(name):
     correct = {**bptt.correct_functions(), "gru_step_backward": _gru()}
-    getattr(bptt, name)(correct[name])
+    getattr(bptt, name)(correct[name], None)
 
 
 def test_the_parametrised_passes_are_rnn_refs_with_every_switch_off():
     # Their checks compare with rnn_ref; the mistakes are these passes with one switch on.
-    bptt.lstm_step_backward(_lstm())
-    bptt.simple_rnn_bptt(_sequence())
+    bptt.lstm_step_backward(_lstm(), None)
+    bptt.simple_rnn_bptt(_sequence(), None)
 
 
 def test_a_result_of_the_wrong_length_says_what_is_expected():
     with pytest.raises(GradeFailure, match=r"5 个结果 \(dx_t, dh_prev, dW_xh, dW_hh, db_h\)"):
-        bptt.simple_rnn_step_backward(lambda *args: args[:4])
+        bptt.simple_rnn_step_backward(lambda *args: args[:4], None)
 
 
 def test_grads_must_be_the_params_type_with_every_field():
@@ -167,7 +167,7 @@ def test_grads_must_be_the_params_type_with_every_field():
         return (*_gru()(*args)[:2], [1, 2])
 
     with pytest.raises(GradeFailure, match="grads 应该是参数类型"):
-        bptt.gru_step_backward(no_params)
+        bptt.gru_step_backward(no_params, None)
 
 
 def test_a_bad_call_of_the_correct_step_blames_the_learners_bptt():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import importlib
+import inspect
 import shutil
 import subprocess
 import sys
@@ -103,14 +104,23 @@ def _learner(value):
     return lambda *args: value
 
 
-def test_only_functions_defined_earlier_are_replaced():
-    namespace = {"a": _learner("learner a"), "b": _learner("learner b"), "c": _learner("c")}
-    correct = {"a": _learner("correct a"), "b": _learner("correct b"), "c": _learner("correct c")}
-    substitution.use_correct_earlier_functions(namespace, correct, ("a", "b", "c"), "b")
-    assert {name: f() for name, f in namespace.items()} == {
-        "a": "correct a",
-        "b": "learner b",
-        "c": "c",
+A, B, C = "hidden_output", "cell_state_update", "new_state"
+"""Three graded functions' names (the substitution knows the notebook's signatures)."""
+
+
+def _called(function, name: str):
+    """``function`` called with as many arguments as the notebook's ``name`` takes."""
+    return function(*range(len(substitution.SIGNATURES[name])))
+
+
+def test_every_other_graded_function_is_replaced():
+    namespace = {A: _learner("learner a"), B: _learner("learner b"), C: _learner("c")}
+    correct = {A: _learner("correct a"), B: _learner("correct b"), C: _learner("correct c")}
+    substitution.use_correct_functions(namespace, correct, B)
+    assert {name: _called(f, name) for name, f in namespace.items()} == {
+        A: "correct a",
+        B: "learner b",
+        C: "correct c",
     }
 
 
@@ -127,21 +137,20 @@ def test_under_ipython_the_substitution_ends_with_the_cell():
     shell = FakeShell()
     namespace = shell.user_ns
     learner_a = _learner("learner a")
-    namespace["a"] = learner_a  # "b" is not defined (the learner deleted or renamed it)
-    correct = {"a": _learner("correct a"), "b": _learner("correct b")}
-    order = ("a", "b", "c")
-    substitution.use_correct_earlier_functions(namespace, correct, order, "c")
-    substitution.use_correct_earlier_functions(namespace, correct, order, "c")  # same cell
-    assert namespace["a"]() == "correct a"
-    assert namespace["b"]() == "correct b"
+    namespace[A] = learner_a  # B is not defined (the learner deleted or renamed it)
+    correct = {A: _learner("correct a"), B: _learner("correct b")}
+    substitution.use_correct_functions(namespace, correct, C)
+    substitution.use_correct_functions(namespace, correct, C)  # same cell
+    assert _called(namespace[A], A) == "correct a"
+    assert _called(namespace[B], B) == "correct b"
     shell.events.trigger("post_run_cell", None)
-    assert namespace["a"] is learner_a
-    assert "b" not in namespace
+    assert namespace[A] is learner_a
+    assert B not in namespace
     assert shell.events.callbacks["post_run_cell"] == []
-    substitution.use_correct_earlier_functions(namespace, correct, order, "b")  # a later cell
-    assert namespace["a"]() == "correct a"
+    substitution.use_correct_functions(namespace, correct, B)  # a later cell
+    assert _called(namespace[A], A) == "correct a"
     shell.events.trigger("post_run_cell", None)
-    assert namespace["a"] is learner_a
+    assert namespace[A] is learner_a
 
 
 class RecordingNamespace(dict):
@@ -158,12 +167,136 @@ class RecordingNamespace(dict):
 
 def test_outside_ipython_the_substitution_is_one_namespace_update():
     namespace = RecordingNamespace()
-    namespace["a"] = _learner("learner a")
-    correct = {"a": _learner("correct a")}
-    substitution.use_correct_earlier_functions(namespace, correct, ("a", "b"), "b")
+    namespace[A] = _learner("learner a")
+    correct = {A: _learner("correct a"), B: _learner("correct b")}
+    substitution.use_correct_functions(namespace, correct, B)
     assert len(namespace.updates) == 1
-    assert list(namespace.updates[0]) == ["a"]
-    assert namespace["a"]() == "correct a"
+    assert list(namespace.updates[0]) == [A]
+    assert _called(namespace[A], A) == "correct a"
+
+
+def _step_stand_in(learner_source: str | None):
+    """The correct simple_rnn_step as the sequence's check installs it beside ``learner``."""
+    namespace = {"np": np}
+    if learner_source:
+        exec(learner_source, namespace)
+    substitution.use_correct_functions(namespace, rnn.correct_functions(), "simple_rnn_sequence")
+    return namespace["simple_rnn_step"]
+
+
+STEP_ARGS = {
+    "x_t": np.ones((2, 3)),
+    "h_prev": np.zeros((2, 4)),
+    "W_xh": np.full((3, 4), 0.1),
+    "W_hh": np.eye(4),
+    "b_h": np.arange(4.0),
+}
+STEP_EXPECTED = rnn_ref.simple_rnn_step(*STEP_ARGS.values())
+
+
+@pytest.mark.parametrize(
+    ("learner", "call"),
+    [
+        # The notebook's signature, called by keyword (the stand-in once took other names).
+        ("def simple_rnn_step(x_t, h_prev, W_xh, W_hh, b_h=None): pass", lambda f, a: f(**a)),
+        (None, lambda f, a: f(**a)),
+        # Renamed parameters, called with the learner's own names.
+        (
+            "def simple_rnn_step(x, h, Wx, Wh, b=None): pass",
+            lambda f, a: f(x=a["x_t"], h=a["h_prev"], Wx=a["W_xh"], Wh=a["W_hh"], b=a["b_h"]),
+        ),
+        # The notebook's names in another order: read by name, not by position.
+        (
+            "def simple_rnn_step(h_prev, x_t, W_hh, W_xh, b_h=None): pass",
+            lambda f, a: f(a["h_prev"], a["x_t"], a["W_hh"], a["W_xh"], a["b_h"]),
+        ),
+        # Keyword-only parameters, and an extra parameter left at its default.
+        (
+            "def simple_rnn_step(x_t, h_prev, *, W_xh, W_hh, b_h=None, debug=False): pass",
+            lambda f, a: f(a["x_t"], a["h_prev"], W_xh=a["W_xh"], W_hh=a["W_hh"], b_h=a["b_h"]),
+        ),
+        # A learner's default the notebook does not have.
+        (
+            "def simple_rnn_step(x_t, h_prev, W_xh, W_hh, b_h=np.arange(4.0)): pass",
+            lambda f, a: f(a["x_t"], a["h_prev"], a["W_xh"], a["W_hh"]),
+        ),
+        ("def simple_rnn_step(*args, **kwargs): pass", lambda f, a: f(*a.values())),
+    ],
+)
+def test_a_stand_in_accepts_exactly_what_the_learners_function_accepts(learner, call):
+    stand_in = _step_stand_in(learner)
+    np.testing.assert_allclose(call(stand_in, STEP_ARGS), STEP_EXPECTED)
+
+
+@pytest.mark.parametrize(
+    ("learner", "call", "reason"),
+    [
+        (None, lambda f, a: f(x=a["x_t"], **a), "unexpected keyword argument 'x'"),
+        (
+            "def simple_rnn_step(x, h, Wx, Wh, b=None): pass",
+            lambda f, a: f(**a),  # the notebook's names, which the learner's function refuses
+            "missing a required argument: 'x'",
+        ),
+        (
+            "def simple_rnn_step(x_t, h_prev, *, W_xh, W_hh, b_h=None): pass",
+            lambda f, a: f(*a.values()),
+            "positional argument",
+        ),
+        (None, lambda f, a: f(a["x_t"], a["h_prev"]), "missing a required argument"),
+        (
+            "def simple_rnn_step(x_t, h_prev, W_xh, W_hh, b_h=None, scale=1.0): pass",
+            lambda f, a: f(*a.values(), 2.0),
+            "no parameter like scale",
+        ),
+    ],
+)
+def test_a_call_the_learners_function_would_refuse_is_reported_as_such(learner, call, reason):
+    stand_in = _step_stand_in(learner)
+    with pytest.raises(substitution.WrongCall) as failure:
+        call(stand_in, STEP_ARGS)
+    message = str(failure.value)
+    assert "simple_rnn_sequence called simple_rnn_step with arguments it does not accept" in message
+    assert reason in message
+
+
+def test_every_graded_function_has_a_correct_version_with_the_notebooks_signature():
+    for assignment in ASSIGNMENTS:
+        module = importlib.import_module(f"gradecheck.{assignment}")
+        assert set(module.correct_functions()) == set(module.ORDER), assignment
+        for name, function in module.correct_functions().items():
+            notebook = substitution.notebook_signature(name)
+            required = [p for p in notebook.parameters.values() if p.default is p.empty]
+            inspect.signature(function).bind(*required)  # takes them in the notebook's order
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_substitution_knows_the_notebooks_signatures(assignment):
+    """Each graded function's parameters and defaults, as the solution notebook defines them."""
+    order = importlib.import_module(f"gradecheck.{assignment}").ORDER
+    for tree in _notebook_code(assignment, solution=True):
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name in order:
+                source = ast.unparse(node.args)
+                expected = str(substitution.notebook_signature(node.name))
+                assert f"({source})".replace("'", '"') == expected.replace("'", '"')
+
+
+def test_every_grade_cell_passes_the_notebooks_namespace():
+    """So that every function is scored alone: its grade cell substitutes the others."""
+    for assignment in ASSIGNMENTS:
+        nb = nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", 4)
+        for cell in nb.cells:
+            if cell.metadata.get("nbgrader", {}).get("grade") and cell.cell_type == "code":
+                calls = [
+                    node
+                    for node in ast.walk(ast.parse(cell.source))
+                    if isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and getattr(node.func.value, "id", None) == "grade"
+                ]
+                assert calls, cell.metadata["nbgrader"]["grade_id"]
+                for node in calls:
+                    assert ast.unparse(node.args[1]) == "globals()", ast.unparse(node)
 
 
 LEARNER_SEQUENCE = """
@@ -195,9 +328,9 @@ def test_the_bias_cell_of_the_rnn_step_always_passes_a_bias():
     def needs_bias(x_t, h_prev, W_xh, W_hh, b_h=None):
         return np.tanh(x_t @ W_xh + h_prev @ W_hh + b_h)
 
-    rnn.simple_rnn_step(needs_bias, bias=True)
+    rnn.simple_rnn_step(needs_bias, None, bias=True)
     with pytest.raises(GradeFailure, match="TypeError"):
-        rnn.simple_rnn_step(needs_bias, bias=False)
+        rnn.simple_rnn_step(needs_bias, None, bias=False)
 
 
 @pytest.mark.parametrize(
@@ -217,12 +350,12 @@ def test_the_bias_cell_of_the_rnn_step_always_passes_a_bias():
     ],
 )
 def test_the_reference_functions_pass(check, reference):
-    check(reference)
+    check(reference, None)
 
 
 def test_the_reference_step_passes_both_bias_checks():
-    rnn.simple_rnn_step(rnn_ref.simple_rnn_step, bias=False)
-    rnn.simple_rnn_step(rnn_ref.simple_rnn_step, bias=True)
+    rnn.simple_rnn_step(rnn_ref.simple_rnn_step, None, bias=False)
+    rnn.simple_rnn_step(rnn_ref.simple_rnn_step, None, bias=True)
 
 
 @pytest.mark.parametrize(
@@ -262,14 +395,14 @@ def test_the_reference_step_passes_both_bias_checks():
 )
 def test_wrong_functions_fail_with_the_mistake_named(check, wrong, message):
     with pytest.raises(GradeFailure, match=message or "不对"):
-        check(wrong)
+        check(wrong, None)
 
 
 def test_merge_checks_every_mode():
     for mode in brnn.MERGE_MODES:
-        brnn.merge_outputs(rnn_ref.merge, mode)
+        brnn.merge_outputs(rnn_ref.merge, None, mode)
     with pytest.raises(GradeFailure, match="summed instead of averaged"):
-        brnn.merge_outputs(lambda f, b, mode: rnn_ref.merge(f, b, "sum"), "ave")
+        brnn.merge_outputs(lambda f, b, mode: rnn_ref.merge(f, b, "sum"), None, "ave")
 
 
 def test_a_modified_keras_reference_file_is_refused(tmp_path):
