@@ -1,9 +1,11 @@
 """What the instructor sees: a progress bar, the end-of-run summary and the grade export.
 
-Student ids are folder names chosen by whoever created them and failure reasons embed file
-names and exception messages, so every such string is cleaned (one line, no control characters,
-bounded length: :func:`~classgrade.outcome.clean_text`) where it is shown, and every cell of an
-exported CSV is neutralised against spreadsheet formulas (:func:`~classgrade.outcome.csv_cell`).
+Failure reasons embed file names and exception messages, so they are cleaned (one line, no
+control characters, bounded length: :func:`~classgrade.outcome.clean_text`) where they are
+shown. Student ids and assignment names are keys: two different ids must never look the same
+in a table or an export (an LMS import keyed on them would give one learner the other's
+grade), so they are shown whole and faithfully, escaped where they must be
+(:func:`shown_id`). Every cell of an exported CSV is neutralised against spreadsheet formulas.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import csv
 import shutil
 import sys
 import time
+import unicodedata
 from collections import defaultdict
 from pathlib import Path
 from typing import Protocol, TextIO
@@ -33,6 +36,48 @@ from .outcome import (
     clean_text,
     csv_cell,
 )
+
+
+def _needs_escape(ch: str) -> bool:
+    category = unicodedata.category(ch)
+    return ch == "\\" or category[0] == "C" or (category[0] == "Z" and ch != " ")
+
+
+def shown_id(name: str) -> str:
+    """A student id or assignment name on one line, whole, and told apart from every other.
+
+    Control, format, private-use, unassigned and surrogate characters, every whitespace but
+    the ASCII space (a no-break space, a line separator) and the backslash itself are written
+    as ``\\xNN``, ``\\uNNNN`` or ``\\UNNNNNNNN``; so are spaces at either end. Nothing is
+    collapsed or cut: different ids always show differently, and an id of plain characters
+    shows exactly as it is.
+    """
+    out = []
+    last = len(name) - 1
+    for i, ch in enumerate(name):
+        if _needs_escape(ch) or (ch == " " and i in (0, last)):
+            code = ord(ch)
+            out.append(
+                f"\\x{code:02x}"
+                if code < 0x100
+                else f"\\u{code:04x}"
+                if code < 0x10000
+                else f"\\U{code:08x}"
+            )
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def csv_id(name: str) -> str:
+    """An id's CSV cell: :func:`shown_id`, with a leading ``'`` when it would start like a
+    formula or with ``'`` itself (so the escape can be undone: drop one leading ``'``)."""
+    text = shown_id(name)
+    return "'" + text if text.startswith(("'", *FORMULA_STARTS)) else text
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+ID_FIELDS = ("assignment", "student")
 
 
 class Progress:
@@ -113,22 +158,22 @@ def format_summary(summary: RunSummary, grader: Course) -> str:
         lines.append("Failed (no grade recorded; see `python -m classgrade status`):")
         for o in sorted(summary.failed, key=lambda o: (o.assignment, o.student)):
             lines.append(
-                f"  {clean_name(o.assignment):10s} {clean_name(o.student):20s} "
-                f"{clean_text(o.reason)}"
+                f"  {shown_id(o.assignment):10s} {shown_id(o.student):20s} {clean_text(o.reason)}"
             )
     means = mean_scores(grader)
     if means:
         lines.append("")
         lines.append("Mean score per assignment (graded submissions):")
         for assignment, (mean, maximum, n) in means.items():
-            lines.append(f"  {clean_name(assignment):10s} {mean:6.2f} / {maximum:g}  ({n} graded)")
+            lines.append(f"  {shown_id(assignment):10s} {mean:6.2f} / {maximum:g}  ({n} graded)")
     return "\n".join(lines)
 
 
 def status_rows(grader: Course) -> list[dict]:
     """One row per (assignment, learner) known to the journal or the gradebook.
 
-    The values are display text: names and reasons already cleaned (one line, bounded).
+    Ids are exact (shown through :func:`shown_id`); status and reason are display text,
+    already cleaned (one line, bounded).
     """
     journal: Journal = grader.journal
     rows = []
@@ -165,8 +210,6 @@ def status_rows(grader: Course) -> list[dict]:
 
 
 def _clean_row(row: dict) -> dict:
-    row["assignment"] = clean_name(row["assignment"])
-    row["student"] = clean_name(row["student"])
     row["status"] = clean_name(row["status"])
     row["reason"] = clean_text(row["reason"])
     return row
@@ -183,7 +226,7 @@ def format_status(rows: list[dict], failed_only: bool = False) -> str:
             continue
         score = f"{row['score']}/{row['max_score']}" if row["score"] else ""
         lines.append(
-            f"{clean_name(row['assignment']):10s} {clean_name(row['student']):20s} "
+            f"{shown_id(row['assignment']):10s} {shown_id(row['student']):20s} "
             f"{clean_name(row['status']):14s} {clean_name(score):10s} "
             f"{clean_text(row['reason'])}".rstrip()
         )
@@ -191,11 +234,18 @@ def format_status(rows: list[dict], failed_only: bool = False) -> str:
 
 
 def write_csv(rows: list[dict], out: TextIO, fields: list[str] = STATUS_FIELDS) -> None:
-    """Rows as CSV, every cell cleaned and neutralised against spreadsheet formulas."""
+    """Rows as CSV: ids faithful (:func:`csv_id`), other cells cleaned; none a formula."""
     writer = csv.writer(out)
     writer.writerow([csv_cell(f) for f in fields])
     for row in rows:
-        writer.writerow([csv_cell(clean_text(row.get(f, ""))) for f in fields])
+        writer.writerow(
+            [
+                csv_id(str(row.get(f, "")))
+                if f in ID_FIELDS
+                else csv_cell(clean_text(row.get(f, "")))
+                for f in fields
+            ]
+        )
 
 
 def export_csv(grader: Course, path: Path | None) -> int:

@@ -1,8 +1,9 @@
-"""What classgrade shows the instructor is bounded and clean, whatever the learners chose.
+"""What classgrade shows the instructor is clean and faithful, whatever the learners chose.
 
 Student ids are folder names under ``submitted/`` and failure reasons embed file names and
 exception messages: none of it may reach the terminal, ``status``, the end-of-run summary or
-an exported CSV with control characters, extra lines, unbounded length or a spreadsheet formula.
+an exported CSV with control characters, extra lines or a spreadsheet formula; reasons are
+bounded in length, and ids are shown whole and faithfully (two ids never look the same).
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ from classgrade.outcome import (
     csv_cell,
 )
 from classgrade.report import (
+    csv_id,
     export_csv,
     format_status,
     format_summary,
+    shown_id,
     status_rows,
     write_csv,
 )
@@ -128,9 +131,10 @@ def _assert_clean_csv(text: str, expected_rows: int) -> list[dict]:
     assert len(body) == expected_rows
     for row in body:
         assert len(row) == len(header)
-        for cell in row:
+        for k, cell in enumerate(row):
             assert _no_control(cell), repr(cell)
-            assert len(cell) <= MAX_REASON_CHARS + 1
+            if header[k] not in ("assignment", "student"):  # ids are whole (escaped)
+                assert len(cell) <= MAX_REASON_CHARS + 1
             assert not cell.startswith(FORMULA), repr(cell)
     # Every line of the file is one record: no reason or id spans lines.
     assert len(text.splitlines()) == expected_rows + 1
@@ -162,15 +166,16 @@ def test_status_rows_are_cleaned_and_one_per_pair(course):
     rows = status_rows(_Grader(course))
     students = {GOOD, "plain_outside", *HOSTILE_IDS, "=cmd()", "\u2028sep"}
     assert len(rows) == 2 * len(students)  # two assignments, every learner in each
+    assert {r["student"] for r in rows} == students  # the exact ids
     for row in rows:
-        for key in ("assignment", "student", "status", "reason"):
+        for key in ("status", "reason"):
             assert _no_control(row[key]), row
-        assert len(row["student"]) <= MAX_NAME_CHARS
+        assert _no_control(shown_id(row["student"]))
         assert len(row["reason"]) <= MAX_REASON_CHARS
     by_id = {(r["assignment"], r["student"]): r for r in rows}
     assert by_id[(A, GOOD)]["status"] == GRADED
     assert by_id[(A, "plain_outside")]["status"] == "graded outside classgrade"
-    assert by_id[(A, "a?[31mb")]["status"] == FAILED
+    assert by_id[(A, "a\x1b[31mb")]["status"] == FAILED
     assert by_id[("lstm", "=cmd()")]["reason"].startswith("grading did not finish")
 
 
@@ -180,7 +185,9 @@ def test_status_output_has_one_clean_line_per_row(course):
     lines = text.split("\n")
     assert len(lines) == len(rows)
     assert _no_control(text.replace("\n", ""))
-    assert all(len(line) < 200 + MAX_REASON_CHARS for line in lines)
+    # Ids are shown whole (a folder name is at most 255 bytes); the rest stays bounded.
+    longest_id = max(len(shown_id(r["student"])) for r in rows)
+    assert all(len(line) < 200 + MAX_REASON_CHARS + longest_id for line in lines)
     assert not any(line.startswith("graded 10/10") for line in lines)
     failed = format_status(rows, failed_only=True).split("\n")
     assert len(failed) == sum(r["status"] in (FAILED, PENDING) for r in rows)
@@ -216,6 +223,62 @@ def test_write_csv_neutralises_every_cell():
     write_csv([{"assignment": "=a", "student": "+b", "score": "-1", "reason": "@c\x1b[0m"}], out)
     record = _read_csv(out.getvalue())[1]
     assert record == ["'=a", "'+b", "", "'-1", "", "'@c?[0m"]
+
+
+# Ids that display cleaning (collapsing whitespace, cutting to 80 characters, replacing
+# controls) made look the same as a classmate's.
+LOOKALIKE_IDS = [
+    "alice",
+    "alice\u00a0",
+    "alice ",
+    " alice",
+    "alice\u2003",
+    "alice\u200b",
+    "al ice",
+    "al  ice",
+    "al\tice",
+    "al?ice",
+    "al\x1bice",
+    "al\\x1bice",
+    "al\\\\x1bice",
+    "'+alice",
+    "+alice",
+    "''+alice",
+    "y" * 79 + "a",
+    "y" * 79 + "b",
+    "y" * 200,
+    "y" * 201,
+]
+
+
+def test_different_ids_never_show_or_export_the_same():
+    shown = [shown_id(i) for i in LOOKALIKE_IDS]
+    exported = [csv_id(i) for i in LOOKALIKE_IDS]
+    assert len(set(shown)) == len(LOOKALIKE_IDS)
+    assert len(set(exported)) == len(LOOKALIKE_IDS)
+    for text in shown + exported:
+        assert _no_control(text), repr(text)
+        assert not any(unicodedata.category(ch)[0] == "Z" and ch != " " for ch in text)
+    # Plain ids are exported exactly; the formula escape is undone by dropping one quote.
+    assert csv_id("alice") == "alice"
+    assert csv_id("李雷_01") == "李雷_01"
+    assert csv_id("+alice") == "'+alice"
+    assert csv_id("'+alice") == "''+alice"
+
+
+def test_export_keeps_lookalike_ids_apart(tmp_path):
+    rows = [
+        {"assignment": A, "student": sid, "status": GRADED, "score": str(k), "reason": ""}
+        for k, sid in enumerate(LOOKALIKE_IDS)
+    ]
+    out = io.StringIO(newline="")
+    write_csv(rows, out)
+    records = _read_csv(out.getvalue())[1:]
+    assert len({r[1] for r in records}) == len(LOOKALIKE_IDS)
+    # Each learner keeps their own score under their own id.
+    assert {r[1]: r[3] for r in records} == {
+        csv_id(sid): str(k) for k, sid in enumerate(LOOKALIKE_IDS)
+    }
 
 
 def test_status_command_through_the_cli(course, capsys):
@@ -259,4 +322,5 @@ def test_summary_lines_are_clean(course):
     lines = text.split("\n")
     assert len(lines) == 2 + 2 + len(HOSTILE_IDS) + 2 + 1  # head and backup, failures, means
     assert all(line.startswith(f"  {A} ") for line in lines[4 : 4 + len(HOSTILE_IDS)])
-    assert all(len(line) < 200 + MAX_REASON_CHARS for line in lines)
+    longest_id = max(len(shown_id(s)) for s in HOSTILE_IDS)  # ids are shown whole
+    assert all(len(line) < 200 + MAX_REASON_CHARS + longest_id for line in lines)
