@@ -258,3 +258,28 @@ def test_activation_name_is_the_inverse_of_get_activation():
     assert rnn_ref.activation_name(None) == "linear"
     assert rnn_ref.activation_name(np.tanh) is None
     assert rnn_ref.activation_name("swish") is None
+
+
+def test_reset_before_equals_reset_after_where_w_vanishes_between_unequal_gates(rng):
+    """(g_r * h) W == g_r * (h W) for every h iff W_ij = 0 wherever g_r,i != g_r,j.
+
+    The GRU chapter's second question: a diagonal W_hh and equal gates are two cases, a
+    block-diagonal W_hh with equal gates within each block is a third.
+    """
+    x_t, h_prev = rng.normal(size=(3, 2)), rng.normal(size=(3, 4))
+    W_xh = rng.normal(size=(2, 4))
+
+    def gap(g_r, W_hh):
+        g_r = np.broadcast_to(g_r, (3, 4))
+        before = rnn_ref.candidate_state(x_t, h_prev, g_r, W_xh, W_hh)
+        after = rnn_ref.candidate_state_reset_after(x_t, h_prev, g_r, W_xh, W_hh)
+        return np.abs(before - after).max()
+
+    W = rng.normal(size=(4, 4))
+    blocks = np.kron(np.eye(2), np.ones((2, 2)))  # two 2x2 blocks on the diagonal
+    per_block = np.array([0.2, 0.2, 0.9, 0.9])
+    assert gap(per_block, W * blocks) < 1e-15  # neither diagonal nor one gate value
+    assert gap(np.full(4, 0.3), W) < 1e-15
+    assert gap(rng.uniform(size=4), np.diag(np.diag(W))) < 1e-15
+    assert gap(per_block, W) > 1e-3  # W_ij != 0 between the blocks' unequal gates
+    assert gap(np.array([0.2, 0.5, 0.9, 0.9]), W * blocks) > 1e-3
