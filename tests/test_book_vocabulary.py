@@ -146,3 +146,93 @@ def test_glossary_lists_each_retired_name_as_an_alias(old, new):
 def test_glossary_terms_are_unique():
     names = [name for entry in glossary_entries() for name in entry]
     assert len(names) == len(set(names))
+
+
+# ---- One meaning per symbol, and no term before the page that introduces it ----------------
+
+CODE_CELL = re.compile(r"^```\{code-cell\}.*?^```", re.MULTILINE | re.DOTALL)
+# The root page is the course's table of contents: it names every chapter's subject.
+ROOT_PAGE = toc_pages()[0]
+
+
+def text_of(name: str) -> str:
+    """A page's prose: its text without the code cells (their comments are English)."""
+    return CODE_CELL.sub("", prose(name))
+
+
+def introducing_page(term: str, english: str) -> int | None:
+    """Index in the toc of the first page that gives the term with its English name."""
+    pattern = re.compile(rf"{re.escape(term)}[*`\s]*\(\s*{re.escape(english)}\s*[,)]", re.I)
+    pages = toc_pages()
+    return next((i for i, name in enumerate(pages) if pattern.search(text_of(name))), None)
+
+
+def test_every_glossary_term_is_introduced_with_its_english_name():
+    missing = [
+        f"{term} ({english})"
+        for english, term in glossary_table().items()
+        if introducing_page(term, english) is None
+    ]
+    assert not missing, f"no page introduces these terms with their English name: {missing}"
+
+
+def test_no_chapter_uses_a_term_before_the_page_that_introduces_it():
+    """A chapter may use a glossary term only if it, or a page before it, introduces the term.
+
+    Introducing a term is giving its English name in parentheses on first use, so the defining
+    chapter of a term is the first page in the toc's order that does so.
+    """
+    pages = toc_pages()
+    early = []
+    for english, term in glossary_table().items():
+        introduced_at = introducing_page(term, english)
+        for name in pages[: introduced_at or 0]:
+            if name != ROOT_PAGE and term in text_of(name):
+                early.append(f"book/{name}.md uses {term}, introduced in {pages[introduced_at]}")
+    assert not early, early
+
+
+def test_time_steps_count_from_one_and_python_from_zero():
+    # x_t is the t-th step, t = 1..T: the array's index is t - 1 (x_1 is x[:, 0]).
+    wrong = [name for name in PAGES if "`x[:, t]`" in text_of(name)]
+    assert not wrong, f"`x[:, t]` is x_(t+1) in the book's time steps: {wrong}"
+
+
+def test_clipnorm_is_first_named_as_clipping_each_variable_separately():
+    # Keras's clipnorm clips each variable's gradient by its own norm; global-norm clipping
+    # (Pascanu et al.) is global_clipnorm. Where a page first names clipnorm, it says so.
+    wrong = []
+    for name in PAGES:
+        paragraphs = re.split(r"\n\s*\n", text_of(name))
+        first = next((p for p in paragraphs if re.search(r"(?<!global_)clipnorm", p)), None)
+        if first is not None and "分别" not in first:
+            wrong.append(f"book/{name}.md: {first.strip()[:80]}")
+    assert not wrong, wrong
+
+
+def test_the_notes_update_bias_is_not_keras_update_bias():
+    # b_z is the notes' update-gate bias, the negative of Keras's k_z (z = 1 - g_z): an
+    # expression with Keras's update weights K_xz, K_hz uses k_z, and the rows of Keras's
+    # (2, 3H) bias are written with k_z.
+    wrong = []
+    for name in PAGES:
+        for math in re.findall(r"\$\$.*?\$\$|\$[^$]+\$", text_of(name), re.DOTALL):
+            if re.search(r"K_\{[xh]z\}", math) and re.search(r"\bb_\{?h?z\b", math):
+                wrong.append(f"book/{name}.md: {math[:80]}")
+            if re.search(r"\[\s*b_z\s*,\s*b_r", math):
+                wrong.append(f"book/{name}.md: {math[:80]}")
+    assert not wrong, wrong
+
+
+def test_diagonal_cell_state_jacobians_say_what_is_held_fixed():
+    # dc_t/dc_{t-1} = diag(g_f) (and dh_t/dh_{t-1} = diag(1 - g_z)) only along the direct
+    # edge, with h_{t-1} held fixed; the total derivative is not diagonal.
+    claim = re.compile(
+        r"\\partial ([ch])_t\}?\s*(?:/|\}\{)\s*\\partial \1_\{t-1\}\}?\s*=\s*\\operatorname\{diag\}"
+    )
+    wrong = []
+    for name in PAGES:
+        for sentence in re.split(r"[。；]|\n\s*\n", text_of(name)):
+            if claim.search(sentence) and not re.search("固定|直接路径|直接的边", sentence):
+                wrong.append(f"book/{name}.md: {sentence.strip()[:80]}")
+    assert not wrong, wrong
