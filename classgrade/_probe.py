@@ -142,9 +142,9 @@ def _serve(request_id):
         if op == "fetch":
             payload = _fetch(request["name"], out_arrays)
         elif op == "substitute":
-            payload = _substitute(request["name"], request["callback"])
+            payload = _substitute(request["callbacks"], out_arrays)
         elif op == "restore":
-            payload = _restore(request["name"])
+            payload = _restore(request["names"])
         else:
             payload = _call(request, arrays, out_arrays)
     except codec.Unencodable as exc:
@@ -214,11 +214,24 @@ def _run(function, request, arrays):
     return result, interrupted
 
 
-def _substitute(name, callback):
-    user_ns = get_ipython().user_ns
-    if name not in _saved:
-        _saved[name] = user_ns.get(name, _MISSING)
+def _substitute(callbacks, out_arrays):
+    """Bind each name to a stub that calls the grader's function back; one request for all.
 
+    The answer carries the signature of each name's current binding (the learner's own
+    function), which the grader's stand-in adopts.
+    """
+    user_ns = get_ipython().user_ns
+    signatures = {}
+    for name, callback in callbacks.items():
+        if name not in _saved:
+            _saved[name] = user_ns.get(name, _MISSING)
+        own = _saved[name]
+        signatures[name] = None if own is _MISSING else _signature_of(own, out_arrays)
+        user_ns[name] = _stub(name, callback)
+    return {"status": "ok", "signatures": signatures}
+
+
+def _stub(name, callback):
     def substituted(*args, **kwargs):
         """Runs the grader's correct version of this function (during one hidden test)."""
         request_id = _state["serving"]
@@ -243,17 +256,17 @@ def _substitute(name, callback):
         return _decode(answer["value"], result_arrays)
 
     substituted.__name__ = name
-    user_ns[name] = substituted
-    return {"status": "ok"}
+    return substituted
 
 
-def _restore(name):
+def _restore(names):
     user_ns = get_ipython().user_ns
-    saved = _saved.pop(name, _MISSING)
-    if saved is _MISSING:
-        user_ns.pop(name, None)
-    else:
-        user_ns[name] = saved
+    for name in names:
+        saved = _saved.pop(name, _MISSING)
+        if saved is _MISSING:
+            user_ns.pop(name, None)
+        else:
+            user_ns[name] = saved
     return {"status": "ok"}
 
 

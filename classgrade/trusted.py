@@ -262,20 +262,28 @@ class KernelChannel:
                 f"the kernel did not take the grader's answer ({exc})"
             ) from None
 
-    def substitute(self, name: str, function: Callable) -> None:
-        """Bind ``name`` in the kernel to ``function``, which runs here when called there.
+    def substitute(self, functions: dict[str, Callable]) -> dict[str, inspect.Signature | None]:
+        """Bind each name in the kernel to its function, which runs here when called there.
 
-        The hidden tests replace a learner's earlier functions by correct ones while a later
-        function is checked (so one wrong gate costs that gate's points only); the namespace
-        restores the learner's own at the end of the grade cell.
+        The hidden tests replace the learner's other graded functions by correct ones while one
+        is checked (so one wrong gate costs that gate's points only); the namespace restores the
+        learner's own at the end of the grade cell. One request for all of them; the answer
+        tells what each learner's function accepted (None: unknown or not a function).
         """
-        callback = len(self.callbacks) + 1
-        self.callbacks[callback] = function
-        payload, _ = self._request({"op": "substitute", "name": name, "callback": callback}, {})
+        callbacks = {}
+        for name, function in functions.items():
+            callback = len(self.callbacks) + 1
+            self.callbacks[callback] = function
+            callbacks[name] = callback
+        payload, arrays = self._request({"op": "substitute", "callbacks": callbacks}, {})
         self._expect_ok(payload)
+        described = payload.get("signatures")
+        if not isinstance(described, dict):
+            return dict.fromkeys(functions)
+        return {name: learner_signature(described.get(name), arrays) for name in functions}
 
-    def restore(self, name: str) -> None:
-        payload, _ = self._request({"op": "restore", "name": name}, {})
+    def restore(self, names: list[str]) -> None:
+        payload, _ = self._request({"op": "restore", "names": list(names)}, {})
         self._expect_ok(payload)
 
     def _expect_ok(self, payload: dict) -> None:
@@ -396,6 +404,9 @@ def learner_signature(described: Any, arrays: dict[str, np.ndarray]) -> inspect.
         elif entry.get("default_unavailable") is True:
             default = UnavailableDefault()
         parameters.append(inspect.Parameter(name, _KINDS[kind], default=default))
+    variadic = [p.kind for p in parameters if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if len(variadic) != len(set(variadic)):
+        return None  # Python allows one *args and one **kwargs; inspect does not check it
     try:
         return inspect.Signature(parameters)
     except (TypeError, ValueError):
@@ -438,23 +449,41 @@ class GradingNamespace(dict):
             self._propagate(name, value)
 
     def _propagate(self, name: str, value: Any) -> None:
-        if isinstance(value, LearnerFunction):
-            if name in self._substituted:
-                self.channel.restore(name)
-                self._substituted.discard(name)
-        elif callable(value) and not isinstance(value, type):
-            self.channel.substitute(name, value)
-            self._substituted.add(name)
+        self._propagate_all({name: value})
+
+    def _propagate_all(self, bindings: dict[str, Any]) -> None:
+        restored = [
+            name
+            for name, value in bindings.items()
+            if isinstance(value, LearnerFunction) and name in self._substituted
+        ]
+        if restored:
+            self.channel.restore(restored)
+            self._substituted.difference_update(restored)
+        substitutes = {
+            name: value
+            for name, value in bindings.items()
+            if callable(value) and not isinstance(value, type | LearnerFunction)
+        }
+        if substitutes:
+            signatures = self.channel.substitute(substitutes)
+            self._substituted.update(substitutes)
+            for name, value in substitutes.items():
+                # A stand-in takes what the learner's own function takes (gradecheck reads it).
+                if signatures.get(name) is not None and hasattr(value, "__signature__"):
+                    with contextlib.suppress(AttributeError, TypeError):
+                        value.__signature__ = signatures[name]
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         # An explicit ``globals().update(...)`` is a substitution in the notebook's namespace.
-        for key, value in dict(*args, **kwargs).items():
+        bindings = dict(*args, **kwargs)
+        for key, value in bindings.items():
             dict.__setitem__(self, key, value)
-            self._propagate(key, value)
+        self._propagate_all(bindings)
 
     def pop(self, name: str, *default: Any) -> Any:
         if name in self._substituted:
-            self.channel.restore(name)
+            self.channel.restore([name])
             self._substituted.discard(name)
         return dict.pop(self, name, *default)
 
@@ -478,8 +507,9 @@ class GradingNamespace(dict):
 
     def end_of_cell(self) -> None:
         """Undo the cell's substitutions: later cells see the learner's own functions again."""
-        for name in sorted(self._substituted):
-            self.channel.restore(name)
+        if self._substituted:
+            self.channel.restore(sorted(self._substituted))
+        for name in self._substituted:
             dict.pop(self, name, None)
         self._substituted.clear()
         self._fetched.clear()

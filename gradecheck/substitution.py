@@ -261,11 +261,13 @@ def stand_in(
     ``accepts`` is the signature of the learner's own ``name`` (None: the notebook's): the
     stand-in takes exactly those arguments (names, defaults, keyword-only or not) and hands
     ``func`` the same values in the notebook's order. A call that the learner's own function
-    would refuse, or whose arrays ``func`` refuses, is blamed on the learner's ``caller``.
+    would refuse, or whose arrays ``func`` refuses, is blamed on the learner's ``caller``. The
+    stand-in's ``__signature__`` is read at each call: a namespace that learns the learner's
+    signature only when it installs the stand-in (the class-grading command's) sets it then.
     """
-    accepts = accepts or notebook_signature(name)
 
     def correct(*args, **kwargs):
+        accepts = correct.__signature__
         try:
             bound = _in_notebook_order(name, accepts, args, kwargs)
         except TypeError as error:
@@ -284,7 +286,7 @@ def stand_in(
 
     correct.__name__ = correct.__qualname__ = name
     correct.__doc__ = func.__doc__
-    correct.__signature__ = accepts
+    correct.__signature__ = accepts or notebook_signature(name)
     return correct
 
 
@@ -347,10 +349,9 @@ def use_correct_functions(
     for name, function in correct.items():
         if name == current:
             continue
-        try:
-            own = namespace.get(name)
-        except Exception:  # the kernel's name is not a function or plain data
-            own = None
+        # The namespace's own binding, never a lookup elsewhere (in the class-grading command
+        # the learner's functions live in the kernel, which reports their signatures itself).
+        own = dict.get(namespace, name)
         replacements[name] = stand_in(name, function, current, learner_signature(own))
     shell = _ipython_shell(namespace)
     if shell is not None:

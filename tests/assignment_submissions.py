@@ -1037,9 +1037,9 @@ def simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None):
 
 LSTM_KEYWORD_CALLS = {
     "lstm_forget_gate_answer": """
-def forget_gate(x_t, h_prev, *, W_xf, W_hf, b_f=None):
-    z = x_t @ W_xf + h_prev @ W_hf
-    return sigmoid(z if b_f is None else z + b_f)
+def forget_gate(x, h, Wx, Wh, b=None):
+    z = x @ Wx + h @ Wh
+    return sigmoid(z if b is None else z + b)
 """,
     "lstm_input_gate_answer": """
 def input_gate(x_t, h_prev, W_xi, W_hi, b_i=None):
@@ -1048,7 +1048,7 @@ def input_gate(x_t, h_prev, W_xi, W_hi, b_i=None):
     "lstm_step_answer": """
 def lstm_step(x_t, h_prev, c_prev, params):
     p = params
-    g_f = forget_gate(x_t, h_prev, W_xf=p.W_xf, W_hf=p.W_hf, b_f=p.b_f)
+    g_f = forget_gate(x_t, h_prev, Wx=p.W_xf, Wh=p.W_hf, b=p.b_f)
     g_i = input_gate(W_xi=p.W_xi, W_hi=p.W_hi, b_i=p.b_i, x_t=x_t, h_prev=h_prev)
     c_bar = candidate_cell_state(x_t, h_prev, p.W_xc, p.W_hc, b_c=p.b_c)
     c_t = cell_state_update(c_prev=c_prev, g_f=g_f, g_i=g_i, c_bar=c_bar)
