@@ -20,6 +20,7 @@ import collections
 import functools
 import json
 import keyword
+import re
 import select
 import socket
 import struct
@@ -35,6 +36,29 @@ MAX_ARRAYS = 10_000
 FRAME_SECONDS = 10.0
 """How long either side waits for the rest of a frame it knows is coming."""
 NUMERIC_KINDS = "biufc"
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+MAX_CLEAN_DEPTH = 64
+
+
+def clean_string(text: str) -> str:
+    """``text`` with every unpaired surrogate (no UTF-8 file can hold one) replaced by U+FFFD."""
+    return _SURROGATES.sub("\ufffd", text)
+
+
+def clean_strings(value, depth: int = 0):
+    """JSON data with every string (keys too) cleaned by :func:`clean_string`; anything nested
+    deeper than ``MAX_CLEAN_DEPTH`` becomes None."""
+    if isinstance(value, str):
+        return clean_string(value)
+    if depth > MAX_CLEAN_DEPTH:
+        return None
+    if isinstance(value, dict):
+        return {clean_string(str(k)): clean_strings(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_strings(v, depth + 1) for v in value]
+    return value
 
 
 class FrameError(Exception):
@@ -126,7 +150,8 @@ def recv_frame(sock: socket.socket, deadline: float) -> tuple[dict, dict]:
 def _decode_frame(head: bytes, body: memoryview) -> tuple[dict, dict]:
     try:
         parsed = json.loads(head.decode("utf-8"))
-        payload, specs = parsed["payload"], parsed["arrays"]
+        # Text from the other side leaves here writable: no unpaired surrogate in any string.
+        payload, specs = clean_strings(parsed["payload"]), parsed["arrays"]
         if not isinstance(payload, dict) or not isinstance(specs, list):
             raise TypeError("wrong header types")
         if len(specs) > MAX_ARRAYS:

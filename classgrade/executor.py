@@ -17,6 +17,7 @@ from nbgrader.preprocessors import Execute
 from traitlets import Any, Float, Integer
 
 from . import trusted
+from .codec import clean_strings
 from .intake import is_read_only_setup, is_trusted_test
 from .outcome import (
     CELL_IGNORED_INTERRUPT,
@@ -31,6 +32,14 @@ from .outcome import (
 from .sandbox import Limits
 
 PROBE_START_SECONDS = 60.0
+MAX_KEPT_OUTPUT_BYTES = 64 * 1024 * 1024
+"""Outputs the job keeps while the notebook runs, before they are capped; later ones are
+dropped with a note (without it, a kernel could fill the job's memory with outputs)."""
+_OUTPUT_MESSAGES = {"stream", "display_data", "execute_result", "error", "update_display_data"}
+
+
+def _is_count(value) -> bool:
+    return value is None or (type(value) is int and value >= 0)
 
 
 class NotebookFailed(Exception):
@@ -54,7 +63,12 @@ class SandboxedExecute(Execute):
     on_kernel_ready = Any(None)  # called once the kernel answered, before any cell runs
 
     def __init__(self, **kwargs):
+        # The kernel's widget state would land in the notebook's metadata (and feed a widget
+        # renderer in a plain nbconvert of it): the course uses no widgets.
+        kwargs.setdefault("store_widget_state", False)
         super().__init__(**kwargs)
+        self.kept_output_bytes = 0
+        self.dropped_outputs = 0
         # A tag a learner cannot guess: no submitted tag can make nbclient skip a cell.
         self.skip_cells_with_tag = "classgrade-skip-" + secrets.token_hex(16)
         self.channel: trusted.KernelChannel | None = None
@@ -67,6 +81,46 @@ class SandboxedExecute(Execute):
         )
         self.namespace = trusted.GradingNamespace(self.channel)
         return super().preprocess(nb, resources, km=km)
+
+    def process_message(self, msg, cell, cell_index):
+        """Every string the kernel sends made writable, its execution count checked, and the
+        outputs kept bounded in bytes, before nbclient files them into the notebook."""
+        content = clean_strings(msg.get("content", {}))
+        if not isinstance(content, dict):
+            content = {}
+        if "execution_count" in content and not _is_count(content["execution_count"]):
+            content["execution_count"] = None
+        msg = {**msg, "content": content}
+        if msg.get("msg_type") in _OUTPUT_MESSAGES:
+            size = len(repr(content))
+            if self.kept_output_bytes + size > MAX_KEPT_OUTPUT_BYTES:
+                if self.dropped_outputs == 0:
+                    cell.outputs.append(
+                        nbformat.v4.new_output(
+                            "stream",
+                            name="stderr",
+                            text="[classgrade: further outputs dropped (the notebook's outputs "
+                            "are over the limit)]\n",
+                        )
+                    )
+                self.dropped_outputs += 1
+                return None
+            self.kept_output_bytes += size
+        try:
+            return super().process_message(msg, cell, cell_index)
+        except (nbformat.ValidationError, ValueError, TypeError, KeyError, AttributeError):
+            # An output the notebook format cannot hold: the kernel's, so only it is lost.
+            cell.outputs.append(
+                nbformat.v4.new_output(
+                    "stream",
+                    name="stderr",
+                    text="[classgrade: an output that breaks the notebook format removed]\n",
+                )
+            )
+            return None
+
+    def handle_comm_msg(self, outs, msg, cell_index) -> None:
+        """Comms (widgets) are ignored: nothing of them is kept or answered."""
 
     def preprocess_cell(self, cell, resources, index):
         if not self.probe_ready:
@@ -86,7 +140,7 @@ class SandboxedExecute(Execute):
     def _run_trusted(self, cell) -> None:
         name = cell.metadata.get("nbgrader", {}).get("grade_id", "?")
         outputs = trusted.run_trusted_code(cell.source, self.namespace, name)
-        cell.outputs = [nbformat.from_dict(o) for o in outputs]
+        cell.outputs = [nbformat.from_dict(clean_strings(o)) for o in outputs]
         cell.execution_count = None
 
     # -- the channel's link to the kernel (trusted.KernelLink) -----------------------------

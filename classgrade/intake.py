@@ -26,6 +26,7 @@ from pathlib import Path
 import nbformat
 from nbformat.notebooknode import NotebookNode
 
+from .codec import clean_string
 from .outcome import clean_name, clean_text
 
 NBGRADER_SCHEMA_VERSION = 3
@@ -34,6 +35,8 @@ MAX_TIMESTAMP_BYTES = 1000
 MAX_ENTRIES = 2000
 MAX_DEPTH = 12
 MAX_TOTAL_BYTES = 500 * 1024 * 1024
+MAX_CELLS = 1000
+"""Cells a submitted notebook may have (the course's have under 100); more are not read."""
 
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -272,10 +275,11 @@ def _read_regular(name, dir_fd, shown, budget, keep_limit) -> tuple[bytes, str]:
 
 
 def _source_text(source) -> str:
+    # An unpaired surrogate (JSON allows "\ud800") could never be written out again.
     if isinstance(source, str):
-        return source
+        return clean_string(source)
     if isinstance(source, list) and all(isinstance(s, str) for s in source):
-        return "".join(source)
+        return clean_string("".join(source))
     raise SubmissionError("a cell's source is neither text nor a list of lines")
 
 
@@ -312,6 +316,10 @@ def load_submission(
         ) from None
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         raise SubmissionError(f"{name} is JSON but not a notebook (no list of cells)")
+    if len(data["cells"]) > MAX_CELLS:
+        raise SubmissionError(
+            f"{name} has {len(data['cells'])} cells, over the limit of {MAX_CELLS}"
+        )
     return rebuild(data, source)
 
 

@@ -42,7 +42,14 @@ from .outcome import (
     kernel_not_started,
     memory_limit_hit,
 )
-from .outputs import CapOutputs
+from .outputs import (
+    CapOutputs,
+    InvalidNotebook,
+    SanitizeOutputs,
+    invalid_notebook,
+    tidy_notebook,
+    validated,
+)
 from .sandbox import (
     QUIET_TENSORFLOW,
     SUPPORT_DIR_IN_SANDBOX,
@@ -260,6 +267,7 @@ def _grade_once(job: ExecJob, limits: Limits, scratch: Path, deadline: float) ->
             theirs.close()
         watchdog.start()
         nb = nbformat.reads(job.notebook_json, as_version=4)
+        kernelspec = nb.metadata.get("kernelspec")  # the course's (set by the main process)
         executor = SandboxedExecute(
             timeout=limits.cell_seconds,
             call_timeout=limits.cell_seconds,
@@ -283,8 +291,15 @@ def _grade_once(job: ExecJob, limits: Limits, scratch: Path, deadline: float) ->
             if group is not None and group.out_of_memory():
                 reason = memory_limit_hit(reason, limits.memory_mb)
             return ExecResult(job.key, False, reason=reason)
-        for pp in (LimitOutput(), CapOutputs()):
+        # Everything the learner wrote or the kernel sent is bounded and made safe to render
+        # here, under this notebook's deadline, never in the run's main process.
+        for pp in (LimitOutput(), CapOutputs(), SanitizeOutputs()):
             nb, _ = pp.preprocess(nb, {})
+        tidy_notebook(nb, kernelspec)
+        try:
+            validated(nb)
+        except InvalidNotebook as exc:
+            return ExecResult(job.key, False, reason=invalid_notebook(str(exc)))
         forbidden = list(executor.channel.forbidden) if executor.channel else []
         return ExecResult(job.key, True, notebook_json=nbformat.writes(nb), forbidden=forbidden)
     finally:

@@ -41,7 +41,6 @@ from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
     ClearOutput,
-    LimitOutput,
     OverwriteCells,
     OverwriteKernelspec,
     SaveAutoGrades,
@@ -78,7 +77,7 @@ from .outcome import (
     not_read,
     not_recorded,
 )
-from .outputs import CapOutputs, SanitizeOutputs
+from .outputs import validated
 from .sandbox import Limits, Sandbox, self_test
 
 JOB_GRACE_SECONDS = 60
@@ -419,28 +418,30 @@ class ClassGrader:
         self.gb.update_or_create_submission(
             sub.assignment, sub.student, timestamp=self._timestamp(stamp)
         )
+        # Outputs and learner-written cells were capped and sanitised in the notebook's job
+        # (under its deadline): the main process only records.
         pps = [
-            LimitOutput(config=self.config),
-            CapOutputs(config=self.config),
             SaveAutoGrades(config=self.config),
             AssignLatePenalties(config=self.config),
-            SanitizeOutputs(config=self.config),
             CheckCellMetadata(config=self.config),
         ]
         tmp_dir = out_dir.parent / f".{out_dir.name}.classgrade-tmp"
         shutil.rmtree(tmp_dir, ignore_errors=True)
         tmp_dir.mkdir(parents=True)
-        for name, result in sorted(sub.executed.items()):
-            nb = nbformat.reads(result.notebook_json, as_version=4)
-            resources = self._resources(sub, name)
-            for pp in pps:
-                nb, resources = pp.preprocess(nb, resources)
-            nbformat.write(nb, tmp_dir / f"{name}.ipynb")
-        if stamp is not None:
-            # The validated text, written anew: never a copy of what the learner's file is.
-            (tmp_dir / TIMESTAMP_FILE).write_text(clean_text(stamp, 100) + "\n")
-        shutil.rmtree(out_dir, ignore_errors=True)
-        os.replace(tmp_dir, out_dir)
+        try:
+            for name, result in sorted(sub.executed.items()):
+                nb = nbformat.reads(result.notebook_json, as_version=4)
+                resources = self._resources(sub, name)
+                for pp in pps:
+                    nb, resources = pp.preprocess(nb, resources)
+                nbformat.write(validated(nb), tmp_dir / f"{name}.ipynb")
+            if stamp is not None:
+                # The validated text, written anew: never a copy of what the learner's file is.
+                (tmp_dir / TIMESTAMP_FILE).write_text(clean_text(stamp, 100) + "\n")
+            shutil.rmtree(out_dir, ignore_errors=True)
+            os.replace(tmp_dir, out_dir)
+        finally:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
         submission = self.gb.find_submission(sub.assignment, sub.student)
         return float(submission.score), float(submission.max_score)
 
