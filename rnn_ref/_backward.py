@@ -114,28 +114,31 @@ def gate_backward(
 class Cell:
     """A cell's step with what its backward pass needs, for the step and sequence VJPs.
 
-    ``gates`` names the gates in :func:`rnn_ref._gate.input_projections` order. ``forward``
-    maps the step's input projections ``x_t W_x? + b_?`` and states to ``(output, states,
-    cache)``; ``backward`` maps a cache and the gradients on the new states to ``(d_pre, d_rec,
-    d_states_prev)``: per gate the gradient on the input side ``x_t W_x? + b_?`` and on the
-    recurrent product ``r_? W_h?``, whose left factor ``r_?`` is ``recurrent_inputs(cache)``.
+    ``forward`` is the cell module's own forward step (``forward_step``, the one its layer
+    runs): it maps the step's input projections ``x_t W_x? + b_?`` (one per gate, in the order
+    of ``params.gates``) and states to ``(output, states, cache)``. ``backward`` maps a cache
+    and the gradients on the new states to ``(d_pre, d_rec, d_states_prev)``: per gate the
+    gradient on the input side ``x_t W_x? + b_?`` and on the recurrent product ``r_? W_h?``,
+    whose left factor ``r_?`` is ``recurrent_inputs(cache)``.
     """
 
-    gates: str
-    state_names: tuple[str, ...]
+    forward_step: Callable
     separate_recurrent_grads: tuple[int, ...] = ()
     """The gates (by position) whose ``d_rec`` differs from their ``d_pre``."""
 
     def __init__(self, params, activation, recurrent_activation=None):
         self.params = params
-        self.act = get_activation(activation)
+        self.gates = params.gates
+        self.state_names = params.state_names
+        self.activations = [get_activation(activation)]
+        self.act = self.activations[0]
         self.act_prime = derivative_from_output(activation)
         if recurrent_activation is not None:
-            self.rec_act = get_activation(recurrent_activation)
+            self.activations.append(get_activation(recurrent_activation))
             self.rec_prime = derivative_from_output(recurrent_activation)
 
-    def forward(self, projections_t, states):  # pragma: no cover - interface
-        raise NotImplementedError
+    def forward(self, projections_t, states):
+        return self.forward_step(projections_t, states, self.params, *self.activations)
 
     def backward(self, cache, d_states):  # pragma: no cover - interface
         raise NotImplementedError

@@ -184,9 +184,10 @@ def run_layer(
 ):
     """Check a layer's arguments and run ``cell`` over ``x`` (N, T, D) with Keras's options.
 
-    ``cell(projections_t, states, params, *activations) -> (output_t, states)`` is one step,
-    given ``x_t W_x? + b_?`` for each gate (:func:`input_projections`, computed here for all
-    steps at once) and the states, all (N, H). ``activations`` are resolved with
+    ``cell(projections_t, states, params, *activations) -> (output_t, states, cache)`` is one
+    step, given ``x_t W_x? + b_?`` for each gate (:func:`input_projections`, computed here for
+    all steps at once) and the states, all (N, H); the cache (what the step's backward pass
+    reads) is dropped here. ``activations`` are resolved with
     :func:`rnn_ref.activations.get_activation` first; the options are those of
     :func:`rnn_ref.sequence.run_over_time`, and ``initial_state`` is checked against
     ``params.state_names``.
@@ -197,7 +198,8 @@ def run_layer(
     activations = [get_activation(activation) for activation in activations]
 
     def step(projections_t, states):
-        return cell(projections_t, states, params, *activations)
+        output, states, _ = cell(projections_t, states, params, *activations)
+        return output, states
 
     return run_over_time(
         step,

@@ -199,8 +199,11 @@ def candidate_state_reset_after(
 
 
 def _candidate_state_reset_after(projection, h_prev, g_r, W_hh, b_hh, activation):
-    recurrent = h_prev @ W_hh if b_hh is None else h_prev @ W_hh + b_hh
-    return activation(projection + g_r * recurrent)
+    return activation(projection + g_r * _recurrent_term(h_prev, W_hh, b_hh))
+
+
+def _recurrent_term(h_prev, W_hh, b_hh):
+    return h_prev @ W_hh if b_hh is None else h_prev @ W_hh + b_hh
 
 
 def new_state(h_prev, h_bar, g_z) -> np.ndarray:
@@ -381,7 +384,7 @@ def gru_step(
     x_t, h_prev = check_step_inputs(x_t, h_prev)
     check_params(params, GRUParams, x_t.shape[1], h_prev.shape[1])
     act, rec_act = get_activation(activation), get_activation(recurrent_activation)
-    h_t, _ = _cell(input_projections(x_t, params, params.gates), [h_prev], params, act, rec_act)
+    h_t, _, _ = _cell(input_projections(x_t, params, params.gates), [h_prev], params, act, rec_act)
     return h_t
 
 
@@ -431,17 +434,22 @@ def gru(
 
 
 def _cell(projections_t, states, p: GRUParams, act, rec_act):
-    # The step of gru_step and gru: each gate's unchecked kernel, the one that the public
-    # gate function calls after its checks, on x_t W_x? + b_? computed before (in r, z, h
-    # order, GRUParams.gates).
+    # The one forward step of gru_step, gru and their backward pass: each gate's unchecked
+    # kernel, the one that the public gate function calls after its checks, on x_t W_x? + b_?
+    # computed before (in the order of GRUParams.gates). The cache is what the backward reads:
+    # the candidate's recurrent term (u = h_prev W_hh + b_hh after the reset, q = g_r * h_prev
+    # before it).
     x_r, x_z, x_h = projections_t
     (h_prev,) = states
     g_r = gate_from_projection(x_r, h_prev, p.W_hr, rec_act)
+    cache = {"h_prev": h_prev, "g_r": g_r}
     if p.reset_after:
-        h_bar = _candidate_state_reset_after(x_h, h_prev, g_r, p.W_hh, p.b_hh, act)
+        cache["u"] = _recurrent_term(h_prev, p.W_hh, p.b_hh)
+        h_bar = act(x_h + g_r * cache["u"])
     else:
-        h_bar = _candidate_state(x_h, h_prev, g_r, p.W_hh, act)
+        cache["q"] = g_r * h_prev
+        h_bar = gate_from_projection(x_h, cache["q"], p.W_hh, act)
     update = gate_from_projection(x_z, h_prev, p.W_hz, rec_act)  # g_z or z, as p says
     new_state_from = _new_state if p.update_convention == "notes" else _new_state_keras
     h_t = new_state_from(h_prev, h_bar, update)
-    return h_t, [h_t]
+    return h_t, [h_t], cache | {"h_bar": h_bar, "update": update}

@@ -50,7 +50,7 @@ from ._gate import (
     same_shapes,
 )
 from .activations import get_activation
-from .gru import GRUParams
+from .gru import GRUParams, _cell
 
 
 def reset_gate_backward(dg_r, x_t, h_prev, W_xr, W_hr, b_r=None, activation="sigmoid") -> GateGrads:
@@ -458,45 +458,23 @@ def gru_step_backward(
 
 
 class GRUCell(Cell):
-    """The GRU step for :mod:`rnn_ref.bptt`: gates r, z, h; one state."""
+    """The GRU step for :mod:`rnn_ref.bptt`: the forward of :mod:`rnn_ref.gru`, its VJP."""
 
-    gates = "rzh"
-    state_names = ("h0",)
-
-    def forward(self, projections_t, states):
-        p = self.params
-        x_r, x_z, x_h = projections_t
-        h_prev = states[0]
-        g_r = self.rec_act(x_r + h_prev @ p.W_hr)
-        cache = {"h_prev": h_prev, "g_r": g_r}
-        if p.reset_after:
-            u = h_prev @ p.W_hh if p.b_hh is None else h_prev @ p.W_hh + p.b_hh
-            h_bar = self.act(x_h + g_r * u)
-            cache["u"] = u
-        else:
-            cache["q"] = g_r * h_prev
-            h_bar = self.act(x_h + cache["q"] @ p.W_hh)
-        gate_z = self.rec_act(x_z + h_prev @ p.W_hz)
-        if p.update_convention == "notes":
-            h_t = (1.0 - gate_z) * h_prev + gate_z * h_bar
-        else:
-            h_t = gate_z * h_prev + (1.0 - gate_z) * h_bar
-        cache |= {"h_bar": h_bar, "gate_z": gate_z}
-        return h_t, [h_t], cache
+    forward_step = staticmethod(_cell)
 
     def backward(self, cache, d_states):
         p = self.params
         dh_t = d_states[0]
-        h_prev, g_r, h_bar, gate_z = (cache[k] for k in ("h_prev", "g_r", "h_bar", "gate_z"))
-        if p.update_convention == "notes":
-            dh_prev = dh_t * (1.0 - gate_z)
-            dh_bar = dh_t * gate_z
-            d_gate_z = dh_t * (h_bar - h_prev)
-        else:
-            dh_prev = dh_t * gate_z
-            dh_bar = dh_t * (1.0 - gate_z)
-            d_gate_z = dh_t * (h_prev - h_bar)
-        da_z = d_gate_z * self.rec_prime(gate_z)
+        h_prev, g_r, h_bar, update = (cache[k] for k in ("h_prev", "g_r", "h_bar", "update"))
+        if p.update_convention == "notes":  # update is g_z
+            dh_prev = dh_t * (1.0 - update)
+            dh_bar = dh_t * update
+            d_update = dh_t * (h_bar - h_prev)
+        else:  # update is Keras's z = 1 - g_z
+            dh_prev = dh_t * update
+            dh_bar = dh_t * (1.0 - update)
+            d_update = dh_t * (h_prev - h_bar)
+        da_z = d_update * self.rec_prime(update)
         da_h = dh_bar * self.act_prime(h_bar)
         if p.reset_after:
             d_rec_h = da_h * g_r

@@ -250,7 +250,7 @@ def lstm_step(
     check_params(params, LSTMParams, x_t.shape[1], h_prev.shape[1])
     act, rec_act = get_activation(activation), get_activation(recurrent_activation)
     projections = input_projections(x_t, params, params.gates)
-    _, states = _cell(projections, [h_prev, c_prev], params, act, rec_act)
+    _, states, _ = _cell(projections, [h_prev, c_prev], params, act, rec_act)
     return tuple(states)
 
 
@@ -300,9 +300,9 @@ def lstm(
 
 
 def _cell(projections_t, states, p: LSTMParams, act, rec_act):
-    # The step of lstm_step and lstm: each gate's unchecked kernel, the one that the public
-    # gate function calls after its checks, on x_t W_x? + b_? computed before (in f, i, c, o
-    # order, LSTMParams.gates).
+    # The one forward step of lstm_step, lstm and their backward pass: each gate's unchecked
+    # kernel, the one that the public gate function calls after its checks, on x_t W_x? + b_?
+    # computed before (in the order of LSTMParams.gates). The cache is what the backward reads.
     x_f, x_i, x_c, x_o = projections_t
     h_prev, c_prev = states
     g_f = gate_from_projection(x_f, h_prev, p.W_hf, rec_act)
@@ -310,5 +310,7 @@ def _cell(projections_t, states, p: LSTMParams, act, rec_act):
     c_bar = gate_from_projection(x_c, h_prev, p.W_hc, act)
     c_t = _cell_state_update(c_prev, g_f, g_i, c_bar)
     g_o = gate_from_projection(x_o, h_prev, p.W_ho, rec_act)
-    h_t = _hidden_output(g_o, c_t, act)
-    return h_t, [h_t, c_t]
+    s_t = act(c_t)
+    h_t = g_o * s_t  # the hidden output g_o * tanh(c_t), keeping tanh(c_t) for the backward
+    cache = {"h_prev": h_prev, "c_prev": c_prev, "g_f": g_f, "g_i": g_i, "c_bar": c_bar}
+    return h_t, [h_t, c_t], cache | {"g_o": g_o, "s_t": s_t}

@@ -40,7 +40,7 @@ from ._backward import (
 from ._checks import as_float_array, check_shape
 from ._gate import check_params, check_step_inputs, input_projections, same_shapes
 from .activations import get_activation
-from .lstm import LSTMParams
+from .lstm import LSTMParams, _cell
 
 _GATE_DOC = r"""Vector–Jacobian product of :func:`rnn_ref.lstm.{forward}`.
 
@@ -302,32 +302,9 @@ def lstm_step_backward(
 
 
 class LSTMCell(Cell):
-    """The LSTM step for :mod:`rnn_ref.bptt`: gates f, i, c, o; states h, c."""
+    """The LSTM step for :mod:`rnn_ref.bptt`: the forward of :mod:`rnn_ref.lstm`, its VJP."""
 
-    gates = "fico"
-    state_names = ("h0", "c0")
-
-    def forward(self, projections_t, states):
-        p = self.params
-        x_f, x_i, x_c, x_o = projections_t
-        h_prev, c_prev = states
-        g_f = self.rec_act(x_f + h_prev @ p.W_hf)
-        g_i = self.rec_act(x_i + h_prev @ p.W_hi)
-        c_bar = self.act(x_c + h_prev @ p.W_hc)
-        c_t = g_f * c_prev + g_i * c_bar
-        g_o = self.rec_act(x_o + h_prev @ p.W_ho)
-        s_t = self.act(c_t)
-        h_t = g_o * s_t
-        cache = {
-            "h_prev": h_prev,
-            "c_prev": c_prev,
-            "g_f": g_f,
-            "g_i": g_i,
-            "c_bar": c_bar,
-            "g_o": g_o,
-            "s_t": s_t,
-        }
-        return h_t, [h_t, c_t], cache
+    forward_step = staticmethod(_cell)
 
     def backward(self, cache, d_states):
         p = self.params

@@ -107,7 +107,8 @@ def simple_rnn(
 
 
 def _cell(projections_t, states, p: SimpleRNNParams, act):
-    # The step of simple_rnn: simple_rnn_step's unchecked kernel, on x_t W_xh + b_h computed
-    # before.
-    h_t = gate_from_projection(projections_t[0], states[0], p.W_hh, act)
-    return h_t, [h_t]
+    # The one forward step of simple_rnn and of its backward pass: simple_rnn_step's unchecked
+    # kernel, on x_t W_xh + b_h computed before; the cache is what the backward pass reads.
+    (h_prev,) = states
+    h_t = gate_from_projection(projections_t[0], h_prev, p.W_hh, act)
+    return h_t, [h_t], {"h_prev": h_prev, "h_t": h_t}

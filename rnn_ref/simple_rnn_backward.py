@@ -20,6 +20,7 @@ Shapes: N batch, D input, H hidden, row vectors as in the forward pass.
 from __future__ import annotations
 
 from ._backward import Cell, GateGrads, gate_backward
+from .simple_rnn import _cell
 
 
 def simple_rnn_step_backward(
@@ -70,15 +71,10 @@ def simple_rnn_step_backward(
 
 
 class SimpleRNNCell(Cell):
-    """The simple RNN's step for :mod:`rnn_ref.bptt`: one gate, ``h``, and one state."""
+    """The simple RNN's step for :mod:`rnn_ref.bptt`: the forward of :mod:`rnn_ref.simple_rnn`,
+    its VJP."""
 
-    gates = "h"
-    state_names = ("h0",)
-
-    def forward(self, projections_t, states):
-        h_prev = states[0]
-        h_t = self.act(projections_t[0] + h_prev @ self.params.W_hh)
-        return h_t, [h_t], {"h_prev": h_prev, "h_t": h_t}
+    forward_step = staticmethod(_cell)
 
     def backward(self, cache, d_states):
         da = d_states[0] * self.act_prime(cache["h_t"])
