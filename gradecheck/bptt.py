@@ -11,7 +11,6 @@ one is checked.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
 
 import numpy as np
 
@@ -19,11 +18,13 @@ import rnn_ref as ref
 from rnn_ref import bptt as ref_bptt
 from rnn_ref import lstm_backward as ref_lstm
 from rnn_ref.gru_backward import gru_step_backward as ref_gru_step_backward
+from rnn_ref.keras_weights import GRU_LAYOUT, LSTM_LAYOUT
 from rnn_ref.simple_rnn_backward import simple_rnn_step_backward as ref_rnn_step_backward
 
 from . import cases as c
 from . import mistakes as m
 from .core import Case, call, compare, fail
+from .gated import params_tuple
 from .substitution import scored_alone
 
 ORDER = (
@@ -40,39 +41,11 @@ ORDER = (
 )
 """The graded functions in the order the notebook defines them."""
 
-STEP_GRADIENTS = ("dx_t", "dh_prev", "dW_x", "dW_h", "db")
-"""What a gate's backward returns, in order (the weights' names are the gate's own)."""
+LSTMParams = params_tuple("LSTMParams", LSTM_LAYOUT)
+"""The notebook's LSTM parameters: same fields, same order as ``rnn_ref.LSTMParams``."""
 
-
-class LSTMParams(NamedTuple):
-    """The notebook's LSTM parameters: same fields, same order as ``rnn_ref.LSTMParams``."""
-
-    W_xi: np.ndarray
-    W_hi: np.ndarray
-    b_i: np.ndarray
-    W_xf: np.ndarray
-    W_hf: np.ndarray
-    b_f: np.ndarray
-    W_xc: np.ndarray
-    W_hc: np.ndarray
-    b_c: np.ndarray
-    W_xo: np.ndarray
-    W_ho: np.ndarray
-    b_o: np.ndarray
-
-
-class GRUParams(NamedTuple):
-    """The notebook's GRU parameters (the notes' GRU): same fields as ``rnn_ref.GRUParams``."""
-
-    W_xz: np.ndarray
-    W_hz: np.ndarray
-    b_z: np.ndarray
-    W_xr: np.ndarray
-    W_hr: np.ndarray
-    b_r: np.ndarray
-    W_xh: np.ndarray
-    W_hh: np.ndarray
-    b_h: np.ndarray
+GRUParams = params_tuple("GRUParams", GRU_LAYOUT)
+"""The notebook's GRU parameters (the notes' GRU): same fields as ``rnn_ref.GRUParams``."""
 
 
 # -- correct versions of the notebook's functions, for the later checks --------------------------

@@ -27,9 +27,6 @@ from .substitution import WrongCall
 FLOAT64_TOLERANCE = {"rtol": 1e-6, "atol": 1e-8}
 """Tolerance for float64 results: the learner's arithmetic may differ in order, not in meaning."""
 
-FLOAT32_TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
-"""Tolerance for float32 results (learners may compute in float32, e.g. with TensorFlow ops)."""
-
 
 class GradeFailure(AssertionError):
     """A check failed; the message is what the learner reads in the feedback."""
@@ -162,7 +159,9 @@ def as_float_array(result, what: str) -> tuple[np.ndarray, dict]:
         fail(f"{what} 的返回值无法转换成数组（could not be converted to an array）：{error}")
     if array.dtype.kind not in "fiub":
         fail(f"{what} 应该返回实数数组，得到 dtype {array.dtype} 的数组。")
-    precision = FLOAT32_TOLERANCE if array.dtype.kind == "f" and array.itemsize < 8 else None
+    # A float32 result earns the tolerance of Keras's own float32 computation.
+    float32 = array.dtype.kind == "f" and array.itemsize < 8
+    precision = KERAS_FLOAT32_TOLERANCE if float32 else None
     return np.array(array, dtype=np.float64), precision or FLOAT64_TOLERANCE
 
 
