@@ -1,7 +1,7 @@
 """The run journal: what each (assignment, learner) pair's last grading produced.
 
-It lives next to the gradebook (``classgrade.json``) and is rewritten atomically after every
-submission, so a run killed at any moment leaves it consistent. A submission is only skipped
+It lives in ``.classgrade/journal.json`` next to the gradebook and is rewritten atomically after
+every submission, so a run killed at any moment leaves it consistent. A submission is only skipped
 by a later run when its entry says ``graded`` for exactly the same submitted files; anything
 else (``pending`` from a killed run, ``failed``, changed files) is graded again.
 """
