@@ -49,6 +49,7 @@ def build(output: Path) -> tuple[float, int, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Build the site twice, cold then warm, and print both timings."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=ROOT / "_build" / "bench-site")
     args = parser.parse_args(argv)

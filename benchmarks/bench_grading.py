@@ -35,7 +35,7 @@ SUBMITTED_AT = "2026-01-10 12:00:00.000000 UTC"
 
 
 def tool_env(extra_path: Path | None = None) -> dict[str, str]:
-    """nbgrader and classgrade as subprocesses: this checkout importable, TensorFlow quiet."""
+    """Subprocess environment for nbgrader and classgrade: this checkout importable, TF quiet."""
     paths = [str(ROOT)] + ([str(extra_path)] if extra_path else [])
     env = {
         **os.environ,
@@ -68,9 +68,11 @@ class Course:
         )
 
     def release(self, assignment: str) -> nbformat.NotebookNode:
+        """The released (student) notebook of ``assignment``."""
         return nbformat.read(self.path / "exercises" / assignment / f"{assignment}.ipynb", 4)
 
     def submit(self, student: str, assignment: str, notebook) -> None:
+        """Put ``notebook`` (a notebook, or bytes as they are) where nbgrader collects it."""
         folder = self.path / "submitted" / student / assignment
         folder.mkdir(parents=True)
         path = folder / f"{assignment}.ipynb"
@@ -154,6 +156,7 @@ class PeakMemory:
                 return
 
     def stop(self) -> int:
+        """Stop sampling; the peak resident memory seen, in bytes."""
         self._stop.set()
         self._thread.join()
         return self.peak
@@ -162,6 +165,7 @@ class PeakMemory:
 def timed(
     command: list[str], cwd: Path, env: dict
 ) -> tuple[float, int, subprocess.CompletedProcess]:
+    """Run ``command``: its wall-clock seconds, peak memory in bytes and completed process."""
     start = time.monotonic()
     proc = subprocess.Popen(
         command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -174,12 +178,14 @@ def timed(
 
 
 def fresh_gradebook(course: Course, pristine: Path) -> None:
+    """Reset the course to the gradebook ``pristine``, with nothing graded yet."""
     for name in ("autograded", ".classgrade", "gradebook-backups"):
         shutil.rmtree(course.path / name, ignore_errors=True)
     shutil.copyfile(pristine, course.path / "gradebook.db")
 
 
 def scores(course: Course) -> dict[tuple[str, str], float]:
+    """Each graded (assignment, student)'s total score, read from the gradebook."""
     from nbgrader.api import Gradebook
 
     out = {}
@@ -191,6 +197,7 @@ def scores(course: Course) -> dict[tuple[str, str], float]:
 
 
 def main() -> int:
+    """Fabricate the class, grade it both ways and print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--learners", type=int, default=100)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)

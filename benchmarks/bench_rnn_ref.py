@@ -41,6 +41,7 @@ def interleaved_seconds(contenders: dict, repeats: int) -> dict[str, list[float]
 
 
 def main() -> None:
+    """Time each layer kind in rnn_ref and in Keras (eager and compiled) and print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name, default in [("n", 64), ("t", 100), ("d", 32), ("h", 64), ("repeats", 30)]:
         parser.add_argument(f"--{name}", type=int, default=default)
@@ -108,11 +109,13 @@ def numpy(tensors) -> list[np.ndarray]:
 
 
 def print_header() -> None:
+    """Print the table's column names."""
     print(f"{'layer':<10}{'rnn_ref':>16}{'Keras eager':>18}{'Keras tf.function':>20}"
           f"{'ratio eager':>13}{'ratio graph':>13}")  # fmt: skip
 
 
 def print_row(kind: str, times: dict[str, list[float]]) -> None:
+    """Print one layer kind's median times in ms (best in parentheses) and the ratios."""
     median = {name: statistics.median(values) for name, values in times.items()}
     shown = {n: f"{median[n] * 1e3:.2f} ({min(times[n]) * 1e3:.2f})" for n in times}
     print(

@@ -43,6 +43,7 @@ def step_inputs(rng: np.random.Generator, N: int, D: int, H: int):
 
 
 def label(**dims) -> str:
+    """A case's name in feedback, from its dimensions: ``case N=2, T=3``."""
     return "case " + ", ".join(f"{k}={v}" for k, v in dims.items())
 
 
@@ -73,10 +74,12 @@ def gate_cases(
 
 
 def sequence_inputs(rng: np.random.Generator, N: int, T: int, D: int) -> np.ndarray:
+    """A random input sequence of shape (N, T, D)."""
     return rng.normal(0.0, 1.0, (N, T, D))
 
 
 def initial_state(rng: np.random.Generator, N: int, H: int) -> np.ndarray:
+    """A random initial state of shape (N, H), inside tanh's range."""
     return rng.uniform(-1.0, 1.0, (N, H))
 
 

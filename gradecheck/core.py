@@ -33,6 +33,7 @@ class GradeFailure(AssertionError):
 
 
 def fail(message: str) -> None:
+    """Fail the check with ``message``, the only text the learner's feedback shows."""
     # "from None": the feedback shows only this message, never the checking code's context.
     raise GradeFailure(message) from None
 
@@ -58,10 +59,12 @@ class Case:
     kwargs: dict = field(default_factory=dict)
 
     def fresh_args(self) -> tuple:
+        """Copies of the positional arguments, for one call."""
         # A learner may update arrays in place (h_prev *= ...); give each call its own copies.
         return tuple(_copy(a) for a in self.args)
 
     def fresh_kwargs(self) -> dict:
+        """Copies of the keyword arguments, for one call."""
         return {k: _copy(v) for k, v in self.kwargs.items()}
 
 

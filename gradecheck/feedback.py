@@ -15,6 +15,7 @@ class MinimalTracebacks(NbGraderPreprocessor):
     """Replace each error output's traceback by ``ename: evalue``."""
 
     def preprocess_cell(self, cell, resources, index):
+        """Cut the traceback of each of ``cell``'s error outputs to its last line."""
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 output["traceback"] = [

@@ -73,6 +73,7 @@ class GatedCell:
         return self.reference(**fields, **self.reference_options)
 
     def random_params(self, rng: np.random.Generator, D: int, H: int, bias: bool = True):
+        """Random notebook parameters for input size ``D`` and ``H`` units."""
         values = []
         for _ in self.layout.gates:
             values.extend(c.weights(rng, D, H, bias=bias))

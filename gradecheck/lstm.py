@@ -136,7 +136,7 @@ def hidden_output(func) -> None:
 
 @scored_alone(correct_functions)
 def lstm_step(func) -> None:
-    """Check ``lstm_step(x_t, h_prev, c_prev, params) -> (h_t, c_t)``,"""
+    """Check ``lstm_step(x_t, h_prev, c_prev, params) -> (h_t, c_t)``."""
     name = "lstm_step"
     for case in CELL.step_cases(name):
         x_t, h_prev, c_prev, params = case.args
@@ -153,7 +153,7 @@ def lstm_step(func) -> None:
 
 @scored_alone(correct_functions)
 def lstm_sequence(func) -> None:
-    """Check ``lstm_sequence(x, params, h0=None, c0=None) -> (N, T, H)``"""
+    """Check ``lstm_sequence(x, params, h0=None, c0=None) -> (N, T, H)``."""
     name = "lstm_sequence"
     gated.check_sequence(CELL, name, func)
 

@@ -27,6 +27,7 @@ def layer(weights, **options) -> ref.SimpleRNN:
 
 
 def reference_sequence(x, W_xh, W_hh, b_h=None, h0=None):
+    """The reference layer's output sequence, with the notebook's parameter names."""
     return layer((W_xh, W_hh, b_h))(x, initial_state=h0)
 
 

@@ -218,8 +218,10 @@ _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
 def _in_notebook_order(name: str, accepts: inspect.Signature, args: tuple, kwargs: dict) -> dict:
-    """The call's arguments by the notebook's parameter names, read as the learner's function
-    would read them; TypeError (with the reason) when that function would refuse the call."""
+    """The call's arguments by the notebook's parameter names, as the learner's function reads them.
+
+    TypeError (with the reason) when that function would refuse the call.
+    """
     notebook = notebook_signature(name)
     bound = accepts.bind(*args, **kwargs)
     if any(p.kind in _VARIADIC for p in accepts.parameters.values()):

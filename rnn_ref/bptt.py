@@ -191,8 +191,11 @@ def _bptt(
 
 
 def _sequence_grads(cell: Cell, x_steps, d_pre, d_rec, caches):
-    """The weights' gradients summed over steps and batch, and the input's, from the per-step
-    gradients on each gate's input side ``d_pre`` (T, N, G, H) and recurrent product."""
+    """The weights' gradients summed over steps and batch, and the input's.
+
+    From the per-step gradients on each gate's input side ``d_pre`` (T, N, G, H) and recurrent
+    product ``d_rec``.
+    """
     t, n, gates, h = d_pre.shape
     p = cell.params
     d_all = d_pre.reshape(t * n, gates * h)
@@ -226,39 +229,6 @@ def _sequence_grads(cell: Cell, x_steps, d_pre, d_rec, caches):
     return grads, dx
 
 
-_LAYER_DOC = r"""
-
-    Parameters
-    ----------
-    d_output : array_like or list
-        The gradient of the loss on what the forward function returned, in the same structure:
-        (N, T, H) with ``return_sequences`` (in the returned order, i.e. reversed in time with
-        ``go_backwards``), else (N, H); with ``return_state`` a list of that followed by one
-        (N, H) gradient per final state. ``None`` anywhere is a zero gradient.
-    x : array_like, shape (N, T, D)
-        The input sequence.
-    params : {params}
-        The layer's weights.{activations}
-    return_sequences : bool
-        Whether the forward returned every step's output.
-    return_state : bool
-        Whether the forward also returned the final states.
-    go_backwards : bool
-        Whether the forward processed the sequence from the last step to the first.
-    initial_state : {initial}, optional
-        The forward's initial state(s); zeros by default.
-    truncate : int, optional
-        Truncated BPTT: the gradient of each loss term flows back at most ``truncate`` steps
-        (see :mod:`rnn_ref.bptt`); ``None`` (default) for full BPTT.
-
-    Returns
-    -------
-    BPTTGrads
-        ``(dx, d_initial_state, params)``: gradients with respect to ``x`` (N, T, D), the
-        initial state(s) ({states}) and the weights (a ``{params}``).
-    """
-
-
 def simple_rnn_bptt(
     d_output,
     x,
@@ -271,6 +241,51 @@ def simple_rnn_bptt(
     initial_state=None,
     truncate: int | None = None,
 ) -> BPTTGrads:
+    r"""BPTT through :func:`rnn_ref.simple_rnn.simple_rnn`: its vector–Jacobian product.
+
+    Backwards over the processed steps, with :math:`\delta h_t` the total gradient on
+    :math:`h_t` (the loss's own plus what step :math:`t + 1` sends back):
+
+    .. math::
+
+        \delta a_t = \delta h_t \odot (1 - h_t^2), \quad
+        \delta h_{t-1} \mathrel{+}= \delta a_t W_{hh}^\top, \quad
+        \frac{\partial L}{\partial x_t} = \delta a_t W_{xh}^\top, \\
+        \frac{\partial L}{\partial W_{xh}} = \sum_t x_t^\top \delta a_t, \quad
+        \frac{\partial L}{\partial W_{hh}} = \sum_t h_{t-1}^\top \delta a_t, \quad
+        \frac{\partial L}{\partial b_h} = \sum_{t, n} (\delta a_t)_n
+
+    Parameters
+    ----------
+    d_output : array_like or list
+        The gradient of the loss on what the forward function returned, in the same structure:
+        (N, T, H) with ``return_sequences`` (in the returned order, i.e. reversed in time with
+        ``go_backwards``), else (N, H); with ``return_state`` a list of that followed by one
+        (N, H) gradient per final state. ``None`` anywhere is a zero gradient.
+    x : array_like, shape (N, T, D)
+        The input sequence.
+    params : SimpleRNNParams
+        The layer's weights.
+    activation : str or callable
+        The forward's ``activation`` (``"tanh"``); one of :mod:`rnn_ref.activations`.
+    return_sequences : bool
+        Whether the forward returned every step's output.
+    return_state : bool
+        Whether the forward also returned the final states.
+    go_backwards : bool
+        Whether the forward processed the sequence from the last step to the first.
+    initial_state : array_like (N, H) or list of one, optional
+        The forward's initial state(s); zeros by default.
+    truncate : int, optional
+        Truncated BPTT: the gradient of each loss term flows back at most ``truncate`` steps
+        (see :mod:`rnn_ref.bptt`); ``None`` (default) for full BPTT.
+
+    Returns
+    -------
+    BPTTGrads
+        ``(dx, d_initial_state, params)``: gradients with respect to ``x`` (N, T, D), the
+        initial state(s) (``[dh_0]``) and the weights (a ``SimpleRNNParams``).
+    """
     x = check_sequence(x)
     check_params(params, SimpleRNNParams, x.shape[2])
     return _bptt(
@@ -298,6 +313,50 @@ def lstm_bptt(
     initial_state=None,
     truncate: int | None = None,
 ) -> BPTTGrads:
+    r"""BPTT through :func:`rnn_ref.lstm.lstm`: its vector–Jacobian product.
+
+    Backwards over the processed steps, each step is
+    :func:`rnn_ref.lstm_backward.lstm_step_backward` with :math:`\partial L/\partial h_t =
+    \delta h_t` (the loss's own gradient plus what step :math:`t + 1` sends back) and
+    :math:`\partial L/\partial c_t = \delta c_{t+1} \odot g_{f, t+1}`, where
+    :math:`\delta c_{t+1}` is the total gradient on :math:`c_{t+1}`, through
+    :math:`h_{t+1}` too (at :math:`t = T`, the loss's gradient on :math:`c_T`); the weight
+    gradients are summed over the steps, e.g.
+    :math:`\partial L/\partial W_{xf} = \sum_t x_t^\top\, \partial L/\partial a_{f,t}`.
+
+    Parameters
+    ----------
+    d_output : array_like or list
+        The gradient of the loss on what the forward function returned, in the same structure:
+        (N, T, H) with ``return_sequences`` (in the returned order, i.e. reversed in time with
+        ``go_backwards``), else (N, H); with ``return_state`` a list of that followed by one
+        (N, H) gradient per final state. ``None`` anywhere is a zero gradient.
+    x : array_like, shape (N, T, D)
+        The input sequence.
+    params : LSTMParams
+        The layer's weights.
+    activation : str or callable
+        The forward's ``activation`` (``"tanh"``); one of :mod:`rnn_ref.activations`.
+    recurrent_activation : str or callable
+        The forward's gate activation (``"sigmoid"``); one of :mod:`rnn_ref.activations`.
+    return_sequences : bool
+        Whether the forward returned every step's output.
+    return_state : bool
+        Whether the forward also returned the final states.
+    go_backwards : bool
+        Whether the forward processed the sequence from the last step to the first.
+    initial_state : list of two array_like (N, H), optional
+        The forward's initial state(s); zeros by default.
+    truncate : int, optional
+        Truncated BPTT: the gradient of each loss term flows back at most ``truncate`` steps
+        (see :mod:`rnn_ref.bptt`); ``None`` (default) for full BPTT.
+
+    Returns
+    -------
+    BPTTGrads
+        ``(dx, d_initial_state, params)``: gradients with respect to ``x`` (N, T, D), the
+        initial state(s) (``[dh_0, dc_0]``) and the weights (a ``LSTMParams``).
+    """
     x = check_sequence(x)
     check_params(params, LSTMParams, x.shape[2])
     return _bptt(
@@ -325,6 +384,48 @@ def gru_bptt(
     initial_state=None,
     truncate: int | None = None,
 ) -> BPTTGrads:
+    r"""BPTT through :func:`rnn_ref.gru.gru`: its vector–Jacobian product.
+
+    Backwards over the processed steps, each step is
+    :func:`rnn_ref.gru_backward.gru_step_backward` (in the reset form and update convention of
+    ``params``) with :math:`\partial L/\partial h_t = \delta h_t`, the loss's own gradient
+    plus what step :math:`t + 1` sends back; the weight gradients are summed over the steps,
+    e.g. :math:`\partial L/\partial W_{hh} = \sum_t (g_{r,t} \odot h_{t-1})^\top\,
+    \partial L/\partial a_{h,t}` with the reset before the product.
+
+    Parameters
+    ----------
+    d_output : array_like or list
+        The gradient of the loss on what the forward function returned, in the same structure:
+        (N, T, H) with ``return_sequences`` (in the returned order, i.e. reversed in time with
+        ``go_backwards``), else (N, H); with ``return_state`` a list of that followed by one
+        (N, H) gradient per final state. ``None`` anywhere is a zero gradient.
+    x : array_like, shape (N, T, D)
+        The input sequence.
+    params : GRUParams
+        The layer's weights.
+    activation : str or callable
+        The forward's ``activation`` (``"tanh"``); one of :mod:`rnn_ref.activations`.
+    recurrent_activation : str or callable
+        The forward's gate activation (``"sigmoid"``); one of :mod:`rnn_ref.activations`.
+    return_sequences : bool
+        Whether the forward returned every step's output.
+    return_state : bool
+        Whether the forward also returned the final states.
+    go_backwards : bool
+        Whether the forward processed the sequence from the last step to the first.
+    initial_state : array_like (N, H) or list of one, optional
+        The forward's initial state(s); zeros by default.
+    truncate : int, optional
+        Truncated BPTT: the gradient of each loss term flows back at most ``truncate`` steps
+        (see :mod:`rnn_ref.bptt`); ``None`` (default) for full BPTT.
+
+    Returns
+    -------
+    BPTTGrads
+        ``(dx, d_initial_state, params)``: gradients with respect to ``x`` (N, T, D), the
+        initial state(s) (``[dh_0]``) and the weights (a ``GRUParams``).
+    """
     x = check_sequence(x)
     check_params(params, GRUParams, x.shape[2])
     return _bptt(
@@ -337,77 +438,6 @@ def gru_bptt(
         initial_state=initial_state,
         truncate=truncate,
     )
-
-
-_ACTIVATION_DOC = """
-    activation : str or callable
-        The forward's ``activation`` (``"tanh"``); one of :mod:`rnn_ref.activations`."""
-_RECURRENT_DOC = """
-    recurrent_activation : str or callable
-        The forward's gate activation (``"sigmoid"``); one of :mod:`rnn_ref.activations`."""
-
-
-def _document(function, summary: str, params: str, activations: str, initial: str, states: str):
-    function.__doc__ = summary + _LAYER_DOC.format(
-        params=params, activations=activations, initial=initial, states=states
-    )
-
-
-_document(
-    simple_rnn_bptt,
-    r"""BPTT through :func:`rnn_ref.simple_rnn.simple_rnn`: its vector–Jacobian product.
-
-    Backwards over the processed steps, with :math:`\delta h_t` the total gradient on
-    :math:`h_t` (the loss's own plus what step :math:`t + 1` sends back):
-
-    .. math::
-
-        \delta a_t = \delta h_t \odot (1 - h_t^2), \quad
-        \delta h_{t-1} \mathrel{+}= \delta a_t W_{hh}^\top, \quad
-        \frac{\partial L}{\partial x_t} = \delta a_t W_{xh}^\top, \\
-        \frac{\partial L}{\partial W_{xh}} = \sum_t x_t^\top \delta a_t, \quad
-        \frac{\partial L}{\partial W_{hh}} = \sum_t h_{t-1}^\top \delta a_t, \quad
-        \frac{\partial L}{\partial b_h} = \sum_{t, n} (\delta a_t)_n
-    """,
-    "SimpleRNNParams",
-    _ACTIVATION_DOC,
-    "array_like (N, H) or list of one",
-    "``[dh_0]``",
-)
-_document(
-    lstm_bptt,
-    r"""BPTT through :func:`rnn_ref.lstm.lstm`: its vector–Jacobian product.
-
-    Backwards over the processed steps, each step is
-    :func:`rnn_ref.lstm_backward.lstm_step_backward` with :math:`\partial L/\partial h_t =
-    \delta h_t` (the loss's own gradient plus what step :math:`t + 1` sends back) and
-    :math:`\partial L/\partial c_t = \delta c_{t+1} \odot g_{f, t+1}`, where
-    :math:`\delta c_{t+1}` is the total gradient on :math:`c_{t+1}`, through
-    :math:`h_{t+1}` too (at :math:`t = T`, the loss's gradient on :math:`c_T`); the weight
-    gradients are summed over the steps, e.g.
-    :math:`\partial L/\partial W_{xf} = \sum_t x_t^\top\, \partial L/\partial a_{f,t}`.
-    """,
-    "LSTMParams",
-    _ACTIVATION_DOC + _RECURRENT_DOC,
-    "list of two array_like (N, H)",
-    "``[dh_0, dc_0]``",
-)
-_document(
-    gru_bptt,
-    r"""BPTT through :func:`rnn_ref.gru.gru`: its vector–Jacobian product.
-
-    Backwards over the processed steps, each step is
-    :func:`rnn_ref.gru_backward.gru_step_backward` (in the reset form and update convention of
-    ``params``) with :math:`\partial L/\partial h_t = \delta h_t`, the loss's own gradient
-    plus what step :math:`t + 1` sends back; the weight gradients are summed over the steps,
-    e.g. :math:`\partial L/\partial W_{hh} = \sum_t (g_{r,t} \odot h_{t-1})^\top\,
-    \partial L/\partial a_{h,t}` with the reset before the product.
-    """,
-    "GRUParams",
-    _ACTIVATION_DOC + _RECURRENT_DOC,
-    "array_like (N, H) or list of one",
-    "``[dh_0]``",
-)
 
 
 class BidirectionalGrads(NamedTuple):
@@ -559,8 +589,10 @@ def _output(result):
 
 
 def layer_bptt(layer, d_output, x, initial_state=None, truncate: int | None = None):
-    """BPTT through a layer spec: :func:`simple_rnn_bptt`, :func:`lstm_bptt`,
-    :func:`gru_bptt` or :func:`bidirectional_bptt` with the layer's options.
+    """BPTT through a layer spec, with the layer's options.
+
+    The layer's own function: :func:`simple_rnn_bptt`, :func:`lstm_bptt`, :func:`gru_bptt` or
+    :func:`bidirectional_bptt`.
 
     Parameters
     ----------

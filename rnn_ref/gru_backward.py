@@ -1,8 +1,8 @@
-r"""The backward pass of the GRU: one vector–Jacobian product per equation of
-:mod:`rnn_ref.gru`, in both reset forms and both update conventions, and of the whole step.
+r"""The backward pass of the GRU: one vector–Jacobian product per equation and of the step.
 
-The gates :math:`g_r` and :math:`g_z` (or Keras's :math:`z`) have the VJP every gate has,
-with a :class:`rnn_ref.GateGrads` as its result. The other equations give
+The equations are those of :mod:`rnn_ref.gru`, in both reset forms and both update
+conventions. The gates :math:`g_r` and :math:`g_z` (or Keras's :math:`z`) have the VJP every
+gate has, with a :class:`rnn_ref.GateGrads` as its result. The other equations give
 
 .. math::
 
@@ -394,8 +394,9 @@ class GRUStepGrads(NamedTuple):
 def gru_step_backward(
     dh_t, x_t, h_prev, params: GRUParams, *, activation="tanh", recurrent_activation="sigmoid"
 ) -> GRUStepGrads:
-    r"""Vector–Jacobian product of :func:`rnn_ref.gru.gru_step`, in the conventions of
-    ``params``.
+    r"""Vector–Jacobian product of :func:`rnn_ref.gru.gru_step`.
+
+    In the reset form and update convention of ``params``.
 
     With the update gate's output :math:`u` (:math:`g_z`, notes, or :math:`z`, Keras):
 
@@ -463,6 +464,11 @@ class GRUCell(Cell):
     forward_step = staticmethod(_cell)
 
     def backward(self, cache, d_states):
+        r"""``([da_r, da_z, da_h], d_rec, [dh_prev])`` from the step's cache and ``[dh_t]``.
+
+        ``d_rec`` is ``d_pre`` but for the candidate with the reset after the product, whose
+        recurrent product gets :math:`\partial L/\partial a_h \odot g_r`.
+        """
         p = self.params
         dh_t = d_states[0]
         h_prev, g_r, h_bar, update = (cache[k] for k in ("h_prev", "g_r", "h_bar", "update"))
@@ -491,15 +497,22 @@ class GRUCell(Cell):
 
     @property
     def separate_recurrent_grads(self):
-        r"""With the reset after the product, the candidate's recurrent gradient is
-        :math:`\partial L/\partial a_h \odot g_r`."""
+        r"""The candidate's position when the reset is after the product, else none.
+
+        There the candidate's recurrent gradient is :math:`\partial L/\partial a_h \odot g_r`.
+        """
         return (2,) if self.params.reset_after else ()
 
     def recurrent_inputs(self, cache):
+        r"""The left factors :math:`h_{t-1}`, and for the candidate :math:`g_r \odot h_{t-1}`.
+
+        The candidate's is :math:`h_{t-1}` too when the reset is after the product.
+        """
         h_prev = cache["h_prev"]
         return [h_prev, h_prev, h_prev if self.params.reset_after else cache["q"]]
 
     def extra_grads(self, d_rec):
+        """The gradient of the recurrent bias ``b_hh``, where the cell has one."""
         if self.params.b_hh is None:
             return {}
         d = d_rec[2]  # (M, H) rows, or (T, N, H) for a sequence

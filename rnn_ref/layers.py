@@ -118,8 +118,11 @@ def stack(x, layers: Sequence[Callable]):
 
 
 def _check_stack(layers: Sequence) -> None:
-    """Raise ValueError unless ``layers`` can be stacked: at least one, and every layer but the
-    last returning its whole sequence and no states (the next layer needs one input per step)."""
+    """Raise ValueError unless ``layers`` can be stacked.
+
+    At least one layer, and every layer but the last returning its whole sequence and no states
+    (the next layer needs one input per step).
+    """
     if len(layers) == 0:
         raise ValueError("stack needs at least one layer, got none")
     for position, layer in enumerate(layers[:-1]):

@@ -1,10 +1,10 @@
-r"""The backward pass of the LSTM: one vector–Jacobian product per equation of
-:mod:`rnn_ref.lstm`, and of the whole step.
+r"""The backward pass of the LSTM: one vector–Jacobian product per equation and of the step.
 
-Each gate :math:`g = \sigma(a)`, :math:`a = x_t W_x + h_{t-1} W_h + b`, has the VJP every
-gate has, with a :class:`rnn_ref.GateGrads` as its result (:math:`\partial L/\partial a =
-\partial L/\partial g \odot g \odot (1 - g)` for the sigmoid). The elementwise equations
-give, with :math:`s_t = \tanh(c_t)`,
+The equations are those of :mod:`rnn_ref.lstm`. Each gate :math:`g = \sigma(a)`,
+:math:`a = x_t W_x + h_{t-1} W_h + b`, has the VJP every gate has, with a
+:class:`rnn_ref.GateGrads` as its result (:math:`\partial L/\partial a = \partial L/\partial g
+\odot g \odot (1 - g)` for the sigmoid). The elementwise equations give, with
+:math:`s_t = \tanh(c_t)`,
 
 .. math::
 
@@ -42,57 +42,96 @@ from ._gate import check_params, check_step_inputs, input_projections, same_shap
 from .activations import get_activation
 from .lstm import LSTMParams, _cell
 
-_GATE_DOC = r"""Vector–Jacobian product of :func:`rnn_ref.lstm.{forward}`.
+
+def forget_gate_backward(
+    dg_f, x_t, h_prev, W_xf, W_hf, b_f=None, activation="sigmoid"
+) -> GateGrads:
+    r"""Vector–Jacobian product of :func:`rnn_ref.lstm.forget_gate`.
 
     .. math::
 
-        \frac{{\partial L}}{{\partial a}} = \frac{{\partial L}}{{\partial {g}}} \odot
-        {g} \odot (1 - {g}), \quad
-        \frac{{\partial L}}{{\partial x_t}} = \frac{{\partial L}}{{\partial a}} W_{{x{k}}}^\top,
-        \quad \frac{{\partial L}}{{\partial h_{{t-1}}}} = \frac{{\partial L}}{{\partial a}}
-        W_{{h{k}}}^\top,
+        \frac{\partial L}{\partial a} = \frac{\partial L}{\partial g_f} \odot
+        g_f \odot (1 - g_f), \quad
+        \frac{\partial L}{\partial x_t} = \frac{\partial L}{\partial a} W_{xf}^\top,
+        \quad \frac{\partial L}{\partial h_{t-1}} = \frac{\partial L}{\partial a}
+        W_{hf}^\top,
 
-    :math:`\partial L/\partial W_{{x{k}}} = x_t^\top\, \partial L/\partial a`,
-    :math:`\partial L/\partial W_{{h{k}}} = h_{{t-1}}^\top\, \partial L/\partial a`,
-    :math:`\partial L/\partial b_{k} = \sum_n (\partial L/\partial a)_n`, where
-    :math:`a = x_t W_{{x{k}}} + h_{{t-1}} W_{{h{k}}} + b_{k}` and the factor
-    :math:`{g} \odot (1 - {g})` is the sigmoid's derivative (another ``activation`` uses its own).
+    :math:`\partial L/\partial W_{xf} = x_t^\top\, \partial L/\partial a`,
+    :math:`\partial L/\partial W_{hf} = h_{t-1}^\top\, \partial L/\partial a`,
+    :math:`\partial L/\partial b_f = \sum_n (\partial L/\partial a)_n`, where
+    :math:`a = x_t W_{xf} + h_{t-1} W_{hf} + b_f` and the factor
+    :math:`g_f \odot (1 - g_f)` is the sigmoid's derivative (another ``activation`` uses its own).
 
     Parameters
     ----------
-    d{name} : array_like, shape (N, H)
-        :math:`\partial L/\partial {g}`, the gradient of the loss on the gate.
+    dg_f : array_like, shape (N, H)
+        :math:`\partial L/\partial g_f`, the gradient of the loss on the gate.
     x_t : array_like, shape (N, D)
         Input at step t.
     h_prev : array_like, shape (N, H)
-        State :math:`h_{{t-1}}`.
-    W_x{k} : array_like, shape (D, H)
+        State :math:`h_{t-1}`.
+    W_xf : array_like, shape (D, H)
         The gate's input weights.
-    W_h{k} : array_like, shape (H, H)
+    W_hf : array_like, shape (H, H)
         The gate's recurrent weights.
-    b_{k} : array_like, shape (H,), optional
+    b_f : array_like, shape (H,), optional
         The gate's bias; ``None`` for none.
     activation : str or callable
-        The gate's activation, ``"{default}"`` by default.
+        The gate's activation, ``"sigmoid"`` by default.
 
     Returns
     -------
     GateGrads
         ``(dx_t, dh_prev, dW_x, dW_h, db)``: gradients with respect to ``x_t`` (N, D),
-        ``h_prev`` (N, H), ``W_x{k}`` (D, H), ``W_h{k}`` (H, H) and ``b_{k}`` (H,) (``None``
+        ``h_prev`` (N, H), ``W_xf`` (D, H), ``W_hf`` (H, H) and ``b_f`` (H,) (``None``
         without bias).
     """
-
-
-def forget_gate_backward(
-    dg_f, x_t, h_prev, W_xf, W_hf, b_f=None, activation="sigmoid"
-) -> GateGrads:
     return gate_backward(
         dg_f, x_t, h_prev, W_xf, W_hf, b_f, activation, ("W_xf", "W_hf", "b_f"), "dg_f"
     )
 
 
 def input_gate_backward(dg_i, x_t, h_prev, W_xi, W_hi, b_i=None, activation="sigmoid") -> GateGrads:
+    r"""Vector–Jacobian product of :func:`rnn_ref.lstm.input_gate`.
+
+    .. math::
+
+        \frac{\partial L}{\partial a} = \frac{\partial L}{\partial g_i} \odot
+        g_i \odot (1 - g_i), \quad
+        \frac{\partial L}{\partial x_t} = \frac{\partial L}{\partial a} W_{xi}^\top,
+        \quad \frac{\partial L}{\partial h_{t-1}} = \frac{\partial L}{\partial a}
+        W_{hi}^\top,
+
+    :math:`\partial L/\partial W_{xi} = x_t^\top\, \partial L/\partial a`,
+    :math:`\partial L/\partial W_{hi} = h_{t-1}^\top\, \partial L/\partial a`,
+    :math:`\partial L/\partial b_i = \sum_n (\partial L/\partial a)_n`, where
+    :math:`a = x_t W_{xi} + h_{t-1} W_{hi} + b_i` and the factor
+    :math:`g_i \odot (1 - g_i)` is the sigmoid's derivative (another ``activation`` uses its own).
+
+    Parameters
+    ----------
+    dg_i : array_like, shape (N, H)
+        :math:`\partial L/\partial g_i`, the gradient of the loss on the gate.
+    x_t : array_like, shape (N, D)
+        Input at step t.
+    h_prev : array_like, shape (N, H)
+        State :math:`h_{t-1}`.
+    W_xi : array_like, shape (D, H)
+        The gate's input weights.
+    W_hi : array_like, shape (H, H)
+        The gate's recurrent weights.
+    b_i : array_like, shape (H,), optional
+        The gate's bias; ``None`` for none.
+    activation : str or callable
+        The gate's activation, ``"sigmoid"`` by default.
+
+    Returns
+    -------
+    GateGrads
+        ``(dx_t, dh_prev, dW_x, dW_h, db)``: gradients with respect to ``x_t`` (N, D),
+        ``h_prev`` (N, H), ``W_xi`` (D, H), ``W_hi`` (H, H) and ``b_i`` (H,) (``None``
+        without bias).
+    """
     return gate_backward(
         dg_i, x_t, h_prev, W_xi, W_hi, b_i, activation, ("W_xi", "W_hi", "b_i"), "dg_i"
     )
@@ -101,6 +140,46 @@ def input_gate_backward(dg_i, x_t, h_prev, W_xi, W_hi, b_i=None, activation="sig
 def candidate_cell_state_backward(
     dc_bar, x_t, h_prev, W_xc, W_hc, b_c=None, activation="tanh"
 ) -> GateGrads:
+    r"""Vector–Jacobian product of :func:`rnn_ref.lstm.candidate_cell_state`.
+
+    .. math::
+
+        \frac{\partial L}{\partial a} = \frac{\partial L}{\partial \bar c_t} \odot
+        (1 - \bar c_t^2), \quad
+        \frac{\partial L}{\partial x_t} = \frac{\partial L}{\partial a} W_{xc}^\top,
+        \quad \frac{\partial L}{\partial h_{t-1}} = \frac{\partial L}{\partial a}
+        W_{hc}^\top,
+
+    :math:`\partial L/\partial W_{xc} = x_t^\top\, \partial L/\partial a`,
+    :math:`\partial L/\partial W_{hc} = h_{t-1}^\top\, \partial L/\partial a`,
+    :math:`\partial L/\partial b_c = \sum_n (\partial L/\partial a)_n`, where
+    :math:`a = x_t W_{xc} + h_{t-1} W_{hc} + b_c` and the factor
+    :math:`(1 - \bar c_t^2)` is tanh's derivative (another ``activation`` uses its own).
+
+    Parameters
+    ----------
+    dc_bar : array_like, shape (N, H)
+        :math:`\partial L/\partial \bar c_t`, the gradient of the loss on the gate.
+    x_t : array_like, shape (N, D)
+        Input at step t.
+    h_prev : array_like, shape (N, H)
+        State :math:`h_{t-1}`.
+    W_xc : array_like, shape (D, H)
+        The gate's input weights.
+    W_hc : array_like, shape (H, H)
+        The gate's recurrent weights.
+    b_c : array_like, shape (H,), optional
+        The gate's bias; ``None`` for none.
+    activation : str or callable
+        The gate's activation, ``"tanh"`` by default.
+
+    Returns
+    -------
+    GateGrads
+        ``(dx_t, dh_prev, dW_x, dW_h, db)``: gradients with respect to ``x_t`` (N, D),
+        ``h_prev`` (N, H), ``W_xc`` (D, H), ``W_hc`` (H, H) and ``b_c`` (H,) (``None``
+        without bias).
+    """
     return gate_backward(
         dc_bar, x_t, h_prev, W_xc, W_hc, b_c, activation, ("W_xc", "W_hc", "b_c"), "dc_bar"
     )
@@ -109,27 +188,49 @@ def candidate_cell_state_backward(
 def output_gate_backward(
     dg_o, x_t, h_prev, W_xo, W_ho, b_o=None, activation="sigmoid"
 ) -> GateGrads:
+    r"""Vector–Jacobian product of :func:`rnn_ref.lstm.output_gate`.
+
+    .. math::
+
+        \frac{\partial L}{\partial a} = \frac{\partial L}{\partial g_o} \odot
+        g_o \odot (1 - g_o), \quad
+        \frac{\partial L}{\partial x_t} = \frac{\partial L}{\partial a} W_{xo}^\top,
+        \quad \frac{\partial L}{\partial h_{t-1}} = \frac{\partial L}{\partial a}
+        W_{ho}^\top,
+
+    :math:`\partial L/\partial W_{xo} = x_t^\top\, \partial L/\partial a`,
+    :math:`\partial L/\partial W_{ho} = h_{t-1}^\top\, \partial L/\partial a`,
+    :math:`\partial L/\partial b_o = \sum_n (\partial L/\partial a)_n`, where
+    :math:`a = x_t W_{xo} + h_{t-1} W_{ho} + b_o` and the factor
+    :math:`g_o \odot (1 - g_o)` is the sigmoid's derivative (another ``activation`` uses its own).
+
+    Parameters
+    ----------
+    dg_o : array_like, shape (N, H)
+        :math:`\partial L/\partial g_o`, the gradient of the loss on the gate.
+    x_t : array_like, shape (N, D)
+        Input at step t.
+    h_prev : array_like, shape (N, H)
+        State :math:`h_{t-1}`.
+    W_xo : array_like, shape (D, H)
+        The gate's input weights.
+    W_ho : array_like, shape (H, H)
+        The gate's recurrent weights.
+    b_o : array_like, shape (H,), optional
+        The gate's bias; ``None`` for none.
+    activation : str or callable
+        The gate's activation, ``"sigmoid"`` by default.
+
+    Returns
+    -------
+    GateGrads
+        ``(dx_t, dh_prev, dW_x, dW_h, db)``: gradients with respect to ``x_t`` (N, D),
+        ``h_prev`` (N, H), ``W_xo`` (D, H), ``W_ho`` (H, H) and ``b_o`` (H,) (``None``
+        without bias).
+    """
     return gate_backward(
         dg_o, x_t, h_prev, W_xo, W_ho, b_o, activation, ("W_xo", "W_ho", "b_o"), "dg_o"
     )
-
-
-forget_gate_backward.__doc__ = _GATE_DOC.format(
-    forward="forget_gate", g="g_f", k="f", name="g_f", default="sigmoid"
-)
-input_gate_backward.__doc__ = _GATE_DOC.format(
-    forward="input_gate", g="g_i", k="i", name="g_i", default="sigmoid"
-)
-output_gate_backward.__doc__ = _GATE_DOC.format(
-    forward="output_gate", g="g_o", k="o", name="g_o", default="sigmoid"
-)
-candidate_cell_state_backward.__doc__ = (
-    _GATE_DOC.format(
-        forward="candidate_cell_state", g=r"\bar c_t", k="c", name="c_bar", default="tanh"
-    )
-    .replace(r"\bar c_t \odot (1 - \bar c_t)", r"(1 - \bar c_t^2)")
-    .replace("the sigmoid's derivative", "tanh's derivative")
-)
 
 
 class CellStateUpdateGrads(NamedTuple):
@@ -307,6 +408,11 @@ class LSTMCell(Cell):
     forward_step = staticmethod(_cell)
 
     def backward(self, cache, d_states):
+        """``(d_pre, d_rec, [dh_prev, dc_prev])`` from the step's cache and ``[dh_t, dc_t]``.
+
+        ``d_pre`` and ``d_rec`` are the same list: each gate's gradient on its pre-activation
+        :math:`a_k`, in the order f, i, c, o.
+        """
         p = self.params
         dh_t, dc_t = d_states
         g_f, g_i, g_o, c_bar, s_t = (cache[k] for k in ("g_f", "g_i", "g_o", "c_bar", "s_t"))

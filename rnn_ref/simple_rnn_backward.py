@@ -1,8 +1,8 @@
-r"""The backward pass of one simple-RNN step: the vector–Jacobian product of
-:func:`rnn_ref.simple_rnn.simple_rnn_step`.
+r"""The backward pass of one simple-RNN step: its vector–Jacobian product.
 
-With :math:`a_t = x_t W_{xh} + h_{t-1} W_{hh} + b_h` and :math:`h_t = f(a_t)`, a loss
-:math:`L` whose gradient on :math:`h_t` is :math:`\partial L/\partial h_t` has
+The step is :func:`rnn_ref.simple_rnn.simple_rnn_step`. With
+:math:`a_t = x_t W_{xh} + h_{t-1} W_{hh} + b_h` and :math:`h_t = f(a_t)`, a loss :math:`L`
+whose gradient on :math:`h_t` is :math:`\partial L/\partial h_t` has
 
 .. math::
 
@@ -71,11 +71,14 @@ def simple_rnn_step_backward(
 
 
 class SimpleRNNCell(Cell):
-    """The simple RNN's step for :mod:`rnn_ref.bptt`: the forward of :mod:`rnn_ref.simple_rnn`,
-    its VJP."""
+    """The simple RNN's step for :mod:`rnn_ref.bptt`: its forward and its VJP.
+
+    The forward is :mod:`rnn_ref.simple_rnn`'s.
+    """
 
     forward_step = staticmethod(_cell)
 
     def backward(self, cache, d_states):
+        """``([da], [da], [dh_prev])`` from the step's cache and ``[dh_t]``."""
         da = d_states[0] * self.act_prime(cache["h_t"])
         return [da], [da], [da @ self.params.W_hh.T]

@@ -36,6 +36,7 @@ while time.monotonic() < deadline:
 
 
 def cpu_count() -> int:
+    """The CPUs this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:
@@ -43,6 +44,7 @@ def cpu_count() -> int:
 
 
 def stop(hogs: list[subprocess.Popen]) -> None:
+    """Kill the hogs still running and wait for every one."""
     for hog in hogs:
         if hog.poll() is None:
             hog.kill()
@@ -51,6 +53,7 @@ def stop(hogs: list[subprocess.Popen]) -> None:
 
 
 def main() -> int:
+    """Start the hogs, run the command beside them, stop them; the command's exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hogs", type=int, default=cpu_count(), help="default: one per CPU")
     parser.add_argument(

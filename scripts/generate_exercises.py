@@ -70,6 +70,7 @@ def differences(generated: Path, committed: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Generate exercises/ from solutions/, or with ``--check`` only compare."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--check", action="store_true", help="only compare exercises/ with a fresh generation"

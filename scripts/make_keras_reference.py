@@ -146,10 +146,12 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def reference_path(assignment: str, root: Path = ROOT) -> Path:
+    """Where ``assignment``'s reference arrays are stored."""
     return root / "solutions" / assignment / FILES[assignment]
 
 
 def write(root: Path = ROOT) -> None:
+    """Write every assignment's reference file and the digests module."""
     digests = {}
     for assignment, build in BUILDERS.items():
         data = npz_bytes(build())
@@ -186,6 +188,7 @@ def differences(root: Path = ROOT) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write the reference files, or with ``--check`` compare them with live Keras."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--check", action="store_true", help="compare the stored files with live Keras"

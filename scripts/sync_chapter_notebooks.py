@@ -122,6 +122,7 @@ def jupyter_markdown(
 
 
 def install_cell(repo_url: str, branch: str) -> nbformat.NotebookNode:
+    """The code cell that installs rnn_ref where it is missing (Colab)."""
     source = (
         "# Colab and other hosted Jupyter services lack the course's reference package rnn_ref:\n"
         "# install it from the course repository when it is missing (no-op where installed).\n"
@@ -218,6 +219,7 @@ def sync(root: Path = ROOT) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Regenerate notebooks/, or with ``--check`` only report stale notebooks."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--check", action="store_true", help="only report stale notebooks; exit 1 if any"

@@ -16,6 +16,7 @@ TERMS = Path(__file__).with_name("search_terms.zh.txt")
 
 
 def use_course_dictionary(app: Sphinx, config: Config) -> None:
+    """Split the search index's Chinese with jieba and the course's terms (a Chinese site only)."""
     if not str(config.language).startswith("zh"):
         return
     try:
@@ -28,5 +29,6 @@ def use_course_dictionary(app: Sphinx, config: Config) -> None:
 
 
 def setup(app: Sphinx) -> dict:
+    """Register the extension with Sphinx."""
     app.connect("config-inited", use_course_dictionary)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

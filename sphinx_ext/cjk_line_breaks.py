@@ -30,9 +30,12 @@ def join_cjk_lines(text: str, before: str = "", after: str = "") -> str:
 
 
 class JoinCJKLines(SphinxTransform):
+    """Remove the line breaks between CJK characters (see the module docstring)."""
+
     default_priority = 800  # after the parser, before the HTML writer and the search index
 
     def apply(self, **kwargs) -> None:
+        """Join the document's hard-wrapped CJK lines."""
         for text in list(self.document.findall(nodes.Text)):
             parent = text.parent
             if "\n" not in text or parent is None or _inside_untouched(text):
@@ -56,5 +59,6 @@ def _inside_untouched(node: nodes.Node) -> bool:
 
 
 def setup(app: Sphinx) -> dict:
+    """Register the extension with Sphinx."""
     app.add_transform(JoinCJKLines)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -24,6 +24,7 @@ def generated_notebook(pagename: str) -> str:
 
 
 def retarget_launch_buttons(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """Point the page's Colab and Binder buttons at its generated ``.ipynb``."""
     groups = [g for g in context.get("header_buttons", []) if g.get("label") == "launch-buttons"]
     if not groups:
         return
@@ -50,6 +51,7 @@ def retarget_launch_buttons(app: Sphinx, pagename, templatename, context, doctre
 
 
 def setup(app: Sphinx) -> dict:
+    """Register the extension with Sphinx."""
     # After sphinx-book-theme's own handler (default priority 500) has added the buttons.
     app.connect("html-page-context", retarget_launch_buttons, priority=900)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -15,6 +15,7 @@ def _key(asset) -> tuple:
 
 
 def unique(assets) -> list:
+    """``assets`` without repeats, in their first order."""
     seen, kept = set(), []
     for asset in assets:
         if _key(asset) not in seen:
@@ -24,11 +25,13 @@ def unique(assets) -> list:
 
 
 def drop_duplicate_assets(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """Keep each of the page's scripts and stylesheets once."""
     for name in ("script_files", "css_files"):
         if name in context:
             context[name] = unique(context[name])
 
 
 def setup(app: Sphinx) -> dict:
+    """Register the extension with Sphinx."""
     app.connect("html-page-context", drop_duplicate_assets, priority=900)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
