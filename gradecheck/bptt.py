@@ -10,7 +10,9 @@ one is checked.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 import numpy as np
 
@@ -24,7 +26,7 @@ from rnn_ref.simple_rnn_backward import simple_rnn_step_backward as ref_rnn_step
 from . import cases as c
 from . import mistakes as m
 from .core import Case, call, compare, fail
-from .gated import params_tuple
+from .gated import NotebookParams, params_tuple
 from .substitution import scored_alone
 
 ORDER = (
@@ -47,11 +49,14 @@ LSTMParams = params_tuple("LSTMParams", LSTM_LAYOUT)
 GRUParams = params_tuple("GRUParams", GRU_LAYOUT)
 """The notebook's GRU parameters (the notes' GRU): same fields as ``rnn_ref.GRUParams``."""
 
+Gradients = tuple[Any, ...]
+"""A backward function's results: arrays, and for a step the weights' gradients last."""
+
 
 # -- correct versions of the notebook's functions, for the later checks --------------------------
 
 
-def _arrays(shapes: dict[str, str], values) -> list[np.ndarray]:
+def _arrays(shapes: dict[str, str], values: tuple[Any, ...]) -> list[np.ndarray]:
     """The arguments as float64 arrays; ValueError unless their shapes agree with ``shapes``.
 
     ``shapes`` maps each argument to its dims (``"NH"``); a correct function that replaces the
@@ -68,21 +73,25 @@ def _arrays(shapes: dict[str, str], values) -> list[np.ndarray]:
     return arrays
 
 
-def _correct_bptt(*args):
+def _correct_bptt(*args: object) -> Gradients:
     dims = {"dh_seq": "NTH", "x": "NTD", "h0": "NH", "h_seq": "NTH", "W_xh": "DH", "W_hh": "HH"}
-    return _bptt(*_arrays(dims, args))
+    dh_seq, x, h0, h_seq, W_xh, W_hh = _arrays(dims, args)
+    return _bptt(dh_seq, x, h0, h_seq, W_xh, W_hh)
 
 
-def _correct_gate(derivative: str):
+def _correct_gate(derivative: str) -> Callable[..., Gradients]:
     dims = {"d_gate": "NH", "x_t": "ND", "h_prev": "NH", "g": "NH", "W_x": "DH", "W_h": "HH"}
 
-    def backward(d_gate, x_t, h_prev, g, W_x, W_h):
-        return _gate(*_arrays(dims, (d_gate, x_t, h_prev, g, W_x, W_h)), derivative)
+    def backward(
+        d_gate: object, x_t: object, h_prev: object, g: object, W_x: object, W_h: object
+    ) -> Gradients:
+        d, x, h, out, w_x, w_h = _arrays(dims, (d_gate, x_t, h_prev, g, W_x, W_h))
+        return _gate(d, x, h, out, w_x, w_h, derivative)
 
     return backward
 
 
-def correct_functions() -> dict[str, Callable]:
+def correct_functions() -> dict[str, Callable[..., Any]]:
     """A correct version of every graded function, with the notebook's parameters."""
     return {
         "simple_rnn_step_backward": _correct_gate("tanh"),
@@ -104,14 +113,21 @@ def correct_functions() -> dict[str, Callable]:
     }
 
 
-def _correct_lstm_step(dh_t, dc_t, x_t, h_prev, c_prev, params):
+def _correct_lstm_step(
+    dh_t: np.ndarray,
+    dc_t: np.ndarray,
+    x_t: np.ndarray,
+    h_prev: np.ndarray,
+    c_prev: np.ndarray,
+    params: NotebookParams,
+) -> Gradients:
     reference = ref.LSTMParams(**{f: getattr(params, f) for f in LSTM_FIELDS})
     g = ref_lstm.lstm_step_backward(dh_t, dc_t, x_t, h_prev, c_prev, reference)
     grads = LSTMParams(**{f: getattr(g.params, f) for f in LSTM_FIELDS})
     return g.dx_t, g.dh_prev, g.dc_prev, grads
 
 
-def _as_params(gradients: tuple, params_type) -> tuple:
+def _as_params(gradients: Gradients, params_type: type[Any]) -> Gradients:
     *states, grads = gradients
     return (*states, params_type(**grads))
 
@@ -119,7 +135,7 @@ def _as_params(gradients: tuple, params_type) -> tuple:
 # -- checking a function that returns several gradients ------------------------------------------
 
 
-def _outputs(name: str, result, names: tuple[str, ...]) -> tuple:
+def _outputs(name: str, result: object, names: tuple[str, ...]) -> tuple[Any, ...]:
     if not isinstance(result, tuple | list) or len(result) != len(names):
         kind = type(result).__name__
         fail(
@@ -131,7 +147,7 @@ def _outputs(name: str, result, names: tuple[str, ...]) -> tuple:
     return tuple(result)
 
 
-def _field(name: str, grads, field: str):
+def _field(name: str, grads: object, field: str) -> object:
     if isinstance(grads, Mapping):
         if field not in grads:
             fail(f"{name} 返回的 grads 缺少 {field}（missing field）。")
@@ -143,14 +159,14 @@ def _field(name: str, grads, field: str):
 
 def _compare_all(
     name: str,
-    actual: tuple,
-    expected: tuple,
+    actual: tuple[Any, ...],
+    expected: Gradients,
     names: tuple[str, ...],
     case: Case,
-    mistakes: Callable[[], dict[str, tuple]],
+    mistakes: Callable[[], dict[str, Gradients]],
 ) -> None:
     """Compare every output; the mistakes are complete wrong results, computed once if needed."""
-    computed: dict[str, tuple] = {}
+    computed: dict[str, Gradients] = {}
 
     def known(k: int) -> dict[str, np.ndarray]:
         if not computed:
@@ -158,12 +174,12 @@ def _compare_all(
         return {text: wrong[k] for text, wrong in computed.items()}
 
     for k, what in enumerate(names):
-        compare(f"{name} 返回的 {what}", actual[k], expected[k], case, lambda k=k: known(k))
+        compare(f"{name} 返回的 {what}", actual[k], expected[k], case, functools.partial(known, k))
 
 
 # -- the simple RNN step and every gate: activation(x_t W_x + h_prev W_h + b) ---------------------
 
-_DERIVATIVES = {
+_DERIVATIVES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "tanh": lambda g: 1.0 - g * g,
     "sigmoid": lambda g: g * (1.0 - g),
     "none": np.ones_like,
@@ -171,7 +187,17 @@ _DERIVATIVES = {
 }
 
 
-def _affine(da, x_t, h_prev, W_x, W_h, *, mean=False, transposed=False, untransposed=False):
+def _affine(
+    da: np.ndarray,
+    x_t: np.ndarray,
+    h_prev: np.ndarray,
+    W_x: np.ndarray,
+    W_h: np.ndarray,
+    *,
+    mean: bool = False,
+    transposed: bool = False,
+    untransposed: bool = False,
+) -> Gradients:
     """``(dx_t, dh_prev, dW_x, dW_h, db)`` of ``a = x_t W_x + h_prev W_h + b``, or a mistake."""
     dW_x, dW_h = x_t.T @ da, h_prev.T @ da
     db = da.sum(axis=0)
@@ -185,13 +211,31 @@ def _affine(da, x_t, h_prev, W_x, W_h, *, mean=False, transposed=False, untransp
     return dx_t, dh_prev, dW_x, dW_h, db
 
 
-def _gate(d_gate, x_t, h_prev, g, W_x, W_h, derivative: str, **mistake):
+def _gate(
+    d_gate: np.ndarray,
+    x_t: np.ndarray,
+    h_prev: np.ndarray,
+    g: np.ndarray,
+    W_x: np.ndarray,
+    W_h: np.ndarray,
+    derivative: str,
+    **mistake: bool,
+) -> Gradients:
     """The VJP of a gate ``g = f(x_t W_x + h_prev W_h + b)`` given its output ``g``."""
     da = d_gate * _DERIVATIVES[derivative](g)
     return _affine(da, x_t, h_prev, W_x, W_h, **mistake)
 
 
-def _gate_mistakes(d_gate, x_t, h_prev, g, W_x, W_h, activation: str) -> dict[str, tuple]:
+def _gate_mistakes(
+    d_gate: np.ndarray,
+    x_t: np.ndarray,
+    h_prev: np.ndarray,
+    g: np.ndarray,
+    W_x: np.ndarray,
+    W_h: np.ndarray,
+    activation: str,
+    derivative_missing: str,
+) -> dict[str, Gradients]:
     right = _gate(d_gate, x_t, h_prev, g, W_x, W_h, activation)
     if activation == "tanh":
         found = {
@@ -200,7 +244,6 @@ def _gate_mistakes(d_gate, x_t, h_prev, g, W_x, W_h, activation: str) -> dict[st
         }
     else:
         found = {m.TANH_DERIVATIVE_FOR_SIGMOID: _gate(d_gate, x_t, h_prev, g, W_x, W_h, "tanh")}
-    found[None] = _gate(d_gate, x_t, h_prev, g, W_x, W_h, "none")  # named by the caller
     for text, switch in (
         (m.WEIGHT_GRADIENT_TRANSPOSED, "transposed"),
         (m.WEIGHT_NOT_TRANSPOSED, "untransposed"),
@@ -209,10 +252,13 @@ def _gate_mistakes(d_gate, x_t, h_prev, g, W_x, W_h, activation: str) -> dict[st
         found[text] = _gate(d_gate, x_t, h_prev, g, W_x, W_h, activation, **{switch: True})
     da = d_gate * _DERIVATIVES[activation](g)
     found[m.BIAS_NOT_SUMMED] = (*right[:4], da)
+    found[derivative_missing] = _gate(d_gate, x_t, h_prev, g, W_x, W_h, "none")
     return found
 
 
-def _gate_cases(name: str, forward) -> list[tuple[Case, tuple]]:
+def _gate_cases(
+    name: str, forward: Callable[..., np.ndarray]
+) -> list[tuple[Case, np.ndarray | None]]:
     """``(Case (d_gate, x_t, h_prev, g, W_x, W_h), the gate's bias)``, one per step shape.
 
     Every case has a bias: the learner gets the gate's output, which the bias went into.
@@ -228,23 +274,30 @@ def _gate_cases(name: str, forward) -> list[tuple[Case, tuple]]:
     return result
 
 
-def _check_gate(name, func, forward, backward, activation, derivative_missing, names) -> None:
+def _check_gate(
+    name: str,
+    func: object,
+    forward: Callable[..., np.ndarray],
+    backward: Callable[..., Gradients],
+    activation: str,
+    derivative_missing: str,
+    names: tuple[str, ...],
+) -> None:
     """Check a gate's backward ``func(d_gate, x_t, h_prev, g, W_x, W_h)`` -> 5 gradients."""
     for case, b in _gate_cases(f"bptt.{name}", forward):
         d_gate, x_t, h_prev, _, W_x, W_h = case.args
         expected = tuple(backward(d_gate, x_t, h_prev, W_x, W_h, b))
 
-        def mistakes(args=case.args):
-            found = _gate_mistakes(*args, activation)
-            found[derivative_missing] = found.pop(None)
-            return found
+        def mistakes(args: tuple[Any, ...] = case.args) -> dict[str, Gradients]:
+            d_gate, x_t, h_prev, g, W_x, W_h = args
+            return _gate_mistakes(d_gate, x_t, h_prev, g, W_x, W_h, activation, derivative_missing)
 
         actual = _outputs(name, call(name, func, case), names)
         _compare_all(name, actual, expected, names, case, mistakes)
 
 
 @scored_alone(correct_functions)
-def simple_rnn_step_backward(func) -> None:
+def simple_rnn_step_backward(func: object) -> None:
     """Check ``simple_rnn_step_backward(dh_t, x_t, h_prev, h_t, W_xh, W_hh)``."""
     _check_gate(
         "simple_rnn_step_backward",
@@ -258,7 +311,7 @@ def simple_rnn_step_backward(func) -> None:
 
 
 @scored_alone(correct_functions)
-def forget_gate_backward(func) -> None:
+def forget_gate_backward(func: object) -> None:
     """Check ``forget_gate_backward(dg_f, x_t, h_prev, g_f, W_xf, W_hf)``."""
     _check_gate(
         "forget_gate_backward",
@@ -272,7 +325,7 @@ def forget_gate_backward(func) -> None:
 
 
 @scored_alone(correct_functions)
-def input_gate_backward(func) -> None:
+def input_gate_backward(func: object) -> None:
     """Check ``input_gate_backward(dg_i, x_t, h_prev, g_i, W_xi, W_hi)``."""
     _check_gate(
         "input_gate_backward",
@@ -286,7 +339,7 @@ def input_gate_backward(func) -> None:
 
 
 @scored_alone(correct_functions)
-def candidate_cell_state_backward(func) -> None:
+def candidate_cell_state_backward(func: object) -> None:
     """Check ``candidate_cell_state_backward(dc_bar, x_t, h_prev, c_bar, W_xc, W_hc)``."""
     _check_gate(
         "candidate_cell_state_backward",
@@ -300,7 +353,7 @@ def candidate_cell_state_backward(func) -> None:
 
 
 @scored_alone(correct_functions)
-def output_gate_backward(func) -> None:
+def output_gate_backward(func: object) -> None:
     """Check ``output_gate_backward(dg_o, x_t, h_prev, g_o, W_xo, W_ho)``."""
     _check_gate(
         "output_gate_backward",
@@ -317,22 +370,22 @@ def output_gate_backward(func) -> None:
 
 
 def _bptt(
-    dh_seq,
-    x,
-    h0,
-    h_seq,
-    W_xh,
-    W_hh,
+    dh_seq: np.ndarray,
+    x: np.ndarray,
+    h0: np.ndarray,
+    h_seq: np.ndarray,
+    W_xh: np.ndarray,
+    W_hh: np.ndarray,
     *,
-    carry=True,
-    every_output=True,
-    accumulate=True,
-    backwards=True,
-    off_by_one=False,
-    derivative="tanh",
-    mean=False,
-    transposed=False,
-):
+    carry: bool = True,
+    every_output: bool = True,
+    accumulate: bool = True,
+    backwards: bool = True,
+    off_by_one: bool = False,
+    derivative: str = "tanh",
+    mean: bool = False,
+    transposed: bool = False,
+) -> Gradients:
     """``(dx, dh0, dW_xh, dW_hh, db_h)`` of the simple RNN over a sequence, or a mistake."""
     N, T, D = x.shape
     H = W_hh.shape[0]
@@ -355,19 +408,35 @@ def _bptt(
     return dx, dh_next, dW_xh, dW_hh, db_h
 
 
-def reference_bptt(dh_seq, x, h0, h_seq, W_xh, W_hh, b_h):
+def reference_bptt(
+    dh_seq: np.ndarray,
+    x: np.ndarray,
+    h0: np.ndarray,
+    h_seq: np.ndarray,
+    W_xh: np.ndarray,
+    W_hh: np.ndarray,
+    b_h: np.ndarray | None,
+) -> Gradients:
     """``(dx, dh0, dW_xh, dW_hh, db_h)`` from ``rnn_ref``'s BPTT of a layer returning sequences."""
     params = ref.SimpleRNNParams(W_xh=W_xh, W_hh=W_hh, b_h=b_h)
     grads = ref_bptt.simple_rnn_bptt(dh_seq, x, params, return_sequences=True, initial_state=h0)
     (dh0,) = grads.d_initial_state
-    return grads.dx, dh0, grads.params.W_xh, grads.params.W_hh, grads.params.b_h
+    p = cast(ref.SimpleRNNParams, grads.params)
+    return grads.dx, dh0, p.W_xh, p.W_hh, p.b_h
 
 
 BPTT_SHAPES = ((2, 3, 3, 3), (1, 4, 2, 5), (3, 5, 4, 2), (2, 1, 3, 2))
 """(N, T, D, H) of the BPTT cases; T = 1 is included, the first has D == H."""
 
 
-def _bptt_mistakes(dh_seq, x, h0, h_seq, W_xh, W_hh) -> dict[str, tuple]:
+def _bptt_mistakes(
+    dh_seq: np.ndarray,
+    x: np.ndarray,
+    h0: np.ndarray,
+    h_seq: np.ndarray,
+    W_xh: np.ndarray,
+    W_hh: np.ndarray,
+) -> dict[str, Gradients]:
     args = (dh_seq, x, h0, h_seq, W_xh, W_hh)
     found = {
         m.NEXT_STEP_NOT_CARRIED: _bptt(*args, carry=False),
@@ -384,7 +453,7 @@ def _bptt_mistakes(dh_seq, x, h0, h_seq, W_xh, W_hh) -> dict[str, tuple]:
 
 
 @scored_alone(correct_functions)
-def simple_rnn_bptt(func) -> None:
+def simple_rnn_bptt(func: object) -> None:
     """Check ``simple_rnn_bptt(dh_seq, x, h0, h_seq, W_xh, W_hh)`` -> 5 gradients."""
     name = "simple_rnn_bptt"
     rng = c.generator(f"bptt.{name}")
@@ -401,7 +470,9 @@ def simple_rnn_bptt(func) -> None:
         case = Case((dh_seq, x, h0, h_seq, W_xh, W_hh), c.label(N=N, T=T, D=D, H=H))
         expected = reference_bptt(dh_seq, x, h0, h_seq, W_xh, W_hh, b_h)
         actual = _outputs(name, call(name, func, case), names)
-        _compare_all(name, actual, expected, names, case, lambda a=case.args: _bptt_mistakes(*a))
+        _compare_all(
+            name, actual, expected, names, case, functools.partial(_bptt_mistakes, *case.args)
+        )
 
 
 # -- LSTM: the hidden output, the cell-state update and the step ----------------------------------
@@ -421,7 +492,7 @@ def _state_cases(name: str, count: int) -> list[Case]:
 
 
 @scored_alone(correct_functions)
-def hidden_output_backward(func) -> None:
+def hidden_output_backward(func: object) -> None:
     """Check ``hidden_output_backward(dh_t, g_o, c_t)`` -> ``(dg_o, dc_t)``."""
     name = "hidden_output_backward"
     names = ("dg_o", "dc_t")
@@ -432,7 +503,9 @@ def hidden_output_backward(func) -> None:
         expected = tuple(ref_lstm.hidden_output_backward(dh_t, g_o, c_t))
         s = np.tanh(c_t)
 
-        def mistakes(dh_t=dh_t, g_o=g_o, c_t=c_t, s=s):
+        def mistakes(
+            dh_t: np.ndarray = dh_t, g_o: np.ndarray = g_o, c_t: np.ndarray = c_t, s: np.ndarray = s
+        ) -> dict[str, Gradients]:
             right = dh_t * g_o * (1.0 - s * s)
             return {
                 m.TANH_C_DERIVATIVE_MISSING: (dh_t * s, dh_t * g_o),
@@ -446,7 +519,7 @@ def hidden_output_backward(func) -> None:
 
 
 @scored_alone(correct_functions)
-def cell_state_update_backward(func) -> None:
+def cell_state_update_backward(func: object) -> None:
     """Check ``cell_state_update_backward(dc_t, c_prev, g_f, g_i, c_bar)`` -> 4 gradients."""
     name = "cell_state_update_backward"
     names = ("dc_prev", "dg_f", "dg_i", "dc_bar")
@@ -454,7 +527,13 @@ def cell_state_update_backward(func) -> None:
         dc_t, c_prev, g_f, g_i, c_bar = case.args
         expected = tuple(ref_lstm.cell_state_update_backward(dc_t, c_prev, g_f, g_i, c_bar))
 
-        def mistakes(dc_t=dc_t, c_prev=c_prev, g_f=g_f, g_i=g_i, c_bar=c_bar):
+        def mistakes(
+            dc_t: np.ndarray = dc_t,
+            c_prev: np.ndarray = c_prev,
+            g_f: np.ndarray = g_f,
+            g_i: np.ndarray = g_i,
+            c_bar: np.ndarray = c_bar,
+        ) -> dict[str, Gradients]:
             return {
                 m.C_PREV_AND_C_BAR_SWAPPED: (dc_t * g_f, dc_t * c_bar, dc_t * c_prev, dc_t * g_i),
                 m.FORGET_AND_INPUT_SWAPPED: (dc_t * g_i, dc_t * c_prev, dc_t * c_bar, dc_t * g_f),
@@ -466,20 +545,20 @@ def cell_state_update_backward(func) -> None:
 
 
 def _lstm_step(
-    dh_t,
-    dc_t,
-    x_t,
-    h_prev,
-    c_prev,
-    p,
+    dh_t: np.ndarray,
+    dc_t: np.ndarray,
+    x_t: np.ndarray,
+    h_prev: np.ndarray,
+    c_prev: np.ndarray,
+    p: NotebookParams,
     *,
-    h_path=True,
-    carry_c=True,
-    c_derivative="tanh",
-    forget_in_dc_prev=True,
-    mean=False,
-    transposed=False,
-):
+    h_path: bool = True,
+    carry_c: bool = True,
+    c_derivative: str = "tanh",
+    forget_in_dc_prev: bool = True,
+    mean: bool = False,
+    transposed: bool = False,
+) -> Gradients:
     """``(dx_t, dh_prev, dc_prev, {field: gradient})`` of one LSTM step, or a mistake."""
     g_f = ref.forget_gate(x_t, h_prev, p.W_xf, p.W_hf, p.b_f)
     g_i = ref.input_gate(x_t, h_prev, p.W_xi, p.W_hi, p.b_i)
@@ -491,7 +570,9 @@ def _lstm_step(
     dc = (dc_t if carry_c else 0.0) + (through_h if h_path else 0.0)
     upstream = {"f": dc * c_prev, "i": dc * c_bar, "c": dc * g_i, "o": dh_t * s}
     gates = {"f": g_f, "i": g_i, "c": c_bar, "o": g_o}
-    dx_t, dh_prev, grads = 0.0, 0.0, {}
+    dx_t: np.ndarray | float = 0.0
+    dh_prev: np.ndarray | float = 0.0
+    grads: dict[str, np.ndarray] = {}
     for k in "ifco":
         W_x, W_h = getattr(p, f"W_x{k}"), getattr(p, f"W_h{k}")
         derivative = "tanh" if k == "c" else "sigmoid"
@@ -506,19 +587,24 @@ LSTM_FIELDS = LSTMParams._fields
 GRU_FIELDS = GRUParams._fields
 
 
-def _flat(gradients: tuple, fields) -> tuple:
+def _flat(gradients: Gradients, fields: tuple[str, ...]) -> Gradients:
     """``(dx_t, ..., grads)`` as a flat tuple: the state gradients, then grads' fields."""
     *states, grads = gradients
     return (*states, *(grads[f] for f in fields))
 
 
-def _step_cases(name: str, random_params, extra_state: bool) -> list[Case]:
+def _step_cases(
+    name: str,
+    random_params: Callable[[np.random.Generator, int, int], NotebookParams],
+    extra_state: bool,
+) -> list[Case]:
     rng = c.generator(name)
     result = []
     for N, D, H in c.STEP_SHAPES:
         x_t, h_prev = c.step_inputs(rng, N, D, H)
         params = random_params(rng, D, H)
         dh_t = rng.normal(0.0, 1.0, (N, H))
+        args: tuple[Any, ...]
         if extra_state:
             c_prev, dc_t = rng.normal(0.0, 1.0, (N, H)), rng.normal(0.0, 1.0, (N, H))
             args = (dh_t, dc_t, x_t, h_prev, c_prev, params)
@@ -528,21 +614,23 @@ def _step_cases(name: str, random_params, extra_state: bool) -> list[Case]:
     return result
 
 
-def _lstm_params(rng, D, H) -> LSTMParams:
-    values = []
+def _lstm_params(rng: np.random.Generator, D: int, H: int) -> NotebookParams:
+    values: list[np.ndarray | None] = []
     for _ in "ifco":
         values.extend(c.weights(rng, D, H))
     return LSTMParams(*values)
 
 
-def _step_result(name, func, case, states: tuple[str, ...], fields) -> tuple:
+def _step_result(
+    name: str, func: object, case: Case, states: tuple[str, ...], fields: tuple[str, ...]
+) -> tuple[Any, ...]:
     """The learner's ``(*state gradients, grads)`` as a flat tuple, fields named."""
     result = _outputs(name, call(name, func, case), (*states, "grads"))
     return (*result[:-1], *(_field(name, result[-1], f) for f in fields))
 
 
 @scored_alone(correct_functions)
-def lstm_step_backward(func) -> None:
+def lstm_step_backward(func: object) -> None:
     """Check ``lstm_step_backward(dh_t, dc_t, x_t, h_prev, c_prev, params)``.
 
     Returns ``(dx_t, dh_prev, dc_prev, grads)``.
@@ -558,8 +646,8 @@ def lstm_step_backward(func) -> None:
         grads = {f: getattr(reference.params, f) for f in LSTM_FIELDS}
         expected = _flat((*reference[:3], grads), LSTM_FIELDS)
 
-        def mistakes(args=case.args):
-            variants = {
+        def mistakes(args: tuple[Any, ...] = case.args) -> dict[str, Gradients]:
+            variants: dict[str, dict[str, Any]] = {
                 m.H_PATH_INTO_C_MISSING: {"h_path": False},
                 m.NEXT_C_NOT_CARRIED: {"carry_c": False},
                 m.TANH_C_DERIVATIVE_MISSING: {"c_derivative": "none"},
@@ -580,33 +668,34 @@ def lstm_step_backward(func) -> None:
 # -- GRU (the notes' form: reset before the product, h_t = (1 − g_z) h_{t−1} + g_z h̄_t) ----------
 
 
-def _gru_params(rng, D, H) -> GRUParams:
-    values = []
+def _gru_params(rng: np.random.Generator, D: int, H: int) -> NotebookParams:
+    values: list[np.ndarray | None] = []
     for _ in "zrh":
         values.extend(c.weights(rng, D, H))
     return GRUParams(*values)
 
 
 def _gru_step(
-    dh_t,
-    x_t,
-    h_prev,
-    p,
+    dh_t: np.ndarray,
+    x_t: np.ndarray,
+    h_prev: np.ndarray,
+    p: NotebookParams,
     *,
-    direct=True,
-    convention="notes",
-    candidate_path=True,
-    reset_in_path=True,
-    h_derivative="tanh",
-    q_in_dW_hh=True,
-    mean=False,
-    transposed=False,
-):
+    direct: bool = True,
+    convention: str = "notes",
+    candidate_path: bool = True,
+    reset_in_path: bool = True,
+    h_derivative: str = "tanh",
+    q_in_dW_hh: bool = True,
+    mean: bool = False,
+    transposed: bool = False,
+) -> Gradients:
     """``(dx_t, dh_prev, {field: gradient})`` of one GRU step (notes' form), or a mistake."""
     g_r = ref.reset_gate(x_t, h_prev, p.W_xr, p.W_hr, p.b_r)
     q = g_r * h_prev
     h_bar = ref.candidate_state(x_t, h_prev, g_r, p.W_xh, p.W_hh, p.b_h)
     g_z = ref.update_gate(x_t, h_prev, p.W_xz, p.W_hz, p.b_z)
+    dh_prev: np.ndarray | float
     if convention == "notes":
         dh_prev, dh_bar, dg_z = dh_t * (1.0 - g_z), dh_t * g_z, dh_t * (h_bar - h_prev)
     else:
@@ -624,7 +713,7 @@ def _gru_step(
         dh_prev = dh_prev + (dq * g_r if reset_in_path else dq)
     reset = _gate(dg_r, x_t, h_prev, g_r, p.W_xr, p.W_hr, "sigmoid", **switches)
     update = _gate(dg_z, x_t, h_prev, g_z, p.W_xz, p.W_hz, "sigmoid", **switches)
-    grads = {}
+    grads: dict[str, np.ndarray] = {}
     for k, g in (("z", update), ("r", reset), ("h", cand)):
         grads.update({f"W_x{k}": g[2], f"W_h{k}": g[3], f"b_{k}": g[4]})
     dx_t = update[0] + reset[0] + cand[0]
@@ -632,7 +721,7 @@ def _gru_step(
 
 
 @scored_alone(correct_functions)
-def gru_step_backward(func) -> None:
+def gru_step_backward(func: object) -> None:
     """Check ``gru_step_backward(dh_t, x_t, h_prev, params)`` -> ``(dx_t, dh_prev, grads)``."""
     name = "gru_step_backward"
     states = ("dx_t", "dh_prev")
@@ -644,8 +733,8 @@ def gru_step_backward(func) -> None:
         grads = {f: getattr(reference.params, f) for f in GRU_FIELDS}
         expected = _flat((*reference[:2], grads), GRU_FIELDS)
 
-        def mistakes(args=case.args):
-            variants = {
+        def mistakes(args: tuple[Any, ...] = case.args) -> dict[str, Gradients]:
+            variants: dict[str, dict[str, Any]] = {
                 m.DIRECT_PATH_MISSING: {"direct": False},
                 m.UPDATE_CONVENTION_SWAPPED: {"convention": "keras"},
                 m.CANDIDATE_PATH_MISSING: {"candidate_path": False},

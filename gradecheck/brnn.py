@@ -7,6 +7,8 @@ The layers are simple RNNs given as Keras's weight lists ``(kernel, recurrent_ke
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -25,21 +27,28 @@ ORDER = ("simple_rnn_sequence", "rnn_go_backwards", "merge_outputs", "bidirectio
 """The graded functions in the order the notebook defines them."""
 
 
-def _go_backwards(x, W_xh, W_hh, b_h=None):
+def _go_backwards(
+    x: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray, b_h: np.ndarray | None = None
+) -> np.ndarray:
     return layer((W_xh, W_hh, b_h), go_backwards=True)(x)
 
 
-def _bidirectional(x, forward_weights, backward_weights, merge_mode="concat"):
+def _bidirectional(
+    x: np.ndarray,
+    forward_weights: c.Weights,
+    backward_weights: c.Weights,
+    merge_mode: str | None = "concat",
+) -> list[np.ndarray]:
     forward = layer(forward_weights, return_state=True)
     backward = layer(backward_weights, return_state=True, go_backwards=True)
     return ref.bidirectional(x, forward, backward, merge_mode=merge_mode)
 
 
-def _merge(y_forward, y_backward, merge_mode):
+def _merge(y_forward: np.ndarray, y_backward: np.ndarray, merge_mode: str | None) -> Any:
     return ref.merge(y_forward, y_backward, merge_mode)
 
 
-def correct_functions() -> dict:
+def correct_functions() -> dict[str, Callable[..., Any]]:
     """A correct version of every graded function, with the notebook's parameters."""
     return {
         "simple_rnn_sequence": simple_rnn.reference_sequence,
@@ -49,13 +58,13 @@ def correct_functions() -> dict:
     }
 
 
-def _stored_case(stored: dict, prefix: str) -> Case:
+def _stored_case(stored: dict[str, np.ndarray], prefix: str) -> Case:
     weights = tuple(stored[f"{prefix}_{n}"] for n in ("kernel", "recurrent_kernel", "bias"))
     return Case((stored["x"], *weights), f"{FILES['brnn']} 中的 Keras SimpleRNN")
 
 
 @scored_alone(correct_functions)
-def simple_rnn_sequence(func) -> None:
+def simple_rnn_sequence(func: object) -> None:
     """Check ``simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None) -> (N, T, H)``."""
     name = "simple_rnn_sequence"
     stored = load("brnn")
@@ -65,7 +74,9 @@ def simple_rnn_sequence(func) -> None:
     simple_rnn.check_sequence(name, func)
 
 
-def _backwards_mistakes(x, W_xh, W_hh, b_h=None):
+def _backwards_mistakes(
+    x: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray, b_h: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     processing_order = _go_backwards(x, W_xh, W_hh, b_h)
     return {
         m.GO_BACKWARDS_FLIPPED_BACK: processing_order[:, ::-1],
@@ -75,7 +86,7 @@ def _backwards_mistakes(x, W_xh, W_hh, b_h=None):
 
 
 @scored_alone(correct_functions)
-def rnn_go_backwards(func) -> None:
+def rnn_go_backwards(func: object) -> None:
     """Check ``rnn_go_backwards(x, W_xh, W_hh, b_h=None)``: Keras's ``go_backwards=True``."""
     name = "rnn_go_backwards"
     stored = load("brnn")
@@ -86,7 +97,7 @@ def rnn_go_backwards(func) -> None:
 
 
 @scored_alone(correct_functions)
-def merge_outputs(func, merge_mode) -> None:
+def merge_outputs(func: object, merge_mode: str | None) -> None:
     """Check ``merge_outputs(y_forward, y_backward, merge_mode)`` for one ``merge_mode``."""
     name = f"merge_outputs(..., merge_mode={merge_mode!r})"
     rng = c.generator(f"brnn.merge_outputs.{merge_mode}")
@@ -138,14 +149,14 @@ def _bidirectional_cases(name: str) -> list[Case]:
     return cases
 
 
-def _stored_expected(stored: dict, mode) -> list[np.ndarray]:
+def _stored_expected(stored: dict[str, np.ndarray], mode: str | None) -> list[np.ndarray]:
     states = [stored["forward_state"], stored["backward_state"]]
     if mode is None:
         return [stored["output_none_forward"], stored["output_none_backward"], *states]
     return [stored[f"output_{mode}"], *states]
 
 
-def _check_bidirectional(func, parts: str) -> None:
+def _check_bidirectional(func: object, parts: str) -> None:
     name = "bidirectional_rnn"
     stored = load("brnn")
     for case in _bidirectional_cases(f"brnn.{name}.{parts}"):
@@ -176,23 +187,27 @@ def _check_bidirectional(func, parts: str) -> None:
             )
 
 
-def _as_float(value):
+def _as_float(value: object) -> Any:
     if isinstance(value, tuple):
         return tuple(np.asarray(v, dtype=np.float64) for v in value)
     return value if isinstance(value, str) or value is None else np.asarray(value, dtype=np.float64)
 
 
-def _bidirectional_mistakes(args: tuple, item: int) -> dict[str, np.ndarray]:
+def _bidirectional_mistakes(args: tuple[Any, ...], item: int) -> dict[str, np.ndarray]:
     """Known wrong values of the ``item``-th result of ``bidirectional_rnn(*args)``."""
     return {text: values[item] for text, values in _wrong_results(*map(_as_float, args)).items()}
 
 
-def _wrong_results(x, forward, backward, mode) -> dict[str, list]:
+def _wrong_results(
+    x: np.ndarray, forward: c.Weights, backward: c.Weights, mode: str | None
+) -> dict[str, list[np.ndarray]]:
     y_forward = layer(forward)(x)
     y_backward = _go_backwards(x, *backward)
     h_forward, h_backward = y_forward[:, -1], y_backward[:, -1]
 
-    def result(y_f, y_b, h_f=h_forward, h_b=h_backward):
+    def result(
+        y_f: np.ndarray, y_b: np.ndarray, h_f: np.ndarray = h_forward, h_b: np.ndarray = h_backward
+    ) -> list[np.ndarray]:
         merged = _merge(y_f, y_b, mode)
         return [*merged, h_f, h_b] if mode is None else [merged, h_f, h_b]
 
@@ -208,12 +223,12 @@ def _wrong_results(x, forward, backward, mode) -> dict[str, list]:
 
 
 @scored_alone(correct_functions, "bidirectional_rnn")
-def bidirectional_outputs(func) -> None:
+def bidirectional_outputs(func: object) -> None:
     """Check the merged output(s) of ``bidirectional_rnn``, against Keras and ``rnn_ref``."""
     _check_bidirectional(func, "outputs")
 
 
 @scored_alone(correct_functions, "bidirectional_rnn")
-def bidirectional_states(func) -> None:
+def bidirectional_states(func: object) -> None:
     """Check the final states ``h_forward, h_backward`` that ``bidirectional_rnn`` returns."""
     _check_bidirectional(func, "states")

@@ -20,6 +20,9 @@ from .core import Case
 STEP_SHAPES = ((2, 4, 4), (1, 3, 5), (3, 5, 2), (4, 2, 3))
 """(N, D, H) of the step cases."""
 
+Weights = tuple[np.ndarray, np.ndarray, np.ndarray | None]
+"""``(W_x, W_h, b)`` of one gate or layer; ``b`` is None for no bias."""
+
 SEQUENCE_SHAPES = ((2, 3, 3, 3), (1, 4, 2, 5), (3, 1, 4, 2))
 """(N, T, D, H) of the sequence cases; T = 1 is included."""
 
@@ -29,7 +32,9 @@ def generator(name: str, salt: int = 0) -> np.random.Generator:
     return np.random.default_rng([zlib.crc32(name.encode()), salt])
 
 
-def weights(rng: np.random.Generator, D: int, H: int, bias: bool = True, scale: float = 0.6):
+def weights(
+    rng: np.random.Generator, D: int, H: int, bias: bool = True, scale: float = 0.6
+) -> Weights:
     """``(W_x (D, H), W_h (H, H), b (H,) or None)`` with values of order ``scale``."""
     W_x = rng.normal(0.0, scale, (D, H))
     W_h = rng.normal(0.0, scale, (H, H))
@@ -37,12 +42,12 @@ def weights(rng: np.random.Generator, D: int, H: int, bias: bool = True, scale: 
     return W_x, W_h, b
 
 
-def step_inputs(rng: np.random.Generator, N: int, D: int, H: int):
+def step_inputs(rng: np.random.Generator, N: int, D: int, H: int) -> tuple[np.ndarray, np.ndarray]:
     """``x_t`` (N, D) and ``h_prev`` (N, H), the latter in (-1, 1) like a tanh state."""
     return rng.normal(0.0, 1.0, (N, D)), rng.uniform(-1.0, 1.0, (N, H))
 
 
-def label(**dims) -> str:
+def label(**dims: int) -> str:
     """A case's name in feedback, from its dimensions: ``case N=2, T=3``."""
     return "case " + ", ".join(f"{k}={v}" for k, v in dims.items())
 
@@ -59,6 +64,7 @@ def gate_cases(
     """
     rng = generator(name)
     cases = []
+    args: tuple[np.ndarray | None, ...]
     for i, (N, D, H) in enumerate(STEP_SHAPES):
         x_t, h_prev = step_inputs(rng, N, D, H)
         W_x, W_h, b = weights(rng, D, H, bias=bias and (i != 3 or not without_bias_case))

@@ -15,8 +15,9 @@ import numbers
 import sys
 import types
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -32,14 +33,14 @@ class GradeFailure(AssertionError):
     """A check failed; the message is what the learner reads in the feedback."""
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """Fail the check with ``message``, the only text the learner's feedback shows."""
     # "from None": the feedback shows only this message, never the checking code's context.
     raise GradeFailure(message) from None
 
 
 @contextlib.contextmanager
-def quiet():
+def quiet() -> Iterator[None]:
     """Keep warnings and stderr writes of the learner's code out of the grade cell's output."""
     with (
         warnings.catch_warnings(),
@@ -54,21 +55,21 @@ def quiet():
 class Case:
     """One call of the function under test: positional arguments and a label for messages."""
 
-    args: tuple
+    args: tuple[Any, ...]
     label: str
-    kwargs: dict = field(default_factory=dict)
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
-    def fresh_args(self) -> tuple:
+    def fresh_args(self) -> tuple[Any, ...]:
         """Copies of the positional arguments, for one call."""
         # A learner may update arrays in place (h_prev *= ...); give each call its own copies.
         return tuple(_copy(a) for a in self.args)
 
-    def fresh_kwargs(self) -> dict:
+    def fresh_kwargs(self) -> dict[str, Any]:
         """Copies of the keyword arguments, for one call."""
         return {k: _copy(v) for k, v in self.kwargs.items()}
 
 
-def _copy(value):
+def _copy(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.copy()
     if isinstance(value, tuple) and hasattr(value, "_fields"):
@@ -82,7 +83,7 @@ FRAMEWORKS = ("tensorflow", "keras", "tf_keras", "torch", "jax")
 """Packages the grading kernel does not have (the class-grading sandbox cannot see them)."""
 
 
-def frameworks_used(func, imported_during_call: set[str] = frozenset()) -> list[str]:
+def frameworks_used(func: object, imported_during_call: Iterable[str] = frozenset()) -> list[str]:
     """The frameworks the learner's ``func`` computes with, as far as the kernel can tell.
 
     Under plain ``nbgrader autograde`` the checks run in the learner's kernel, where the
@@ -94,7 +95,8 @@ def frameworks_used(func, imported_during_call: set[str] = frozenset()) -> list[
     found = {name.split(".")[0] for name in imported_during_call} & set(FRAMEWORKS)
     code, scope = getattr(func, "__code__", None), getattr(func, "__globals__", None)
     if isinstance(code, types.CodeType) and isinstance(scope, dict):
-        names, stack = set(), [code]
+        names: set[str] = set()
+        stack = [code]
         while stack:
             current = stack.pop()
             names.update(current.co_names)
@@ -113,7 +115,7 @@ def frameworks_used(func, imported_during_call: set[str] = frozenset()) -> list[
     return sorted(found)
 
 
-def call(name: str, func, case: Case):
+def call(name: str, func: object, case: Case) -> Any:
     """Call the learner's ``func`` on ``case``; turn any exception into a message naming it."""
     if not callable(func):
         fail(f"{name} 不是函数（is not a function）：得到 {type(func).__name__}。")
@@ -140,7 +142,7 @@ def _refuse_frameworks(name: str, frameworks: list[str]) -> None:
         )
 
 
-def as_float_array(result, what: str) -> tuple[np.ndarray, dict]:
+def as_float_array(result: object, what: str) -> tuple[np.ndarray, Mapping[str, float]]:
     """The learner's result as a plain float64 array, and the tolerance its precision allows.
 
     Accepts NumPy arrays, numbers, nested lists and tensors (anything with ``__array__``), never
@@ -174,7 +176,7 @@ Mistakes = Mapping[str, np.ndarray]
 
 def compare(
     what: str,
-    result,
+    result: object,
     expected: np.ndarray,
     case: Case,
     mistakes: Mistakes | Callable[[], Mistakes] | None = None,
@@ -207,7 +209,13 @@ def compare(
     )
 
 
-def _name_mistake(what, actual: np.ndarray, case: Case, mistakes, tol) -> None:
+def _name_mistake(
+    what: str,
+    actual: np.ndarray,
+    case: Case,
+    mistakes: Mistakes | Callable[[], Mistakes] | None,
+    tol: Mapping[str, float],
+) -> None:
     if callable(mistakes):  # computed only when an answer is wrong
         mistakes = mistakes()
     for mistake, wrong in (mistakes or {}).items():
@@ -216,13 +224,13 @@ def _name_mistake(what, actual: np.ndarray, case: Case, mistakes, tol) -> None:
             fail(f"{what} 不对（{case.label}）：看起来你{mistake}。")
 
 
-def _close(actual: np.ndarray, expected: np.ndarray, tol: dict) -> bool:
+def _close(actual: np.ndarray, expected: np.ndarray, tol: Mapping[str, float]) -> bool:
     return bool(np.allclose(actual, expected, rtol=tol["rtol"], atol=tol["atol"], equal_nan=False))
 
 
 def check_cases(
     name: str,
-    func,
+    func: object,
     cases: Iterable[Case],
     reference: Callable[..., np.ndarray],
     mistakes: Callable[..., Mistakes] | None = None,
@@ -236,7 +244,7 @@ def check_cases(
 
 
 def compare_with_keras(
-    name: str, func, case: Case, expected: np.ndarray, mistakes: Callable[..., Mistakes]
+    name: str, func: object, case: Case, expected: np.ndarray, mistakes: Callable[..., Mistakes]
 ) -> None:
     """Check ``func`` on the stored Keras case against what the Keras layer computed.
 
@@ -253,7 +261,7 @@ def compare_with_keras(
     )
 
 
-def expect_pair(what: str, result, names: tuple[str, str]):
+def expect_pair(what: str, result: object, names: tuple[str, str]) -> tuple[Any, ...] | list[Any]:
     """Unpack a function's two results (e.g. ``(h_t, c_t)``) or fail saying what was expected."""
     if not isinstance(result, tuple | list) or len(result) != 2:
         kind = type(result).__name__

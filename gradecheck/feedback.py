@@ -8,13 +8,18 @@ what a learner needs.
 
 from __future__ import annotations
 
+from typing import Any
+
+from nbformat import NotebookNode
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 
 class MinimalTracebacks(NbGraderPreprocessor):
     """Replace each error output's traceback by ``ename: evalue``."""
 
-    def preprocess_cell(self, cell, resources, index):
+    def preprocess_cell(
+        self, cell: NotebookNode, resources: dict[str, Any], index: int
+    ) -> tuple[NotebookNode, dict[str, Any]]:
         """Cut the traceback of each of ``cell``'s error outputs to its last line."""
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -48,11 +50,13 @@ CELL = gated.GatedCell(
 GRUParams = CELL.Params
 
 
-def _reference_step(x_t, h_prev, params):
+def _reference_step(
+    x_t: np.ndarray, h_prev: np.ndarray, params: gated.NotebookParams
+) -> np.ndarray:
     return ref.gru_step(x_t, h_prev, CELL.reference_params(params))
 
 
-def correct_functions() -> dict:
+def correct_functions() -> dict[str, Callable[..., Any]]:
     """A correct version of every graded function, with the notebook's parameters."""
     return {
         "reset_gate": ref.reset_gate,
@@ -67,13 +71,13 @@ def correct_functions() -> dict:
 
 
 @scored_alone(correct_functions)
-def reset_gate(func) -> None:
+def reset_gate(func: object) -> None:
     """Check ``reset_gate(x_t, h_prev, W_xr, W_hr, b_r=None)``."""
     gated.check_gate(CELL, "reset_gate", func, ref.reset_gate, "sigmoid")
 
 
 @scored_alone(correct_functions)
-def update_gate(func) -> None:
+def update_gate(func: object) -> None:
     """Check ``update_gate(x_t, h_prev, W_xz, W_hz, b_z=None)``."""
     gated.check_gate(CELL, "update_gate", func, ref.update_gate, "sigmoid")
 
@@ -89,11 +93,18 @@ def _with_reset_gate(cases: list[Case], rng: np.random.Generator) -> list[Case]:
 
 
 @scored_alone(correct_functions)
-def candidate_state(func) -> None:
+def candidate_state(func: object) -> None:
     """Check ``candidate_state(x_t, h_prev, g_r, W_xh, W_hh, b_h=None)`` (reset before)."""
     name = "candidate_state"
 
-    def mistakes(x_t, h_prev, g_r, W_xh, W_hh, b_h=None):
+    def mistakes(
+        x_t: np.ndarray,
+        h_prev: np.ndarray,
+        g_r: np.ndarray,
+        W_xh: np.ndarray,
+        W_hh: np.ndarray,
+        b_h: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
         found = {
             m.RESET_AFTER_PRODUCT: ref.candidate_state_reset_after(
                 x_t, h_prev, g_r, W_xh, W_hh, b_h
@@ -116,7 +127,7 @@ def candidate_state(func) -> None:
 
 
 @scored_alone(correct_functions)
-def new_state(func) -> None:
+def new_state(func: object) -> None:
     """Check ``new_state(h_prev, h_bar, g_z)`` in the notes' convention."""
     name = "new_state"
     rng = c.generator(f"gru.{name}")
@@ -126,7 +137,7 @@ def new_state(func) -> None:
         g_z = rng.uniform(0.0, 1.0, (N, H))
         cases.append(Case((h_prev, h_bar, g_z), c.label(N=N, H=H)))
 
-    def mistakes(h_prev, h_bar, g_z):
+    def mistakes(h_prev: np.ndarray, h_bar: np.ndarray, g_z: np.ndarray) -> dict[str, np.ndarray]:
         return {
             m.UPDATE_CONVENTION_SWAPPED: ref.new_state_keras(h_prev, h_bar, g_z),
             m.ONE_MINUS_UPDATE_MISSING: h_prev + g_z * h_bar,
@@ -135,14 +146,18 @@ def new_state(func) -> None:
     check_cases(name, func, cases, ref.new_state, mistakes)
 
 
-def _variant(params, *, convention: str = "notes", reset_after: bool = False) -> ref.GRUParams:
+def _variant(
+    params: gated.NotebookParams, *, convention: str = "notes", reset_after: bool = False
+) -> ref.GRUParams:
     """The same weights read with another update convention or reset placement."""
     p = CELL.reference_params(params)
     b_hh = None if p.b_h is None or not reset_after else np.zeros_like(p.b_h)
     return dataclasses.replace(p, update_convention=convention, reset_after=reset_after, b_hh=b_hh)
 
 
-def _step_mistakes(x_t, h_prev, params):
+def _step_mistakes(
+    x_t: np.ndarray, h_prev: np.ndarray, params: gated.NotebookParams
+) -> dict[str, np.ndarray]:
     return {
         m.UPDATE_CONVENTION_SWAPPED: ref.gru_step(
             x_t, h_prev, _variant(params, convention="keras")
@@ -152,26 +167,28 @@ def _step_mistakes(x_t, h_prev, params):
 
 
 @scored_alone(correct_functions)
-def gru_step(func) -> None:
+def gru_step(func: object) -> None:
     """Check ``gru_step(x_t, h_prev, params) -> h_t``."""
     name = "gru_step"
     check_cases(name, func, CELL.step_cases(name), _reference_step, _step_mistakes)
 
 
-def _sequence_convention_swapped(x, params, h0=None):
+def _sequence_convention_swapped(
+    x: np.ndarray, params: gated.NotebookParams, h0: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     keras = _variant(params, convention="keras")
     return {m.UPDATE_CONVENTION_SWAPPED: ref.gru(x, keras, return_sequences=True, initial_state=h0)}
 
 
 @scored_alone(correct_functions)
-def gru_sequence(func) -> None:
+def gru_sequence(func: object) -> None:
     """Check ``gru_sequence(x, params, h0=None) -> (N, T, H)``."""
     name = "gru_sequence"
     gated.check_sequence(CELL, name, func, _sequence_convention_swapped)
 
 
 @scored_alone(correct_functions)
-def candidate_state_reset_after(func) -> None:
+def candidate_state_reset_after(func: object) -> None:
     """Check ``candidate_state_reset_after(x_t, h_prev, g_r, W_xh, W_hh, b_h=None, b_hh=None)``."""
     name = "candidate_state_reset_after"
     rng = c.generator(f"gru.{name}", 1)
@@ -181,7 +198,15 @@ def candidate_state_reset_after(func) -> None:
         b_hh = None if b_h is None else rng.normal(0.0, 0.6, b_h.shape)
         cases.append(Case((*case.args, b_hh), case.label))
 
-    def mistakes(x_t, h_prev, g_r, W_xh, W_hh, b_h=None, b_hh=None):
+    def mistakes(
+        x_t: np.ndarray,
+        h_prev: np.ndarray,
+        g_r: np.ndarray,
+        W_xh: np.ndarray,
+        W_hh: np.ndarray,
+        b_h: np.ndarray | None = None,
+        b_hh: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
         found = {
             m.RESET_BEFORE_PRODUCT: ref.candidate_state(
                 x_t, h_prev, g_r, W_xh, W_hh, None if b_h is None else b_h + b_hh
@@ -205,7 +230,9 @@ def candidate_state_reset_after(func) -> None:
     check_cases(name, func, cases, ref.candidate_state_reset_after, mistakes)
 
 
-def _keras_forward_mistakes(x, kernel, recurrent_kernel, bias):
+def _keras_forward_mistakes(
+    x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray, bias: np.ndarray
+) -> dict[str, np.ndarray]:
     params = CELL.params_from_keras([kernel, recurrent_kernel, bias])
     reset_before = dataclasses.replace(
         params, reset_after=False, b_h=params.b_h + params.b_hh, b_hh=None
@@ -222,7 +249,7 @@ def _keras_forward_mistakes(x, kernel, recurrent_kernel, bias):
 
 
 @scored_alone(correct_functions)
-def keras_gru_forward(func) -> None:
+def keras_gru_forward(func: object) -> None:
     """Check ``keras_gru_forward(x, kernel, recurrent_kernel, bias) -> (N, T, H)``.
 
     Against the outputs a real ``keras.layers.GRU`` (defaults: ``reset_after=True``) computed,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ CELL = gated.GatedCell(
 LSTMParams = CELL.Params
 
 
-def correct_functions() -> dict:
+def correct_functions() -> dict[str, Callable[..., Any]]:
     """A correct version of every graded function, with the notebook's parameters."""
     return {
         "forget_gate": ref.forget_gate,
@@ -66,25 +67,25 @@ def correct_functions() -> dict:
 
 
 @scored_alone(correct_functions)
-def forget_gate(func) -> None:
+def forget_gate(func: object) -> None:
     """Check ``forget_gate(x_t, h_prev, W_xf, W_hf, b_f=None)``."""
     gated.check_gate(CELL, "forget_gate", func, ref.forget_gate, "sigmoid")
 
 
 @scored_alone(correct_functions)
-def input_gate(func) -> None:
+def input_gate(func: object) -> None:
     """Check ``input_gate(x_t, h_prev, W_xi, W_hi, b_i=None)``."""
     gated.check_gate(CELL, "input_gate", func, ref.input_gate, "sigmoid")
 
 
 @scored_alone(correct_functions)
-def output_gate(func) -> None:
+def output_gate(func: object) -> None:
     """Check ``output_gate(x_t, h_prev, W_xo, W_ho, b_o=None)``."""
     gated.check_gate(CELL, "output_gate", func, ref.output_gate, "sigmoid")
 
 
 @scored_alone(correct_functions)
-def candidate_cell_state(func) -> None:
+def candidate_cell_state(func: object) -> None:
     """Check ``candidate_cell_state(x_t, h_prev, W_xc, W_hc, b_c=None)``."""
     gated.check_gate(CELL, "candidate_cell_state", func, ref.candidate_cell_state, "tanh")
 
@@ -102,10 +103,12 @@ def _state_cases(name: str, count: int) -> list[Case]:
 
 
 @scored_alone(correct_functions)
-def cell_state_update(func) -> None:
+def cell_state_update(func: object) -> None:
     """Check ``cell_state_update(c_prev, g_f, g_i, c_bar)``."""
 
-    def mistakes(c_prev, g_f, g_i, c_bar):
+    def mistakes(
+        c_prev: np.ndarray, g_f: np.ndarray, g_i: np.ndarray, c_bar: np.ndarray
+    ) -> dict[str, np.ndarray]:
         return {
             m.FORGET_AND_INPUT_SWAPPED: g_i * c_prev + g_f * c_bar,
             m.FORGET_GATE_NOT_APPLIED: c_prev + g_i * c_bar,
@@ -118,16 +121,16 @@ def cell_state_update(func) -> None:
 
 
 @scored_alone(correct_functions)
-def hidden_output(func) -> None:
+def hidden_output(func: object) -> None:
     """Check ``hidden_output(g_o, c_t)``."""
 
-    def mistakes(g_o, c_t):
+    def mistakes(g_o: np.ndarray, c_t: np.ndarray) -> dict[str, np.ndarray]:
         return {
             m.HIDDEN_OUTPUT_TANH_MISSING: g_o * c_t,
             m.activation_swapped("sigmoid", "tanh"): g_o * ref.sigmoid(c_t),
         }
 
-    def cases():
+    def cases() -> list[Case]:
         # (g_o, c_t): the gate in (0, 1), the cell state anywhere.
         return [Case(case.args[::-1], case.label) for case in _state_cases("lstm.hidden_output", 2)]
 
@@ -135,7 +138,7 @@ def hidden_output(func) -> None:
 
 
 @scored_alone(correct_functions)
-def lstm_step(func) -> None:
+def lstm_step(func: object) -> None:
     """Check ``lstm_step(x_t, h_prev, c_prev, params) -> (h_t, c_t)``."""
     name = "lstm_step"
     for case in CELL.step_cases(name):
@@ -152,13 +155,13 @@ def lstm_step(func) -> None:
 
 
 @scored_alone(correct_functions)
-def lstm_sequence(func) -> None:
+def lstm_sequence(func: object) -> None:
     """Check ``lstm_sequence(x, params, h0=None, c0=None) -> (N, T, H)``."""
     name = "lstm_sequence"
     gated.check_sequence(CELL, name, func)
 
 
-def _field(result, name: str):
+def _field(result: object, name: str) -> object:
     if isinstance(result, Mapping):
         if name not in result:
             fail(f"split_keras_lstm_weights 的结果缺少 {name}（missing field）。")
@@ -172,7 +175,7 @@ def _field(result, name: str):
 
 
 @scored_alone(correct_functions)
-def split_keras_lstm_weights(func) -> None:
+def split_keras_lstm_weights(func: object) -> None:
     """Check ``split_keras_lstm_weights(kernel, recurrent_kernel, bias) -> LSTMParams``."""
     name = "split_keras_lstm_weights"
     gates = LSTM_LAYOUT.gates
@@ -191,14 +194,16 @@ def split_keras_lstm_weights(func) -> None:
             )
 
 
-def _keras_forward_mistakes(x, kernel, recurrent_kernel, bias):
+def _keras_forward_mistakes(
+    x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray, bias: np.ndarray
+) -> dict[str, np.ndarray]:
     found = CELL.gate_order_mistakes(x, kernel, recurrent_kernel, bias)
     found[m.LAST_STEP_ONLY] = CELL.keras_forward(x, kernel, recurrent_kernel, bias)[:, -1]
     return found
 
 
 @scored_alone(correct_functions)
-def keras_lstm_forward(func) -> None:
+def keras_lstm_forward(func: object) -> None:
     """Check ``keras_lstm_forward(x, kernel, recurrent_kernel, bias) -> (N, T, H)``.
 
     First against the outputs a real ``keras.layers.LSTM`` computed (the assignment's reference

@@ -8,6 +8,10 @@ known wrong versions of a gate, which every assignment has.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
 # -- a gate: activation(x_t W_x + h_prev W_h + b) ------------------------------------------------
 
 ACTIVATION_MISSING = "没有用激活函数（activation missing）"
@@ -20,7 +24,9 @@ def activation_swapped(used: str, expected: str) -> str:
     return f"用了 {used} 而不是 {expected}（tanh and sigmoid swapped）"
 
 
-def gate_mistakes(gate, expected_activation: str):
+def gate_mistakes(
+    gate: Callable[..., np.ndarray], expected_activation: str
+) -> Callable[..., dict[str, np.ndarray]]:
     """Known wrong versions of ``activation(x_t W_x + h_prev W_h + b)`` computed with ``gate``.
 
     ``gate(x_t, h_prev, W_x, W_h, b, activation=...)`` is the correct function; the result takes
@@ -28,7 +34,13 @@ def gate_mistakes(gate, expected_activation: str):
     """
     other = "tanh" if expected_activation == "sigmoid" else "sigmoid"
 
-    def mistakes(x_t, h_prev, W_x, W_h, b=None):
+    def mistakes(
+        x_t: np.ndarray,
+        h_prev: np.ndarray,
+        W_x: np.ndarray,
+        W_h: np.ndarray,
+        b: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
         found = {
             activation_swapped(other, expected_activation): gate(
                 x_t, h_prev, W_x, W_h, b, activation=other
@@ -60,14 +72,14 @@ def initial_states_ignored(states: tuple[str, ...]) -> str:
 # -- Keras's weight layouts ------------------------------------------------------------------------
 
 
-def gate_order_wrong(order, gates) -> str:
+def gate_order_wrong(order: Sequence[str], gates: Sequence[str]) -> str:
     """A forward pass that read the gate blocks in ``order``; Keras's order is ``gates``."""
     return (
         f"按 {', '.join(order)} 的顺序切分了权重；Keras 是 {', '.join(gates)}（gate order wrong）"
     )
 
 
-def block_taken(field: str, position: int, gates) -> str:
+def block_taken(field: str, position: int, gates: Sequence[str]) -> str:
     """Field ``field`` of the split weights is the block at ``position`` (0-based) of ``gates``."""
     return (
         f"把 {field} 取成了 Keras 的第 {position + 1} 块（{gates[position]}）；"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import rnn_ref as ref
 
 from . import cases as c
@@ -14,7 +17,7 @@ ORDER = ("simple_rnn_step", "simple_rnn_sequence")
 """The graded functions in the order the notebook defines them."""
 
 
-def correct_functions() -> dict:
+def correct_functions() -> dict[str, Callable[..., Any]]:
     """A correct version of every graded function, with the notebook's parameters."""
     return {
         "simple_rnn_step": ref.simple_rnn_step,
@@ -23,7 +26,7 @@ def correct_functions() -> dict:
 
 
 @scored_alone(correct_functions)
-def simple_rnn_step(func, *, bias: bool) -> None:
+def simple_rnn_step(func: object, *, bias: bool) -> None:
     """Check ``simple_rnn_step(x_t, h_prev, W_xh, W_hh, b_h=None)`` without or with a bias.
 
     Each grade cell checks what it names: with ``bias=True`` every case passes a bias (a step
@@ -40,7 +43,7 @@ def simple_rnn_step(func, *, bias: bool) -> None:
 
 
 @scored_alone(correct_functions)
-def simple_rnn_sequence(func) -> None:
+def simple_rnn_sequence(func: object) -> None:
     """Check ``simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None)`` -> (N, T, H)."""
     name = "simple_rnn_sequence"
     simple_rnn.check_sequence(name, func)

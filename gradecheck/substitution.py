@@ -23,7 +23,8 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -134,8 +135,10 @@ OPTIONAL = {"b", "h0", "c0"}
 """Arguments (by prefix) that may be None."""
 
 
-def _dims_of(bound: Mapping, signature: Mapping[str, str]) -> dict[str, object]:
-    """Argument -> dims for every array the call passed, params fields included."""
+def _dims_of(
+    bound: Mapping[str, object], signature: Mapping[str, str]
+) -> dict[str, tuple[object, str]]:
+    """Argument -> (value, dims) for every array the call passed, params fields included."""
     found = {}
     for arg, value in bound.items():
         if arg == PARAMS:
@@ -147,14 +150,14 @@ def _dims_of(bound: Mapping, signature: Mapping[str, str]) -> dict[str, object]:
     return found
 
 
-def _shape(value) -> tuple | None:
+def _shape(value: Any) -> tuple[int, ...] | None:
     try:
         return tuple(np.shape(value))
     except Exception:
         return None
 
 
-def _problems(name: str, bound: Mapping) -> list[str]:
+def _problems(name: str, bound: Mapping[str, object]) -> list[str]:
     """What is wrong with the arguments: sizes fixed by the weights, the rest must agree."""
     signature = SIGNATURES[name]
     arrays = _dims_of(bound, signature)
@@ -200,7 +203,7 @@ def notebook_signature(name: str) -> inspect.Signature:
     )
 
 
-def learner_signature(function) -> inspect.Signature | None:
+def learner_signature(function: object) -> inspect.Signature | None:
     """What the learner's own ``function`` accepts, or None if it cannot be told.
 
     For a function that lives in a sandboxed kernel, the class-grading command's stand-in carries
@@ -217,7 +220,9 @@ def learner_signature(function) -> inspect.Signature | None:
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
-def _in_notebook_order(name: str, accepts: inspect.Signature, args: tuple, kwargs: dict) -> dict:
+def _in_notebook_order(
+    name: str, accepts: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
     """The call's arguments by the notebook's parameter names, as the learner's function reads them.
 
     TypeError (with the reason) when that function would refuse the call.
@@ -247,7 +252,7 @@ def _in_notebook_order(name: str, accepts: inspect.Signature, args: tuple, kwarg
     return dict(by_notebook.arguments)
 
 
-def _describe(name: str, bound: Mapping) -> str:
+def _describe(name: str, bound: Mapping[str, object]) -> str:
     problems = _problems(name, bound)
     if problems:
         return "；".join(problems)
@@ -256,8 +261,8 @@ def _describe(name: str, bound: Mapping) -> str:
 
 
 def stand_in(
-    name: str, func: Callable, caller: str, accepts: inspect.Signature | None = None
-) -> Callable:
+    name: str, func: Callable[..., Any], caller: str, accepts: inspect.Signature | None = None
+) -> Callable[..., Any]:
     """``func`` in place of the learner's ``name``, called the way the learner's own is.
 
     ``accepts`` is the signature of the learner's own ``name`` (None: the notebook's): the
@@ -268,8 +273,9 @@ def stand_in(
     signature only when it installs the stand-in (the class-grading command's) sets it then.
     """
 
-    def correct(*args, **kwargs):
-        accepts = correct.__signature__
+    def correct(*args: Any, **kwargs: Any) -> Any:
+        # Read at each call: the class-grading namespace may set it after this returns.
+        accepts: inspect.Signature = correct.__signature__  # type: ignore[attr-defined]
         try:
             bound = _in_notebook_order(name, accepts, args, kwargs)
         except TypeError as error:
@@ -288,7 +294,7 @@ def stand_in(
 
     correct.__name__ = correct.__qualname__ = name
     correct.__doc__ = func.__doc__
-    correct.__signature__ = accepts or notebook_signature(name)
+    correct.__signature__ = accepts or notebook_signature(name)  # type: ignore[attr-defined]
     return correct
 
 
@@ -297,7 +303,7 @@ _pending: dict[int, dict[str, object]] = {}
 """id(namespace) -> the learner's bindings to put back after the current cell."""
 
 
-def _ipython_shell(namespace):
+def _ipython_shell(namespace: object) -> Any:
     """The IPython shell whose user namespace is ``namespace``, if there is one."""
     if not isinstance(namespace, dict):
         return None
@@ -315,13 +321,13 @@ def _ipython_shell(namespace):
     return shell
 
 
-def _restore_after_cell(shell, namespace: dict, names) -> None:
+def _restore_after_cell(shell: Any, namespace: dict[str, object], names: Iterable[str]) -> None:
     key = id(namespace)
     saved = _pending.get(key)
     if saved is None:
         saved = _pending[key] = {}
 
-        def restore(*_):
+        def restore(*_: object) -> None:
             shell.events.unregister("post_run_cell", restore)
             for name, value in _pending.pop(key, {}).items():
                 if value is _MISSING:
@@ -335,7 +341,7 @@ def _restore_after_cell(shell, namespace: dict, names) -> None:
 
 
 def use_correct_functions(
-    namespace: dict | None, correct: Mapping[str, Callable], current: str
+    namespace: dict[str, object] | None, correct: Mapping[str, Callable[..., Any]], current: str
 ) -> None:
     """Bind every graded function but ``current`` to a correct one until the grade cell ends.
 
@@ -361,18 +367,22 @@ def use_correct_functions(
     namespace.update(replacements)
 
 
-def scored_alone(correct: Callable[[], Mapping[str, Callable]], graded: str | None = None):
+def scored_alone(
+    correct: Callable[[], Mapping[str, Callable[..., Any]]], graded: str | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate the check of the graded function ``graded`` (default: the check's own name).
 
     The decorated check takes the notebook's ``globals()`` as its second argument (None:
     substitute nothing) and runs with every other graded function of ``correct()`` in place.
     """
 
-    def decorate(check: Callable) -> Callable:
+    def decorate(check: Callable[..., Any]) -> Callable[..., Any]:
         name = graded or check.__name__
 
         @functools.wraps(check)
-        def checked(func, namespace, *args, **kwargs):
+        def checked(
+            func: object, namespace: dict[str, object] | None, *args: Any, **kwargs: Any
+        ) -> Any:
             use_correct_functions(namespace, correct(), name)
             return check(func, *args, **kwargs)
 

@@ -14,6 +14,8 @@ source scripts/env.sh
 
 ruff check .
 ruff format --check .
+# The packages listed in pyproject.toml's [tool.mypy] files.
+mypy
 [ $# -eq 0 ] || exec python -m pytest "$@"
 
 # Every pass runs even if an earlier one fails; the script then fails, naming them.
