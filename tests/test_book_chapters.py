@@ -10,7 +10,16 @@ import pytest
 from conftest import ROOT
 from nbclient import NotebookClient
 
-CHAPTERS = ["rnn", "bptt", "lstm", "gru", "bidirectional", "sequence-tasks", "practice"]
+CHAPTERS = [
+    "rnn",
+    "bptt",
+    "lstm",
+    "gru",
+    "bidirectional",
+    "sequence-tasks",
+    "attention",
+    "practice",
+]
 # The exercise each chapter offers; the practice chapter links all of them instead.
 EXERCISES = {
     "rnn": ["rnn"],
@@ -19,12 +28,13 @@ EXERCISES = {
     "gru": ["gru"],
     "bidirectional": ["brnn"],
     "sequence-tasks": [],
+    "attention": [],
     "practice": ["rnn", "bptt", "lstm", "gru", "brnn"],
 }
-# How a chapter ends: the chapters that follow the notes compare with the notes' code (BPTT is
-# not in the notes), then every chapter has its summary, questions to think about (answers in
-# dropdowns), the notebook exercise if it has one, and its references.
-NOT_IN_THE_NOTES = {"bptt"}
+# How a chapter ends: the chapters that follow the notes compare with the notes' code (BPTT and
+# attention are not in the notes), then every chapter has its summary, questions to think about
+# (answers in dropdowns), the notebook exercise if it has one, and its references.
+NOT_IN_THE_NOTES = {"bptt", "attention"}
 
 
 def expected_ending(name: str) -> list[str]:
