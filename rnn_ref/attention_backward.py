@@ -39,7 +39,8 @@ from .attention import _features, _softmax, check_attention_inputs
 
 
 class AttentionGrads(NamedTuple):
-    """Gradients of a loss with respect to every input of :func:`additive_attention`.
+    """Gradients of a loss with respect to every input of
+    :func:`~rnn_ref.attention.additive_attention`.
 
     ``d_query`` (N, T_q, D_q), ``d_keys`` (N, T_v, D_k), ``d_values`` (N, T_v, D_v),
     ``dW_q`` (D_q, A), ``dW_k`` (D_k, A), ``dw_v`` (A,).
