@@ -4,6 +4,11 @@ It applies the resource limits, drops root privileges when the sandbox was enter
 and then stays alive as the parent of the kernel: ipykernel shuts itself down when its parent
 is PID 1, which is what a process started directly under bubblewrap's PID namespace would see.
 
+Before the kernel starts, it refuses the keyring system calls to the whole sandbox (a seccomp
+filter, inherited by every process and kept across exec): the kernel keeps keyrings per uid,
+outside every namespace bubblewrap makes, so a key one notebook left would be read by a later
+one of the same uid (or, in a user namespace, by any sandbox of the same instructor).
+
 It also holds the sandbox's lifeline: the read end of a pipe whose write end only the grading
 process holds. When that process ends, however it ends (SIGKILL included), the pipe reports
 end-of-file and the shim kills every other process it can signal in the sandbox's PID namespace
@@ -20,11 +25,21 @@ import json
 import os
 import resource
 import signal
+import struct
 import sys
 import threading
 
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_PDEATHSIG = 1
+_PR_SET_SECCOMP = 22
+_SECCOMP_MODE_FILTER = 2
+_SECCOMP_RET_ALLOW = 0x7FFF0000
+_SECCOMP_RET_ERRNO = 0x00050000
+# Machine -> (its audit architecture, add_key, request_key, keyctl).
+_KEYRING_CALLS = {
+    "x86_64": (0xC000003E, 248, 249, 250),
+    "aarch64": (0xC00000B7, 217, 218, 219),
+}
 
 
 def _drop_privileges(uid: int, gid: int) -> None:
@@ -48,6 +63,43 @@ def _apply_limits(limits: dict) -> None:
         if value:
             resource.setrlimit(which, (int(value), int(value)))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _keyring_filter(machine: str) -> bytes:
+    """A classic BPF program for seccomp: the keyring calls and any other architecture's
+    system calls (x32, i386 on x86_64) fail with EPERM; everything else is allowed. Eight
+    instructions, written out here: the sandbox's Python has no seccomp library."""
+    arch, *calls = _KEYRING_CALLS[machine]
+    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, ...|JGE|K, BPF_RET
+    deny = _SECCOMP_RET_ERRNO | 1  # EPERM
+    program = [
+        (ld, 0, 0, 4),  # seccomp_data.arch
+        (jeq, 0, 6, arch),  # another architecture: deny
+        (ld, 0, 0, 0),  # seccomp_data.nr
+        (jge, 4, 0, 0x40000000),  # the x32 ABI's numbers: deny
+        (jeq, 3, 0, calls[0]),
+        (jeq, 2, 0, calls[1]),
+        (jeq, 1, 0, calls[2]),
+        (ret, 0, 0, _SECCOMP_RET_ALLOW),
+        (ret, 0, 0, deny),
+    ]
+    return b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
+
+
+def _refuse_keyrings(libc) -> None:
+    machine = os.uname().machine
+    if machine not in _KEYRING_CALLS:
+        raise SystemExit(f"classgrade sandbox: no keyring filter for {machine} machines")
+    code = _keyring_filter(machine)
+    buffer = ctypes.create_string_buffer(code, len(code))
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    program = SockFprog(len(code) // 8, ctypes.addressof(buffer))
+    if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(program), 0, 0) != 0:
+        error = ctypes.get_errno()
+        raise SystemExit(f"classgrade sandbox: no seccomp filter: {os.strerror(error)}")
 
 
 def _watch_lifeline(fd: int, own_pid_namespace: bool) -> None:
@@ -89,6 +141,7 @@ def main() -> int:
         _drop_privileges(int(limits["uid"]), int(limits["gid"]))
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    _refuse_keyrings(libc)
     for directory in limits.get("make_dirs", []):
         os.makedirs(directory, exist_ok=True)
     _apply_limits(limits)

@@ -7,16 +7,29 @@ learner's files, no home directory, no network. It runs in its own PID namespace
 the sandbox's first process (``_shim.py``) ends every process the notebook started, including
 detached ones; the shim ends when the grading process that started it ends (its lifeline).
 
+The kernel can import NumPy, SciPy, Matplotlib, the standard library and what the kernel itself
+needs, and nothing else: of every site-packages folder, the sandbox sees only what those
+distributions installed (an allow-list computed with ``importlib.metadata``), so TensorFlow,
+Keras or any other package is absent from its disk for every process in it.
+
 When classgrade runs as root, bubblewrap runs in privileged mode and the shim drops to a uid of
-the sandbox's own (one per notebook, so that one notebook's processes never count against
-another's RLIMIT_NPROC, and root-owned files are not readable through ownership). As an ordinary
-user, bubblewrap uses a user namespace of its own per notebook, which gives the same separation
-of process counts; the sandboxed code then runs as the instructor's uid, mapped.
+the sandbox's own, leased machine-wide (``lease_uid``): no two sandboxes on the machine share a
+uid while anything of either exists, whatever run or course they belong to, so one notebook's
+processes never count against another's RLIMIT_NPROC, and root-owned files are not readable
+through ownership. As an ordinary user, bubblewrap uses a user namespace of its own per notebook,
+which gives the same separation of process counts; the sandboxed code then runs as the
+instructor's uid, mapped. In both, the shim refuses the keyring system calls (keyrings are kept
+per uid, outside every namespace), and IPC objects and temporary folders are the sandbox's own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import fcntl
+import functools
+import glob
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -24,7 +37,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psutil
@@ -32,17 +45,25 @@ from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Any, List, Unicode
 
+IMPORT_MESSAGES = "_classgrade_imports"
+"""The module, put into the sandbox's site-packages, that names what a failed import lacks."""
 SUPPORT_FILES = {
     "_shim.py": Path(__file__).with_name("_shim.py"),
     "_classgrade_probe.py": Path(__file__).with_name("_probe.py"),
     "_classgrade_codec.py": Path(__file__).with_name("codec.py"),
+    f"{IMPORT_MESSAGES}.py": Path(__file__).with_name("_imports.py"),
 }
 """Files copied into the sandbox's support folder, by the name the sandbox imports them as."""
 SUPPORT_DIR_IN_SANDBOX = "/opt/classgrade"
 WORKDIR_IN_SANDBOX = "/grading/work"
+GRADING_DISTRIBUTIONS = ("numpy", "scipy", "matplotlib", "ipykernel")
+"""What the grading kernel can import besides the standard library: these distributions and
+everything they require."""
 SANDBOX_UID_BASE = 1_900_000_000
-"""As root, notebook number k of a run runs as uid SANDBOX_UID_BASE + k (no such user exists)."""
+"""As root, each sandbox runs as a uid from SANDBOX_UID_BASE on, leased (no such user exists)."""
 SANDBOX_UID_SPAN = 100_000_000
+UID_LEASES = Path("/run/classgrade/uids")
+"""As root: one lock file per sandbox uid, locked while the uid is leased (see ``lease_uid``)."""
 NOBODY = 65534
 """The uid and gid of ``nobody`` and ``nogroup`` in the sandbox's /etc/passwd and /etc/group."""
 MB = 1024 * 1024
@@ -200,7 +221,156 @@ def _course_package_dirs() -> list[str]:
 
 
 def sandbox_uid(index: int) -> int:
+    """Where the search for a free uid starts for notebook ``index`` of a run (a hint only)."""
     return SANDBOX_UID_BASE + index % SANDBOX_UID_SPAN
+
+
+@functools.lru_cache(maxsize=1)
+def grading_distributions() -> frozenset[str]:
+    """The normalised names of GRADING_DISTRIBUTIONS and of all they require, transitively
+    (requirements whose markers hold for this interpreter, no extras)."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    found: set[str] = set()
+    todo = list(GRADING_DISTRIBUTIONS)
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in found:
+            continue
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue  # an optional requirement that is not installed
+        found.add(name)
+        for line in dist.requires or ():
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    return frozenset(found)
+
+
+@functools.cache
+def visible_entries(site_dir: str) -> tuple[str, ...]:
+    """What the sandbox shows of the site-packages folder ``site_dir``: the top-level entries
+    the grading distributions installed there (packages, modules, their metadata folders,
+    bundled libraries), and single modules' compiled files in ``__pycache__/``."""
+    entries: set[str] = set()
+    for name in sorted(grading_distributions()):
+        for dist in importlib.metadata.distributions(name=name, path=[site_dir]):
+            # RECORD read as text: Distribution.files makes a path object per file (15 000
+            # of them, half a second), and the first part of each path is all that is needed.
+            record = dist.read_text("RECORD")
+            if record is not None:
+                paths = [row[0] for row in csv.reader(record.splitlines()) if row]
+            else:
+                paths = [str(file) for file in dist.files or ()]
+            for path in paths:
+                parts = path.split("/")
+                if not parts[0] or parts[0] == "..":
+                    continue  # scripts and data installed outside site-packages
+                if parts[0] == "__pycache__":
+                    if len(parts) == 2:
+                        entries.add(f"__pycache__/{parts[1]}")
+                else:
+                    entries.add(parts[0])
+    return tuple(sorted(e for e in entries if os.path.lexists(os.path.join(site_dir, e))))
+
+
+def _site_dirs() -> tuple[list[str], list[str]]:
+    """(the kernel's site-packages folders, every other site- or dist-packages folder inside
+    what the sandbox binds): the first show only the grading distributions, the others
+    nothing."""
+    own = {
+        os.path.realpath(p)
+        for p in (*sys.path, sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"])
+        if os.path.basename(p) in ("site-packages", "dist-packages") and os.path.isdir(p)
+    }
+    roots = ["/usr", *_python_dirs()]
+    patterns = (
+        "lib/python3*/site-packages",
+        "lib/python3*/dist-packages",
+        "lib/python3/dist-packages",
+        "lib64/python3*/site-packages",
+        "local/lib/python3*/site-packages",
+        "local/lib/python3*/dist-packages",
+    )
+    others = set()
+    for root in roots:
+        for pattern in patterns:
+            for found in glob.glob(os.path.join(root, pattern)):
+                real = os.path.realpath(found)
+                if os.path.isdir(real) and any(_inside(real, r) for r in roots):
+                    others.add(real)
+    return sorted(own), sorted(others - own)
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+@dataclass
+class UidLease:
+    """A sandbox uid held by this process: an exclusive lock on its file in UID_LEASES."""
+
+    uid: int
+    fd: int | None
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _uids_in_use() -> set[int]:
+    used: set[int] = set()
+    for process in psutil.process_iter(["uids"]):
+        uids = process.info["uids"]
+        if uids:
+            used.update(uids)
+    return used
+
+
+def _lease_folder() -> int:
+    """The leases' folder, opened (root's own, nobody else may write in it)."""
+    for folder, mode in ((UID_LEASES.parent, 0o755), (UID_LEASES, 0o700)):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(folder, mode)
+    fd = os.open(UID_LEASES, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    info = os.fstat(fd)
+    if info.st_uid != 0 or info.st_mode & 0o022:
+        os.close(fd)
+        raise SandboxUnavailable(f"{UID_LEASES} must be root's own and writable by root only")
+    return fd
+
+
+def lease_uid(first: int = SANDBOX_UID_BASE) -> UidLease:
+    """A uid for a sandbox that no other sandbox on this machine holds and no process runs as.
+
+    The lease is a lock on the uid's file in UID_LEASES (a folder of the machine, not of a run
+    or a course), held by the grading process of the notebook until it ends: it has ended the
+    sandbox by then. A uid whose lock is free but which still has processes (a sandbox still
+    ending; a learner's process that outlived a grading process that was killed) is passed
+    over. The search starts at ``first``.
+    """
+    folder = _lease_folder()
+    try:
+        for k in range(SANDBOX_UID_SPAN):
+            uid = SANDBOX_UID_BASE + (first - SANDBOX_UID_BASE + k) % SANDBOX_UID_SPAN
+            flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(str(uid), flags, 0o600, dir_fd=folder)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            if uid in _uids_in_use():  # read with the lock held: no sandbox can take it now
+                os.close(fd)
+                continue
+            return UidLease(uid, fd)
+    finally:
+        os.close(folder)
+    raise SandboxUnavailable("every sandbox uid is in use")
 
 
 @dataclass
@@ -210,13 +380,15 @@ class Sandbox:
     ``scratch`` (on the host) holds the support files and, in ``ipc/``, the connection file and
     the kernel's sockets, bound at the same path inside the sandbox so that paths mean the same
     on both sides. The working directory is a tmpfs inside the sandbox: nothing the notebook
-    writes there reaches the host's disk. ``uid`` is the sandbox's own uid when run as root.
+    writes there reaches the host's disk. As root, the sandbox's own uid is leased when first
+    needed, searching from ``uid``, and held until ``release`` or the end of this process.
     """
 
     limits: Limits
     enabled: bool = True
     bwrap: str | None = None
     uid: int = SANDBOX_UID_BASE
+    lease: UidLease | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.enabled and self.bwrap is None:
@@ -234,7 +406,17 @@ class Sandbox:
 
     @property
     def drops_to_uid(self) -> int | None:
-        return self.uid if self.enabled and self.as_root else None
+        if not (self.enabled and self.as_root):
+            return None
+        if self.lease is None:
+            self.lease = lease_uid(self.uid)
+        return self.lease.uid
+
+    def release(self) -> None:
+        """Give the uid back (only once nothing of the sandbox runs any more)."""
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
 
     def prepare_scratch(self, scratch: Path) -> None:
         """Create the scratch layout; when root, hand the sockets' folder to the sandbox uid."""
@@ -243,6 +425,7 @@ class Sandbox:
             (scratch / sub).mkdir(parents=True, exist_ok=True)
         for name, source in SUPPORT_FILES.items():
             shutil.copyfile(source, support / name)
+        (support / f"{IMPORT_MESSAGES}.pth").write_text(f"import {IMPORT_MESSAGES}\n")
         uid = self.drops_to_uid
         shown = uid if uid is not None else os.getuid()
         (support / "passwd").write_text(
@@ -373,10 +556,30 @@ class Sandbox:
         for d in _python_dirs():
             if not d.startswith("/usr/"):
                 argv += [*parents(d), "--ro-bind", d, d]
+        # Of each site-packages folder, only what the grading distributions installed: an
+        # empty read-only tmpfs over the folder, their entries bound back in one by one. What
+        # no process of the sandbox can see, none can import, copy or load by path.
+        own, others = _site_dirs()
+        for site_dir in others:
+            argv += ["--perms", "0755", "--tmpfs", site_dir, "--remount-ro", site_dir]
+        support = scratch / "support"
+        for site_dir in own:
+            argv += ["--perms", "0755", "--tmpfs", site_dir]
+            entries = visible_entries(site_dir)
+            if any(e.startswith("__pycache__/") for e in entries):
+                argv += ["--perms", "0755", "--dir", f"{site_dir}/__pycache__"]
+            for entry in entries:
+                argv += ["--ro-bind", f"{site_dir}/{entry}", f"{site_dir}/{entry}"]
+            for suffix in (".py", ".pth"):
+                name = IMPORT_MESSAGES + suffix
+                argv += ["--ro-bind", str(support / name), f"{site_dir}/{name}"]
+            argv += ["--remount-ro", site_dir]
         # The course's own packages (the reference solutions, the hidden tests' helpers, this
         # grader) must not be importable by learners' code, however they were installed.
+        masked = own + others
         for hidden in _course_package_dirs():
-            argv += ["--tmpfs", hidden]
+            if not any(_inside(hidden, m) for m in masked):
+                argv += ["--tmpfs", hidden]
         argv += [
             *parents(str(scratch)),
             "--bind",
@@ -462,26 +665,30 @@ class SandboxKernelManager(AsyncKernelManager):
         return result
 
     def kill_sandbox(self) -> None:
-        """Kill every process of this kernel's sandbox, whatever state it is in."""
+        """Kill every process of this kernel's sandbox, whatever state it is in, and wait
+        until none is left (the sandbox's uid may then go to another sandbox)."""
         process = getattr(self.provisioner, "process", None) if self.provisioner else None
         if process is None:
             return
-        kill_tree(process.pid)
+        kill_descendants(process.pid)
+        # bubblewrap's first process ends once the sandbox's PID namespace is empty (the
+        # kernel ends all of it when its init dies): its end is the end of the sandbox.
         try:
             process.wait(timeout=5)
         except Exception:
-            pass
+            kill_tree(process.pid)
+            with contextlib.suppress(Exception):
+                process.wait(timeout=5)
 
 
-def kill_tree(pid: int) -> None:
-    """SIGKILL a process and all its descendants.
+def kill_descendants(pid: int) -> None:
+    """SIGKILL every descendant of a process (not the process itself).
 
     Killing bubblewrap's init (PID 1 of the sandbox's namespace) makes the kernel kill every
     process in it, so detached processes (``start_new_session=True``, double forks) end too.
     """
     try:
-        root = psutil.Process(pid)
-        tree = [root, *root.children(recursive=True)]
+        tree = psutil.Process(pid).children(recursive=True)
     except psutil.Error:
         return
     for process in tree:
@@ -489,12 +696,26 @@ def kill_tree(pid: int) -> None:
             process.kill()
 
 
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and all its descendants."""
+    kill_descendants(pid)
+    with contextlib.suppress(psutil.Error):
+        psutil.Process(pid).kill()
+
+
 def self_test(sandbox: Sandbox, timeout: float = 30.0) -> None:
     """Start a process in the sandbox and check what it can see; raise SandboxUnavailable."""
-    import tempfile
-
     if not sandbox.enabled:
         return
+    try:
+        _self_test(sandbox, timeout)
+    finally:
+        sandbox.release()  # the test's processes have all ended
+
+
+def _self_test(sandbox: Sandbox, timeout: float) -> None:
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="classgrade-selftest-") as tmp:
         scratch = Path(tmp)
         sandbox.prepare_scratch(scratch)
@@ -507,12 +728,15 @@ def self_test(sandbox: Sandbox, timeout: float = 30.0) -> None:
             "    net = 'down'\n"
             "home = sys.argv[1]\n"
             "seen = sorted(os.listdir(home)) if os.path.isdir(home) else []\n"
+            "sites = {d: sorted(os.listdir(d)) for d in json.loads(sys.argv[3])}\n"
             "print(json.dumps({'net': net, 'uid': os.getuid(), 'home': seen,\n"
-            "                  'course': os.path.exists(sys.argv[2])}))\n"
+            "                  'course': os.path.exists(sys.argv[2]), 'sites': sites}))\n"
         )
         home = str(Path.home())
         course_file = str(Path.cwd() / "nbgrader_config.py")
-        cmd = sandbox.command(scratch, [sys.executable, "-c", probe, home, course_file])
+        own = _site_dirs()[0]
+        argv = [sys.executable, "-c", probe, home, course_file, json.dumps(own)]
+        cmd = sandbox.command(scratch, argv)
         try:
             out = subprocess.run(
                 cmd,
@@ -548,5 +772,20 @@ def self_test(sandbox: Sandbox, timeout: float = 30.0) -> None:
             problems.append("the course directory is visible")
         if sandbox.as_root and seen["uid"] == 0:
             problems.append("the kernel still runs as root")
+        messages = {f"{IMPORT_MESSAGES}.py", f"{IMPORT_MESSAGES}.pth"}
+        for site_dir in own:
+            shown = {e.split("/", 1)[0] for e in visible_entries(site_dir)} | messages
+            if set(seen["sites"].get(site_dir, ())) != shown:
+                problems.append(f"{site_dir} shows more than the grading packages")
         if problems:
             raise SandboxUnavailable("the sandbox self-test failed: " + "; ".join(problems))
+
+
+def _warm_up() -> None:
+    """Compute the allow-list once per process, at import: the grading run's fork server
+    imports this module, so every notebook's job it forks finds it ready."""
+    for site_dir in _site_dirs()[0]:
+        visible_entries(site_dir)
+
+
+_warm_up()

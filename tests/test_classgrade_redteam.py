@@ -52,6 +52,8 @@ MADE = object()  # a builder's answer: it made the submission folder (or link) i
 HIDDEN_TEXT = ("BEGIN HIDDEN TESTS", "gradecheck", "SQLite format")
 GUIDE = ROOT / "book" / "class-grading.md"
 GUARANTEES_HEADING = "## 保证什么，不保证什么"
+# What a failed import says in the sandbox: TensorFlow and Keras are not in it at all.
+NOT_AVAILABLE = "the grading kernel has only NumPy, SciPy and Matplotlib"
 
 # The sections of this file -> the rows (aspects) of the guide's table of guarantees they attack.
 THREAT_ROWS = {
@@ -364,9 +366,10 @@ def _(course, folder):
     )
 
 
-# The step uses Keras's own cell: detected, its 4 points lost. The sequence is the learner's own
-# code, and the hidden tests grade it with a correct step in place of the learner's: 3 points.
-@poison("calls_keras_cell", "kernel", "graded", 3)
+# The step uses Keras's own cell: the sandbox has no Keras, so the import fails and says so; its
+# 4 points lost. The sequence is the learner's own code, and the hidden tests grade it with a
+# correct step in place of the learner's: 3 points.
+@poison("calls_keras_cell", "kernel", "graded", 3, errors=(NOT_AVAILABLE,))
 def _(course, folder):
     return fill(
         course.release(A),
@@ -501,7 +504,10 @@ def _(course, folder):
     )
 
 
-@poison("imports_tensorflow_correct", "kernel", "graded", 7)
+# Correct, but the answer cell imports TensorFlow first: the import fails (with the message), so
+# the step is never defined and its checks score 0; the sequence, defined in its own cell, is
+# graded with a correct step in its place: 3 points.
+@poison("imports_tensorflow_correct", "kernel", "graded", 3, errors=(NOT_AVAILABLE,))
 def _(course, folder):
     return fill(
         course.release(A),
@@ -1131,11 +1137,12 @@ poison(
     )
 )
 
-# The step's first call imports Keras and then hangs inside matplotlib's import (a one-shot
-# hook): the call limit cuts it half-way, by design. The later calls compute the step, and the
-# sequence imports matplotlib afresh and draws a Rectangle: no KeyError from a half import.
+# The step's first call imports SciPy's statistics and then hangs inside matplotlib's import (a
+# one-shot hook): the call limit cuts it half-way, by design. The later calls compute the step,
+# and the sequence imports matplotlib afresh and draws a Rectangle: no KeyError from a half
+# import.
 # The first step cell scores 0 (interrupted): 2 + 3 = 5.
-KERAS_CUT_STEP = """import sys, time
+IMPORT_CUT_STEP = """import sys, time
 _first_call = [True]
 class _HangOnce:
     def find_spec(self, name, path=None, target=None):
@@ -1150,7 +1157,7 @@ def simple_rnn_step(x_t, h_prev, W_xh, W_hh, b_h=None):
         hook = _HangOnce()
         sys.meta_path.insert(0, hook)
         try:
-            import keras
+            import scipy.stats
             import matplotlib.pyplot
         finally:
             if hook in sys.meta_path:
@@ -1160,7 +1167,7 @@ def simple_rnn_step(x_t, h_prev, W_xh, W_hh, b_h=None):
         z = z + b_h
     return np.tanh(z)
 """
-KERAS_CUT_SEQUENCE = """def simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None):
+IMPORT_CUT_SEQUENCE = """def simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -1177,14 +1184,16 @@ KERAS_CUT_SEQUENCE = """def simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None
     return np.stack(states, axis=1)
 """
 
-poison("keras_import_cut_then_matplotlib", "resilience", "graded", 5)(
+poison("import_cut_then_matplotlib", "resilience", "graded", 5)(
     lambda course, folder: fill(
-        course.release(A), _answers(step=KERAS_CUT_STEP, sequence=KERAS_CUT_SEQUENCE)
+        course.release(A), _answers(step=IMPORT_CUT_STEP, sequence=IMPORT_CUT_SEQUENCE)
     )
 )
 
 
-# -- Keras detection out of the learner's reach -------------------------------------------------
+# -- Keras out of the learner's reach, however it is called -----------------------------------
+# Each of these once went around the in-kernel detection; the sandbox now has no Keras at all:
+# the import fails with the message, and only the checks of the function that needs it fail.
 
 KERAS_CELL_VIA_WRAPPED = """import keras
 def simple_rnn_step(x_t, h_prev, W_xh, W_hh, b_h=None):
@@ -1204,18 +1213,17 @@ def simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None):
     return np.asarray(call(layer, np.asarray(x, "float32")), dtype=float)
 """
 
-# No __wrapped__ on the instrumented methods: AttributeError in the learner's own function.
-poison("keras_cell_call_via_wrapped", "keras", "graded", 3, errors=("__wrapped__",))(
+poison("keras_cell_call_via_wrapped", "keras", "graded", 3, errors=(NOT_AVAILABLE,))(
     lambda course, folder: fill(course.release(A), _answers(step=KERAS_CELL_VIA_WRAPPED))
 )
-poison("keras_layer_call_via_wrapped", "keras", "graded", 4, errors=("__wrapped__",))(
+poison("keras_layer_call_via_wrapped", "keras", "graded", 4, errors=(NOT_AVAILABLE,))(
     lambda course, folder: fill(course.release(A), _answers(sequence=KERAS_LAYER_VIA_WRAPPED))
 )
 
 
-# After the first step cell ran (and the instrumentation was in place), a learner cell
-# replaces the instrumented methods: every later call is refused as ForbiddenCall: 2 points.
-@poison("keras_instrumentation_replaced", "keras", "graded", 2, errors=("ForbiddenCall",))
+# The step imports Keras before its own code, and a later cell replaces Keras's methods: both
+# imports fail; the step is never defined (0), the sequence is graded with a correct step: 3.
+@poison("keras_instrumentation_replaced", "keras", "graded", 3, errors=(NOT_AVAILABLE,))
 def _(course, folder):
     nb = fill(course.release(A), _answers(step="import keras\n" + solution_answers(A)[STEP]))
     return _with_cell(
@@ -1415,11 +1423,13 @@ def _outputs_text(course, name) -> str:
     return "\n".join(parts)
 
 
-def test_keras_cell_is_named_in_the_feedback(graded):
+def test_a_keras_call_fails_saying_keras_is_not_available(graded):
     course, _, _, _ = graded
     errors = _errors(course, _by_name("calls_keras_cell"))
-    assert "ForbiddenCall" in errors["rnn_step_bias"] or "ForbiddenCall" in str(errors), errors
-    assert "simple_rnn" in str(errors)
+    for cell in ("rnn_step_bias", "rnn_step_no_bias"):
+        assert "ModuleNotFoundError" in errors[cell], errors
+        assert NOT_AVAILABLE in errors[cell], errors
+        assert "TensorFlow, Keras" in errors[cell], errors
 
 
 def test_hidden_files_and_gradebook_were_unreachable(graded):
@@ -1505,7 +1515,7 @@ def test_a_learners_timestamp_is_written_anew_and_clean(graded):
 
 def test_a_cut_import_does_not_break_a_later_import(graded):
     course, _, _, _ = graded
-    p = _by_name("keras_import_cut_then_matplotlib")
+    p = _by_name("import_cut_then_matplotlib")
     errors = _errors(course, p)
     assert "KeyError" not in str(errors), errors
     assert set(errors) == {"rnn_step_no_bias"}, errors
