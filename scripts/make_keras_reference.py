@@ -1,11 +1,13 @@
 """Run real Keras layers on seeded weights and inputs; store what they compute for the assignments.
 
 The Keras-reproduction exercises of the lstm, gru and brnn assignments compare a learner's
-NumPy code with these outputs, so grading never imports TensorFlow. The files are written into
-``solutions/<assignment>/`` (nbgrader releases them to learners with the notebook) and their
-SHA-256 digests into ``gradecheck/reference_digests.py`` (grading refuses a modified file).
+NumPy code with these outputs, so grading never imports TensorFlow. The arrays are written twice:
+into ``gradecheck/data/`` with their SHA-256 in ``gradecheck/reference_digests.py`` (the hidden
+tests read only that copy and refuse a modified file), and in base64 into the read-only load
+cell of ``solutions/<assignment>/<assignment>.ipynb`` (so the released notebook is one file that
+runs every visible check alone). Run ``scripts/generate_exercises.py`` afterwards.
 
-    python scripts/make_keras_reference.py            # (re)write the files and the digests
+    python scripts/make_keras_reference.py            # (re)write the files, digests, notebooks
     python scripts/make_keras_reference.py --check    # compare the stored files with live Keras
 
 Weights come from ``np.random.default_rng(seed)`` and are set on the layers, never Keras's
@@ -28,6 +30,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # gradecheck, when it is not installed
 
+import nbformat  # noqa: E402
+
+from gradecheck import keras_reference  # noqa: E402
 from gradecheck.keras_reference import FILES  # noqa: E402
 from rnn_ref.keras_weights import KERAS_FLOAT32_TOLERANCE  # noqa: E402
 
@@ -146,18 +151,43 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def reference_path(assignment: str, root: Path = ROOT) -> Path:
-    """Where ``assignment``'s reference arrays are stored."""
-    return root / "solutions" / assignment / FILES[assignment]
+    """Where ``assignment``'s reference arrays are stored for grading."""
+    return root / "gradecheck" / "data" / FILES[assignment]
+
+
+def notebook_path(assignment: str, root: Path = ROOT) -> Path:
+    """The source notebook whose load cell carries the same arrays."""
+    return root / "solutions" / assignment / f"{assignment}.ipynb"
+
+
+def load_cell(notebook, assignment: str):
+    """The notebook's read-only cell that carries the reference arrays."""
+    wanted = keras_reference.LOAD_CELLS[assignment]
+    (cell,) = [
+        c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == wanted
+    ]
+    return cell
+
+
+def embed(assignment: str, data: bytes, root: Path = ROOT) -> None:
+    """Put ``data`` into the load cell of ``assignment``'s source notebook (the rest kept)."""
+    path = notebook_path(assignment, root)
+    notebook = nbformat.read(path, as_version=4)
+    cell = load_cell(notebook, assignment)
+    after = keras_reference.code_after_load(cell.source)
+    cell.source = keras_reference.load_cell_source(assignment, data, after)
+    nbformat.write(notebook, path)
 
 
 def write(root: Path = ROOT) -> None:
-    """Write every assignment's reference file and the digests module."""
+    """Write every assignment's reference file, the digests module and the notebooks' copies."""
     digests = {}
     for assignment, build in BUILDERS.items():
         data = npz_bytes(build())
         reference_path(assignment, root).write_bytes(data)
         digests[assignment] = hashlib.sha256(data).hexdigest()
-        print(f"wrote {reference_path(assignment, root).relative_to(root)}")
+        embed(assignment, data, root)
+        print(f"wrote {reference_path(assignment, root).relative_to(root)} and its notebook copy")
     lines = [f'    "{name}": "{digest}",' for name, digest in sorted(digests.items())]
     DIGESTS_MODULE.write_text(
         '"""SHA-256 of the Keras reference files; scripts/make_keras_reference.py writes it."""\n'
@@ -167,13 +197,18 @@ def write(root: Path = ROOT) -> None:
 
 
 def differences(root: Path = ROOT) -> list[str]:
-    """What differs between the stored files and live Keras now (empty when they agree)."""
+    """What differs between the stored files, the notebooks' copies and live Keras now."""
     problems = []
     for assignment, build in BUILDERS.items():
         path = reference_path(assignment, root)
         if not path.is_file():
             problems.append(f"{path} is missing")
             continue
+        notebook = nbformat.read(notebook_path(assignment, root), as_version=4)
+        if keras_reference.embedded_bytes(load_cell(notebook, assignment).source) != (
+            path.read_bytes()
+        ):
+            problems.append(f"{assignment}.ipynb: the load cell's arrays are not {path.name}'s")
         live = build()
         with np.load(path) as stored:
             if sorted(stored.files) != sorted(live):

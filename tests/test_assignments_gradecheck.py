@@ -405,17 +405,28 @@ def test_merge_checks_every_mode():
         brnn.merge_outputs(lambda f, b, mode: rnn_ref.merge(f, b, "sum"), None, "ave")
 
 
-def test_a_modified_keras_reference_file_is_refused(tmp_path):
-    source = ROOT / "solutions" / "lstm" / keras_reference.FILES["lstm"]
+def test_a_modified_keras_reference_file_is_refused(tmp_path, monkeypatch):
+    source = keras_reference.path("lstm")
     shutil.copy(source, tmp_path / source.name)
-    assert set(keras_reference.load("lstm", tmp_path)) >= {"x", "kernel", "output"}
+    monkeypatch.setattr(keras_reference, "DATA", tmp_path)
+    assert set(keras_reference.load("lstm")) >= {"x", "kernel", "output"}
     with open(tmp_path / source.name, "ab") as f:
         f.write(b"\0")
     with pytest.raises(GradeFailure, match="modified"):
-        keras_reference.load("lstm", tmp_path)
+        keras_reference.load("lstm")
     (tmp_path / source.name).unlink()
     with pytest.raises(GradeFailure, match="missing"):
-        keras_reference.load("lstm", tmp_path)
+        keras_reference.load("lstm")
+
+
+def test_the_hidden_tests_never_read_a_file_beside_the_notebook(tmp_path, monkeypatch):
+    """A learner who hands in a keras_lstm_reference.npz of their own moves no target."""
+    expected = keras_reference.load("lstm")
+    fake = {name: np.zeros_like(value) for name, value in expected.items()}
+    np.savez(tmp_path / keras_reference.FILES["lstm"], **fake)
+    monkeypatch.chdir(tmp_path)
+    loaded = keras_reference.load("lstm")
+    assert all(np.array_equal(loaded[name], expected[name]) for name in expected)
 
 
 def test_the_large_inputs_make_a_naive_sigmoid_overflow():

@@ -17,6 +17,7 @@ import pytest
 from assignment_submissions import GRADE_CELLS, LSTM_MISTAKES_B, LSTM_NOISY
 from course import ASSIGNMENTS, ROOT, fill, solution_answers
 
+from gradecheck import keras_reference
 from gradecheck.keras_reference import FILES
 from gradecheck.reference_digests import DIGESTS
 
@@ -73,10 +74,11 @@ def test_student_notebook_has_no_solution_and_no_hidden_test(assignment):
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_release_holds_the_notebook_and_its_keras_reference_only(assignment):
-    files = {p.name for p in (ROOT / "exercises" / assignment).iterdir()}
-    expected = {f"{assignment}.ipynb"} | ({FILES[assignment]} if assignment in FILES else set())
-    assert files == expected
+def test_an_exercise_is_one_file(assignment):
+    """The notebook carries its Keras reference arrays: nothing else to download or upload."""
+    for folder in ("exercises", "solutions"):
+        files = {p.name for p in (ROOT / folder / assignment).iterdir()}
+        assert files == {f"{assignment}.ipynb"}, folder
 
 
 def test_no_checking_code_inside_solutions():
@@ -134,11 +136,20 @@ def test_nbgrader_marks_its_grading_runs():
 
 
 @pytest.mark.parametrize("assignment", sorted(FILES))
-def test_keras_reference_digest_matches_the_file(assignment):
-    data = (ROOT / "solutions" / assignment / FILES[assignment]).read_bytes()
+def test_keras_reference_digest_matches_the_file_and_the_notebook_carries_the_same(assignment):
+    data = keras_reference.path(assignment).read_bytes()
     assert hashlib.sha256(data).hexdigest() == DIGESTS[assignment], (
         "regenerate with: python scripts/make_keras_reference.py"
     )
+    for folder in ("solutions", "exercises"):
+        notebook = nbformat.read(ROOT / folder / assignment / f"{assignment}.ipynb", 4)
+        (cell,) = [c for c in notebook.cells if _meta(c).get("grade_id") == _load_cell(assignment)]
+        assert keras_reference.embedded_bytes(cell.source) == data, folder
+        assert _meta(cell).get("locked"), "learners cannot edit the stored arrays"
+
+
+def _load_cell(assignment: str) -> str:
+    return keras_reference.LOAD_CELLS[assignment]
 
 
 @pytest.mark.keras
@@ -243,3 +254,72 @@ def test_the_keras_check_blames_gate_order_only_when_it_explains_the_output():
     assert "wrong values" in error
     assert "gate order" not in error
     assert "i, f, c, o" not in error
+
+
+NOT_HERE = "raise ImportError('not installed on this machine')\n"
+ABSENT = ("tensorflow", "keras", "rnn_ref", "gradecheck", "classgrade")
+CHECK_ABSENT = f"""
+for name in {ABSENT!r}:
+    try:
+        __import__(name)
+    except ImportError:
+        continue
+    raise AssertionError(name + " is importable in the learner's kernel")
+"""
+
+
+@pytest.mark.slow
+def test_every_released_notebook_runs_alone_with_every_visible_check_passing(tmp_path, monkeypatch):
+    """As a learner who downloaded only the .ipynb: an empty folder, a Python with NumPy and
+    Jupyter (no TensorFlow, no course checkout, no rnn_ref or gradecheck), a correct answer in
+    every answer cell. Every cell runs without an error, the visible checks included."""
+    import site
+
+    from nbclient import NotebookClient
+
+    # The kernel's Python without site's processing (so no editable install of the course's
+    # packages) and with the environment's site-packages behind a folder where TensorFlow and
+    # Keras fail to import, as on a machine without them.
+    absent = tmp_path / "absent"
+    for name in ABSENT:
+        (absent / name).mkdir(parents=True)
+        (absent / name / "__init__.py").write_text(NOT_HERE)
+    spec = tmp_path / "kernels" / "learner"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [
+                    sys.executable,
+                    "-S",
+                    "-m",
+                    "ipykernel_launcher",
+                    "-f",
+                    "{connection_file}",
+                ],
+                "display_name": "a learner's Python",
+                "language": "python",
+                "env": {"PYTHONPATH": os.pathsep.join([str(absent), *site.getsitepackages()])},
+            }
+        )
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    env = {k: v for k, v in os.environ.items() if k not in ("NBGRADER_EXECUTION", "PYTHONPATH")}
+    for assignment in ASSIGNMENTS:
+        folder = tmp_path / assignment
+        folder.mkdir()
+        release = nbformat.read(ROOT / "exercises" / assignment / f"{assignment}.ipynb", 4)
+        notebook = fill(release, solution_answers(assignment))
+        notebook.cells.append(nbformat.v4.new_code_cell(CHECK_ABSENT))
+        client = NotebookClient(
+            notebook,
+            timeout=120,
+            kernel_name="learner",
+            resources={"metadata": {"path": str(folder)}},
+        )
+        client.execute(env=env)  # raises on the first cell with an error
+        printed = "".join(
+            o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs
+        )
+        assert "not installed here; skipping the comparison" in printed, assignment
+        assert list(folder.iterdir()) == [], "the notebook needed no file and wrote none"

@@ -194,7 +194,7 @@ def test_every_internal_link_and_download_resolves(built):
 
 
 @pytest.mark.slow
-def test_exercises_and_their_data_are_offered_for_download(built):
+def test_exercises_are_offered_for_download(built):
     downloads = [d for d in (built.html / "_downloads").rglob("*") if d.is_file()]
     for exercise in sorted((ROOT / "exercises").glob("*/*")):
         if exercise.name.startswith(".") or not exercise.is_file():
@@ -236,12 +236,36 @@ def test_launch_buttons_open_the_generated_notebooks(built):
         notebook = f"notebooks/{Path(entry).name}.ipynb"
         assert (ROOT / notebook).is_file(), notebook
         hrefs = [a.get("href", "") for t, a in page_tags(built.html / f"{entry}.html") if t == "a"]
-        colab = [h for h in hrefs if h.startswith("https://colab.research.google.com/")]
+        # The launch button; a chapter's text may also open its exercise (checked below).
+        colab = [h for h in hrefs if h.startswith(f"{COLAB}{repo}/blob/{branch}/notebooks/")]
         binder = [h for h in hrefs if h.startswith("https://mybinder.org/")]
-        assert colab == [
-            f"https://colab.research.google.com/github/{repo}/blob/{branch}/{notebook}"
-        ]
+        assert colab == [f"{COLAB}{repo}/blob/{branch}/{notebook}"]
         assert binder == [f"https://mybinder.org/v2/gh/{repo}/{branch}?urlpath=lab/tree/{notebook}"]
+
+
+COLAB = "https://colab.research.google.com/github/"
+
+
+@pytest.mark.slow
+def test_every_colab_link_opens_a_notebook_of_the_repository(built):
+    """Launch buttons and the learners' page: each opens a notebook this checkout holds, at the
+    repository and branch of _config.yml, and each exercise can be opened from the site."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    repo = urlsplit(config["repository"]["url"]).path.strip("/")
+    prefix = f"{COLAB}{repo}/blob/{config['repository']['branch']}/"
+    opened = set()
+    for page in html_pages(built):
+        for tag, attrs in page_tags(page):
+            href = attrs.get("href", "")
+            if tag != "a" or not href.startswith("https://colab.research.google.com/"):
+                continue
+            assert href.startswith(prefix), f"{page.relative_to(built.html)}: {href}"
+            path = href.removeprefix(prefix)
+            assert path.endswith(".ipynb"), href
+            assert (ROOT / path).is_file(), href
+            opened.add(path)
+    exercises = {p.relative_to(ROOT).as_posix() for p in (ROOT / "exercises").glob("*/*.ipynb")}
+    assert exercises <= opened, f"exercises no page opens in Colab: {exercises - opened}"
 
 
 def search_index(site: SiteBuild) -> dict:

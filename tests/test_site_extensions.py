@@ -7,7 +7,8 @@ from site_fixtures import ROOT
 
 sys.path.insert(0, str(ROOT / "sphinx_ext"))
 from cjk_line_breaks import join_cjk_lines
-from launch_notebooks import generated_notebook
+from launch_notebooks import colab_url, generated_notebook
+from sphinx.errors import ExtensionError
 
 
 @pytest.mark.parametrize(
@@ -35,3 +36,15 @@ def test_a_line_break_of_its_own_is_joined_by_its_neighbours():
     assert join_cjk_lines("\n", before="来", after="验") == ""
     assert join_cjk_lines("\n", before="e", after="验") == "\n"
     assert join_cjk_lines("\n", before="", after="验") == "\n"
+
+
+def test_colab_url_of_a_repository_notebook():
+    url = colab_url(
+        "https://github.com/rnn-course/rnn-course/", "main", "exercises/lstm/lstm.ipynb"
+    )
+    assert url == (
+        "https://colab.research.google.com/github/rnn-course/rnn-course/blob/main/"
+        "exercises/lstm/lstm.ipynb"
+    )
+    with pytest.raises(ExtensionError, match="not a GitHub repository"):
+        colab_url("https://gitlab.com/rnn-course/rnn-course", "main", "exercises/lstm/lstm.ipynb")
