@@ -17,7 +17,7 @@ from nbgrader.preprocessors import Execute
 from traitlets import Any, Float, Integer
 
 from . import trusted
-from .codec import clean_strings
+from .codec import clean_string, clean_strings
 from .intake import is_read_only_setup, is_trusted_test
 from .outcome import (
     CELL_IGNORED_INTERRUPT,
@@ -35,7 +35,32 @@ PROBE_START_SECONDS = 60.0
 MAX_KEPT_OUTPUT_BYTES = 64 * 1024 * 1024
 """Outputs the job keeps while the notebook runs, before they are capped; later ones are
 dropped with a note (without it, a kernel could fill the job's memory with outputs)."""
+MAX_MESSAGE_TEXT_CHARS = 1_000_000
+"""Longest string of a kernel message kept (outputs are later cut far shorter); cut before it
+is cleaned or measured, so a huge message costs the job little beyond its decoding."""
+MAX_CONTENT_DEPTH = 40
 _OUTPUT_MESSAGES = {"stream", "display_data", "execute_result", "error", "update_display_data"}
+
+
+def bounded_content(value, depth: int = 0) -> tuple[object, int]:
+    """A message's content with every string cut and cleaned, and its size in characters."""
+    if isinstance(value, str):
+        if len(value) > MAX_MESSAGE_TEXT_CHARS:
+            value = value[:MAX_MESSAGE_TEXT_CHARS] + "\n[classgrade: message text cut]\n"
+        return clean_string(value), len(value)
+    if depth > MAX_CONTENT_DEPTH:
+        return None, 1
+    if isinstance(value, dict):
+        out, size = {}, 0
+        for key, item in value.items():
+            key, key_size = bounded_content(str(key), depth + 1)
+            out[key], item_size = bounded_content(item, depth + 1)
+            size += key_size + item_size + 1
+        return out, size
+    if isinstance(value, list | tuple):
+        pairs = [bounded_content(item, depth + 1) for item in value]
+        return [v for v, _ in pairs], sum(n for _, n in pairs) + 1
+    return value, 8
 
 
 def _is_count(value) -> bool:
@@ -85,23 +110,24 @@ class SandboxedExecute(Execute):
     def process_message(self, msg, cell, cell_index):
         """Every string the kernel sends made writable, its execution count checked, and the
         outputs kept bounded in bytes, before nbclient files them into the notebook."""
-        content = clean_strings(msg.get("content", {}))
+        content, size = bounded_content(msg.get("content", {}))
         if not isinstance(content, dict):
             content = {}
         if "execution_count" in content and not _is_count(content["execution_count"]):
             content["execution_count"] = None
         msg = {**msg, "content": content}
         if msg.get("msg_type") in _OUTPUT_MESSAGES:
-            size = len(repr(content))
             if self.kept_output_bytes + size > MAX_KEPT_OUTPUT_BYTES:
                 if self.dropped_outputs == 0:
-                    cell.outputs.append(
+                    # First in the cell: the output caps applied later keep it.
+                    cell.outputs.insert(
+                        0,
                         nbformat.v4.new_output(
                             "stream",
                             name="stderr",
                             text="[classgrade: further outputs dropped (the notebook's outputs "
                             "are over the limit)]\n",
-                        )
+                        ),
                     )
                 self.dropped_outputs += 1
                 return None

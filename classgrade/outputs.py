@@ -33,7 +33,7 @@ MAX_RENDERED_CHARS = 100_000
 """Longest Markdown cell or HTML output rendered and sanitised; a longer one is shown as text."""
 MAX_NOTEBOOK_RENDERED_CHARS = 2_000_000
 """Rendered-and-sanitised text per notebook (about 10 s of bleach on a busy machine)."""
-MAX_SHOWN_TEXT_CHARS = 100_000
+MAX_SHOWN_TEXT_CHARS = 20_000
 """Longest learner text kept when it is shown escaped instead of rendered."""
 
 
@@ -61,7 +61,7 @@ class CapOutputs(NbGraderPreprocessor):
             return cell, resources
         total = 0
         kept = []
-        for output in cell.outputs:
+        for index, output in enumerate(cell.outputs):
             size = _output_bytes(output)
             left = self.max_notebook_bytes - self._notebook_total - total
             if size > self.max_output_bytes or total + size > self.max_cell_bytes or size > left:
@@ -70,6 +70,10 @@ class CapOutputs(NbGraderPreprocessor):
             total += size
             kept.append(output)
             if total > min(self.max_cell_bytes, self.max_notebook_bytes - self._notebook_total):
+                left_out = len(cell.outputs) - index - 1
+                if left_out:
+                    note = f"[classgrade: {left_out} more outputs removed (output limits)]\n"
+                    kept.append(nbformat.v4.new_output("stream", name="stderr", text=note))
                 break
         self._notebook_total += total
         cell.outputs = kept

@@ -77,6 +77,10 @@ TESTED_ELSEWHERE = {
         "test_classgrade_runs.py",
         "test_refuses_to_grade_without_a_sandbox_unless_told",
     ),
+    "评分后的笔记本和反馈页面": (
+        "test_classgrade_redteam_rendering.py",
+        "test_no_page_runs_script_requests_or_navigates",
+    ),
 }
 
 

@@ -289,7 +289,7 @@ def test_deep_or_long_text_is_never_parsed():
         _assert_fixed_point(stored)
         html_out = SanitizeOutputs()._html(text)
         assert "too long or nested too deeply" in html_out
-    long = "q" * (MAX_SHOWN_TEXT_CHARS * 2)
+    long = "q" * (MAX_RENDERED_CHARS + 1)  # shown as text, cut
     stored, _ = safe_markdown(long)
     assert stored.count("q") == MAX_SHOWN_TEXT_CHARS
     assert "(cut)" in stored
@@ -323,7 +323,9 @@ def test_outputs_are_capped_per_notebook():
     nb, _ = CapOutputs(max_notebook_bytes=500_000).preprocess(nb, {})
     total = sum(len(json.dumps(o)) for c in nb.cells for o in c.outputs)
     assert total <= 500_000 + 10 * 1_000
-    assert any("cut to fit" in o.get("text", "") for c in nb.cells for o in c.outputs)
+    texts = [o.get("text", "") for c in nb.cells for o in c.outputs]
+    assert any("cut to fit" in t for t in texts)
+    assert any("more outputs removed" in t for t in texts)
     assert sum(len(c.outputs) for c in nb.cells) < 50
 
 
@@ -468,9 +470,23 @@ def test_the_job_keeps_a_bounded_amount_of_outputs(monkeypatch):
         )
     kept = sum(o.get("text", "").count("q") for o in cell.outputs)
     assert 30_000 <= kept <= 50_000
-    assert "further outputs dropped" in cell.outputs[-1].text
+    assert "further outputs dropped" in cell.outputs[0].text  # first: later caps keep it
     assert client.dropped_outputs > 0
     assert MAX_KEPT_OUTPUT_BYTES > 50_000  # the real bound is larger (and hit by the red team)
+
+
+def test_a_huge_message_is_cut_before_it_is_cleaned_or_measured():
+    from classgrade.executor import MAX_MESSAGE_TEXT_CHARS, bounded_content
+
+    content, size = bounded_content({"text": "\ud800" + "w" * (5 * MAX_MESSAGE_TEXT_CHARS)})
+    assert content["text"].startswith("\ufffd")
+    assert content["text"].count("w") == MAX_MESSAGE_TEXT_CHARS - 1
+    assert "message text cut" in content["text"]
+    assert size < MAX_MESSAGE_TEXT_CHARS + 100
+    deep: list = []
+    for _ in range(100):
+        deep = [deep]
+    assert json.dumps(bounded_content(deep)[0]).count("[") <= 42
 
 
 def test_the_kernels_messages_are_cleaned_before_nbclient_files_them():
