@@ -408,6 +408,11 @@ def test_surrogates_are_replaced_in_frames_and_strings():
     dumped.encode("utf-8")  # would raise UnicodeEncodeError on a surrogate
     assert "\ufffd" in dumped
     assert codec.clean_strings({"a": [[[[["\ud800"]]]]]}) == {"a": [[[[["\ufffd"]]]]]}
+    deep: list = ["\ud800"]
+    for _ in range(codec.MAX_CLEAN_DEPTH + 10):
+        deep = [deep]
+    cleaned = codec.clean_strings(deep)
+    assert json.dumps(cleaned).count("[") == codec.MAX_CLEAN_DEPTH + 1  # deeper: None
 
 
 def _source() -> SourceNotebook:
