@@ -65,7 +65,10 @@ def _runs_a_kernel(pid: int) -> bool:
         return False
     for p in tree:
         try:
-            if "ipykernel_launcher" in " ".join(p.cmdline()):
+            # A kernel's command line: "-m ipykernel_launcher". The sandbox's bubblewrap
+            # command also names ipykernel_launcher.py (a file it binds), also in the
+            # self-test's sandbox, where no kernel runs.
+            if "-m ipykernel_launcher" in " ".join(p.cmdline()):
                 return True
         except psutil.Error:
             pass
