@@ -53,14 +53,15 @@ RUN_LIMITS = (
     "--workers",
     "1",
     "--cell-seconds",
-    "300",
+    "900",
     "--notebook-seconds",
-    "600",
+    "1200",
     "--processes",
     "64",
     "--quiet",
 )
-WAIT_SECONDS = 900  # for each step of the two runs; they end well before on a busy machine
+WAIT_SECONDS = 1500  # for each step of the two runs; they end well before on a busy machine
+HOLD_SECONDS = 800  # the longest a learner cell waits for its go (less than a cell may run)
 
 # add_key and keyctl by machine (keyutils may not be installed: the raw system calls).
 NR_ADD_KEY, NR_KEYCTL = {"x86_64": (248, 250), "aarch64": (217, 219)}[platform.machine()]
@@ -124,7 +125,7 @@ for pid in held[:3]:  # room for the marker
 held = held[3:]
 print("HELD", len(held))
 marker = subprocess.Popen(["sleep", "{HOLD_MARKER}"])
-deadline = time.monotonic() + 600
+deadline = time.monotonic() + {HOLD_SECONDS}
 while open("{SYNC}").read().strip() != "done" and time.monotonic() < deadline:
     time.sleep(0.05)
 print("LET GO", open("{SYNC}").read().strip())
@@ -138,7 +139,7 @@ marker.wait()
 READER = f"""import ctypes, os, time
 libc = ctypes.CDLL(None, use_errno=True)
 {WRITABLE_MOUNTS}
-deadline = time.monotonic() + 600
+deadline = time.monotonic() + {HOLD_SECONDS}
 while open("{SYNC}").read().strip() != "go" and time.monotonic() < deadline:
     time.sleep(0.05)
 print("WAITED", open("{SYNC}").read().strip())
