@@ -226,7 +226,9 @@ def _substitute(callbacks, out_arrays):
         if name not in _saved:
             _saved[name] = user_ns.get(name, _MISSING)
         own = _saved[name]
-        signatures[name] = None if own is _MISSING else _signature_of(own, out_arrays)
+        # A class or a module bound to the name is no function whose arguments count.
+        function = own is not _MISSING and callable(own) and not isinstance(own, type)
+        signatures[name] = _signature_of(own, out_arrays) if function else None
         user_ns[name] = _stub(name, callback)
     return {"status": "ok", "signatures": signatures}
 

@@ -209,8 +209,8 @@ def learner_signature(function: object) -> inspect.Signature | None:
     For a function that lives in a sandboxed kernel, the class-grading command's stand-in carries
     the signature the kernel reported, checked and rebuilt as plain data.
     """
-    if not callable(function):
-        return None
+    if not callable(function) or isinstance(function, type):
+        return None  # a class bound to the name: not a function whose arguments count
     try:
         return inspect.signature(function)
     except (TypeError, ValueError):

@@ -221,6 +221,9 @@ STEP_EXPECTED = rnn_ref.simple_rnn_step(*STEP_ARGS.values())
             lambda f, a: f(a["x_t"], a["h_prev"], a["W_xh"], a["W_hh"]),
         ),
         ("def simple_rnn_step(*args, **kwargs): pass", lambda f, a: f(*a.values())),
+        # Not a function: a class bound to the name takes nothing from the stand-in.
+        ("simple_rnn_step = type('Step', (), {})", lambda f, a: f(**a)),
+        ("simple_rnn_step = 3", lambda f, a: f(*a.values())),
     ],
 )
 def test_a_stand_in_accepts_exactly_what_the_learners_function_accepts(learner, call):
