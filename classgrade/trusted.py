@@ -174,7 +174,7 @@ class KernelChannel:
         call_deadline = min(now + self.timeout, self.deadline)
         try:
             codec.send_frame(self.sock, {**payload, "id": request_id}, arrays, call_deadline)
-        except codec.FrameError as exc:
+        except (codec.FrameError, OSError) as exc:  # OSError: the kernel's end is closed
             raise KernelUnavailable(
                 f"the kernel did not take the grader's request ({exc})"
             ) from None
@@ -257,7 +257,7 @@ class KernelChannel:
             }
         try:
             codec.send_frame(self.sock, {**answer, "kind": "answer"}, out, deadline)
-        except codec.FrameError as exc:
+        except (codec.FrameError, OSError) as exc:
             raise KernelUnavailable(
                 f"the kernel did not take the grader's answer ({exc})"
             ) from None
@@ -556,15 +556,14 @@ def run_trusted_code(source: str, namespace: GradingNamespace, cell_name: str) -
             if last_expr is not None:
                 result = eval(compile(last_expr, f"<grade cell {cell_name}>", "eval"), namespace)
         except KernelUnavailable:
-            raise
+            raise  # the notebook has failed: nothing to restore in a kernel that is gone
         except NameError as exc:
             error = NameError(f"{exc} (is it defined in the notebook, and did its cell run?)")
         except Exception as exc:  # the test failed: that is the grade cell's outcome
             error = exc
         except SystemExit as exc:
             error = RuntimeError(f"the test called sys.exit({clean_text(exc.code, 80)})")
-        finally:
-            namespace.end_of_cell()
+        namespace.end_of_cell()
     text = buffer.getvalue()
     if text:
         if len(text) > MAX_TEXT_OUTPUT:
