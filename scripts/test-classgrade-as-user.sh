@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run the class-grading tests (tests/test_classgrade_*.py) as an ordinary user, where
-# classgrade's sandbox runs in a user namespace (bwrap --unshare-user) instead of dropping root.
+# Run the class-grading tests whose outcome depends on who runs them (marked `sandbox` in
+# tests/test_classgrade_*.py) as an ordinary user, where classgrade's sandbox runs in a user
+# namespace (bwrap --unshare-user) instead of dropping root.
 # Arguments, if any, go to pytest instead of that default selection
 # (e.g. tests/test_classgrade_units.py -x).
 #
@@ -17,7 +18,7 @@ source scripts/env.sh
 if [ $# -gt 0 ]; then
   tests=("$@")
 else
-  tests=(tests/test_classgrade_*.py)
+  tests=(-m sandbox tests/test_classgrade_*.py)
 fi
 
 # The sandbox of an ordinary user needs unprivileged user namespaces; say why they fail.

@@ -19,6 +19,8 @@ from classgrade.job import ExecJob, ExecResult
 from classgrade.jobs import JobPool
 from classgrade.sandbox import Limits
 
+pytestmark = pytest.mark.sandbox
+
 
 def _job(key: str, index: int) -> ExecJob:
     return ExecJob(

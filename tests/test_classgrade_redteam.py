@@ -35,7 +35,7 @@ from course import (
     solution_answers,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
 A = "rnn"  # the assignment most poisons are built from
 STEP, SEQUENCE = "rnn_step_answer", "rnn_sequence_answer"

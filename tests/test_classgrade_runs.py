@@ -15,7 +15,7 @@ from course import Course, correct, fill, grade_points, tool_env
 
 from classgrade import reaper
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
 A = "rnn"
 FULL = sum(grade_points(A).values())
