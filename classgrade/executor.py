@@ -35,6 +35,8 @@ PROBE_START_SECONDS = 60.0
 MAX_KEPT_OUTPUT_BYTES = 64 * 1024 * 1024
 """Outputs the job keeps while the notebook runs, before they are capped; later ones are
 dropped with a note (without it, a kernel could fill the job's memory with outputs)."""
+IOPUB_SECONDS = 30
+"""How long a cell's outputs may take to be read after the kernel's reply (then it fails)."""
 MAX_MESSAGE_TEXT_CHARS = 1_000_000
 """Longest string of a kernel message kept (outputs are later cut far shorter); cut before it
 is cleaned or measured, so a huge message costs the job little beyond its decoding."""
@@ -91,6 +93,9 @@ class SandboxedExecute(Execute):
         # The kernel's widget state would land in the notebook's metadata (and feed a widget
         # renderer in a plain nbconvert of it): the course uses no widgets.
         kwargs.setdefault("store_widget_state", False)
+        # The outputs a cell sent before its reply may still be read (and cut) by the grader
+        # after it: on a busy machine that takes longer than nbclient's default 4 s.
+        kwargs.setdefault("iopub_timeout", IOPUB_SECONDS)
         super().__init__(**kwargs)
         self.kept_output_bytes = 0
         self.dropped_outputs = 0

@@ -25,7 +25,7 @@ import nbformat
 import pytest
 from course import Course, correct, fill, grade_points
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
 A = "rnn"
 STEP, SEQUENCE = "rnn_step_answer", "rnn_sequence_answer"
@@ -308,11 +308,11 @@ def _(course):
 
 @case("output_flood", "bounded")
 def _(course):
-    # 80 outputs of 1 MB, each a message of its own: more than the job keeps while the notebook
+    # 70 outputs of 1 MB, each a message of its own: more than the job keeps while the notebook
     # runs (64 MB).
     source = (
         "from IPython.display import display\n"
-        "for _ in range(80):\n"
+        "for _ in range(70):\n"
         "    display({'text/plain': 'x' * 1_000_000}, raw=True)\n"
     )
     return _with_cells(course, [_code(source)])
@@ -320,8 +320,8 @@ def _(course):
 
 @case("one_huge_message", "bounded")
 def _(course):
-    # One 40 MB message: held while it is read, then cut to the output limits.
-    source = "import sys\nsys.stdout.write('y' * 40_000_000)\nsys.stdout.flush()\n"
+    # One 8 MB message: its text is cut to 1 MB as it is read, then to the output limits.
+    source = "import sys\nsys.stdout.write('y' * 8_000_000)\nsys.stdout.flush()\n"
     return _with_cells(course, [_code(source)])
 
 
@@ -570,7 +570,12 @@ def test_floods_are_bounded_and_noted(graded):
     assert course.autograded(_student(_by_name("output_flood")), A).stat().st_size < 10_000_000
     huge = course.autograded(_student(_by_name("one_huge_message")), A)
     assert huge.stat().st_size < 10_000_000
-    assert "y" * 200_000 not in huge.read_text(encoding="utf-8")
+    text = huge.read_text(encoding="utf-8")
+    assert "y" * 200_000 not in text
+    # The 8 MB text was cut to 1 MB as it was read, before the output caps cut it further.
+    sizes = [int(n) for n in re.findall(r"output of (\d+) bytes cut", text)]
+    assert sizes, text[-2000:]
+    assert all(n < 1_100_000 for n in sizes), sizes
 
 
 def _outputs_and_counts(nb: dict) -> str:
