@@ -36,7 +36,6 @@ from .executor import NotebookFailed, ProbeStartFailed, SandboxedExecute, descri
 from .outcome import (
     JOB_BAD_ANSWER,
     RESULT_TOO_LARGE,
-    clean_name,
     clean_text,
     grading_error,
     kernel_not_started,
@@ -94,7 +93,6 @@ class ExecResult:
     notebook_json: str = ""
     reason: str = ""
     seconds: float = 0.0
-    forbidden: list[str] = field(default_factory=list)
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -110,7 +108,6 @@ class ExecResult:
                 notebook_json=str(data.get("notebook_json", "")),
                 reason=clean_text(data.get("reason", "")),
                 seconds=float(data.get("seconds", 0.0)),
-                forbidden=[clean_name(f) for f in list(data.get("forbidden", []))[:50]],
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return cls(key, False, reason=JOB_BAD_ANSWER)
@@ -300,8 +297,7 @@ def _grade_once(job: ExecJob, limits: Limits, scratch: Path, deadline: float) ->
             validated(nb)
         except InvalidNotebook as exc:
             return ExecResult(job.key, False, reason=invalid_notebook(str(exc)))
-        forbidden = list(executor.channel.forbidden) if executor.channel else []
-        return ExecResult(job.key, True, notebook_json=nbformat.writes(nb), forbidden=forbidden)
+        return ExecResult(job.key, True, notebook_json=nbformat.writes(nb))
     finally:
         watchdog.cancel()
         with contextlib.suppress(OSError):

@@ -162,7 +162,6 @@ class KernelChannel:
         self.timeout = timeout
         self.deadline = deadline
         self._ids = itertools.count(1)
-        self.forbidden: list[str] = []
         self.callbacks: dict[int, Callable] = {}
         self._callback_errors: list[Exception] = []
 
