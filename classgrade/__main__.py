@@ -1,3 +1,5 @@
+"""``python -m classgrade``: the command line."""
+
 import sys
 
 from .cli import main

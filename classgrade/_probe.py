@@ -114,8 +114,11 @@ def _encode_array(obj, arrays):
 
 
 def _decode(obj, arrays):
-    """Arguments from the grader: plain data, handles of this kernel's functions, and library
-    functions (``np.tanh``) the grader's own code passes, imported here by name."""
+    """Arguments from the grader, decoded.
+
+    Plain data, handles of this kernel's functions, and library functions (``np.tanh``) the
+    grader's own code passes, imported here by name.
+    """
     return codec.decode_value(obj, arrays, _function)
 
 

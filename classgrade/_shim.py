@@ -66,9 +66,12 @@ def _apply_limits(limits: dict) -> None:
 
 
 def _keyring_filter(machine: str) -> bytes:
-    """A classic BPF program for seccomp: the keyring calls and any other architecture's
-    system calls (x32, i386 on x86_64) fail with EPERM; everything else is allowed. Eight
-    instructions, written out here: the sandbox's Python has no seccomp library."""
+    """A classic BPF program for seccomp.
+
+    The keyring calls and any other architecture's system calls (x32, i386 on x86_64) fail
+    with EPERM; everything else is allowed. Eight instructions, written out here: the
+    sandbox's Python has no seccomp library.
+    """
     arch, *calls = _KEYRING_CALLS[machine]
     ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, ...|JGE|K, BPF_RET
     deny = _SECCOMP_RET_ERRNO | 1  # EPERM

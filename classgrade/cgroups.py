@@ -57,6 +57,7 @@ class CgroupParents:
     pids: Path
 
     def folders(self) -> list[Path]:
+        """The hierarchy folders a cgroup is made in: memory on cgroup v2, memory and pids on v1."""
         return [self.memory] if self.version == 2 else [self.memory, self.pids]
 
 
@@ -98,6 +99,7 @@ class Cgroup:
 
     @classmethod
     def create(cls, parents: CgroupParents, name: str, memory_bytes: int, pids: int) -> Cgroup:
+        """A new cgroup ``name`` under ``parents``, with ``memory_bytes`` and ``pids`` as limits."""
         group = cls(parents, name)
         for parent in parents.folders():
             folder = parent / name
@@ -128,6 +130,7 @@ class Cgroup:
         return ["/bin/sh", "-c", script, "classgrade-cgroup"]
 
     def pids(self) -> set[int]:
+        """The ids of the processes in this cgroup now."""
         found: set[int] = set()
         for folder in self.folders:
             with contextlib.suppress(OSError, ValueError):
@@ -160,6 +163,7 @@ class Cgroup:
             time.sleep(0.02)
 
     def remove(self) -> None:
+        """Kill every process of this cgroup, then remove its folders."""
         self.kill()
         deadline = time.monotonic() + _REMOVE_SECONDS
         for folder in self.folders:

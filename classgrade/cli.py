@@ -22,6 +22,7 @@ def _add_course(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser, one subcommand each."""
     parser = argparse.ArgumentParser(
         prog="python -m classgrade",
         description="Autograde a whole class with nbgrader, each notebook in a sandbox.",
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command ``argv`` asks for; its exit status."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "grade":

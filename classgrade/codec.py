@@ -48,8 +48,10 @@ def clean_string(text: str) -> str:
 
 
 def clean_strings(value, depth: int = 0):
-    """JSON data with every string (keys too) cleaned by :func:`clean_string`; anything nested
-    deeper than ``MAX_CLEAN_DEPTH`` becomes None."""
+    """JSON data with every string (keys too) cleaned by :func:`clean_string`.
+
+    Anything nested deeper than ``MAX_CLEAN_DEPTH`` becomes None.
+    """
     if isinstance(value, str):
         return clean_string(value)
     if depth > MAX_CLEAN_DEPTH:
@@ -95,6 +97,7 @@ def encode_frame(header: dict, arrays: dict) -> bytes:
 
 
 def send_frame(sock: socket.socket, header: dict, arrays: dict, deadline: float) -> None:
+    """Send ``header`` and ``arrays`` as one frame on ``sock``, by ``deadline``."""
     data = memoryview(encode_frame(header, arrays))
     while data:
         _wait(sock, deadline, write=True)

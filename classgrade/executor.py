@@ -106,6 +106,7 @@ class SandboxedExecute(Execute):
         self.probe_ready = False
 
     def preprocess(self, nb, resources=None, km=None):
+        """``nb`` run with a fresh channel to the kernel and a fresh grading namespace."""
         self.channel = trusted.KernelChannel(
             self.channel_socket, self, float(self.call_timeout), self.notebook_deadline
         )
@@ -113,8 +114,11 @@ class SandboxedExecute(Execute):
         return super().preprocess(nb, resources, km=km)
 
     def process_message(self, msg, cell, cell_index):
-        """Every string the kernel sends made writable, its execution count checked, and the
-        outputs kept bounded in bytes, before nbclient files them into the notebook."""
+        """A kernel message made safe before nbclient files it into the notebook.
+
+        Every string the kernel sends made writable, its execution count checked, and the
+        outputs kept bounded in bytes.
+        """
         content, size = bounded_content(msg.get("content", {}))
         if not isinstance(content, dict):
             content = {}
@@ -154,6 +158,7 @@ class SandboxedExecute(Execute):
         """Comms (widgets) are ignored: nothing of them is kept or answered."""
 
     def preprocess_cell(self, cell, resources, index):
+        """Run one cell: a grade cell's test in the grader, any other cell in the kernel."""
         if not self.probe_ready:
             self._start_probe()  # before any of the learner's code runs
         if is_trusted_test(cell):
@@ -177,13 +182,16 @@ class SandboxedExecute(Execute):
     # -- the channel's link to the kernel (trusted.KernelLink) -----------------------------
 
     def announce(self, request_id: int) -> None:
+        """Ask the kernel (shell message) to read request ``request_id`` from the socket."""
         msg = self.kc.session.msg("classgrade_request", content={"id": request_id})
         self.kc.shell_channel.send(msg)
 
     def alive(self) -> bool:
+        """Whether the kernel is still running."""
         return bool(run_sync(self.km.is_alive)())
 
     def interrupt(self) -> None:
+        """Interrupt the kernel."""
         run_sync(self.km.interrupt_kernel)()
 
     # -- the probe -------------------------------------------------------------------------
@@ -229,6 +237,7 @@ class SandboxedExecute(Execute):
 
 
 def describe_execution_failure(exc: BaseException, timed_out: bool, limit: float) -> str:
+    """The failure reason for ``exc`` raised while the notebook ran (``limit``: its seconds)."""
     if timed_out:
         return over_wall_clock(limit)
     if isinstance(exc, trusted.KernelUnavailable | NotebookFailed):

@@ -48,6 +48,8 @@ class SubmissionError(Exception):
 
 @dataclass
 class SourceCell:
+    """A cell of the source notebook: its name, type and nbgrader flags."""
+
     name: str
     cell_type: str
     locked: bool
@@ -66,6 +68,7 @@ class SourceNotebook:
     cells: dict[str, SourceCell] = field(default_factory=dict)
 
     def expected_metadata(self, cell: SourceCell) -> dict:
+        """The nbgrader metadata ``cell`` carries in a graded notebook."""
         meta = {
             "grade": cell.grade,
             "grade_id": cell.name,
@@ -138,15 +141,18 @@ class SubmittedFolder:
     contents: dict[str, bytes] = field(default_factory=dict)
 
     def digest(self) -> str:
+        """A SHA-256 of every file's name, size and hash: it changes when the submission does."""
         h = hashlib.sha256()
         for name, (size, sha) in sorted(self.files.items()):
             h.update(f"{name}\0{size}\0{sha}\n".encode())
         return h.hexdigest()
 
     def notebook_names(self) -> list[str]:
+        """The submission's notebooks at its top level, sorted."""
         return sorted(n for n in self.files if n.endswith(".ipynb") and "/" not in n)
 
     def timestamp(self) -> str | None:
+        """The text of the submission's timestamp file, or None without one."""
         raw = self.contents.get(TIMESTAMP_FILE)
         return raw.decode("utf-8", "replace").strip() if raw is not None else None
 
@@ -340,8 +346,11 @@ def _with_metadata(cell: NotebookNode, known: SourceCell, source: SourceNotebook
 
 
 def rebuild(data: dict, source: SourceNotebook) -> NotebookNode:
-    """A fresh nbformat-4 notebook: the source's cells in the source's order, the learner's
-    answers and own cells in place, trusted metadata, and nothing else of the submission."""
+    """A fresh nbformat-4 notebook built from the source and the submission.
+
+    The source's cells in the source's order, the learner's answers and own cells in place,
+    trusted metadata, and nothing else of the submission.
+    """
     nb = nbformat.v4.new_notebook()
     nb.metadata["language_info"] = {"name": "python"}
     # Keep the last copy of a duplicated id, as nbgrader's DeduplicateIds does.
@@ -403,6 +412,7 @@ def is_trusted_test(cell: NotebookNode) -> bool:
 
 
 def is_read_only_setup(cell: NotebookNode) -> bool:
+    """Whether ``cell`` is locked code that is neither graded nor a solution (setup code)."""
     nbg = cell.metadata.get("nbgrader", {})
     return (
         cell.cell_type == "code"

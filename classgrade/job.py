@@ -72,6 +72,8 @@ machine (the job collects outputs before they are capped)."""
 
 @dataclass
 class ExecJob:
+    """One notebook to grade, with all its grading job needs to run it."""
+
     key: str
     index: int  # the notebook's number in this run: its sandbox uid and cgroup name
     notebook_json: str
@@ -88,6 +90,8 @@ class ExecJob:
 
 @dataclass
 class ExecResult:
+    """A grading job's answer: the graded notebook, or why it failed."""
+
     key: str
     ok: bool
     notebook_json: str = ""
@@ -95,6 +99,7 @@ class ExecResult:
     seconds: float = 0.0
 
     def to_json(self) -> bytes:
+        """The answer as JSON bytes."""
         return json.dumps(asdict(self)).encode()
 
     @classmethod
@@ -214,6 +219,7 @@ def _start(job: ExecJob, sandbox: Sandbox, scratch: Path, lifeline_r: int, their
 
 
 def grade(job: ExecJob) -> ExecResult:
+    """The result of grading ``job``'s notebook; a kernel that fails to start is retried."""
     limits = job.limits
     deadline = time.monotonic() + limits.notebook_seconds
     sys.path[:] = _trusted_sys_path(job.import_dir, job.course_dir, job.learner_folders)

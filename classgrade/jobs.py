@@ -44,6 +44,7 @@ class JobPool:
         self.on_ended: Callable[[ExecJob], None] = lambda job: None
 
     def free(self) -> int:
+        """How many more jobs may start now."""
         return self.workers - len(self.running)
 
     def start(self, job: ExecJob, seconds: float) -> None:
@@ -99,6 +100,7 @@ class JobPool:
             running.process.close()
 
     def close(self) -> None:
+        """Kill every running job and end it as killed."""
         for running in self.running:
             with contextlib.suppress(Exception):
                 running.process.kill()

@@ -1,5 +1,6 @@
-"""What a grading run says about each submission: its outcome, its status, why it failed, and
-text fit to show an instructor.
+"""What a grading run says about each submission.
+
+Its outcome, its status, why it failed, and text fit to show an instructor.
 
 Every reason, student id and file name that reaches a terminal, ``status`` or a CSV file passes
 through here: reasons are built from learner-controlled data (file names, exception messages),
@@ -39,6 +40,8 @@ class Outcome:
 
 @dataclass
 class RunSummary:
+    """What a grading run did: its outcomes, the submissions it skipped, its time and notes."""
+
     outcomes: list[Outcome] = field(default_factory=list)
     skipped: list[Outcome] = field(default_factory=list)
     seconds: float = 0.0
@@ -48,10 +51,12 @@ class RunSummary:
 
     @property
     def graded(self) -> list[Outcome]:
+        """The outcomes of the graded submissions."""
         return [o for o in self.outcomes if o.status == GRADED]
 
     @property
     def failed(self) -> list[Outcome]:
+        """The outcomes of the submissions that failed."""
         return [o for o in self.outcomes if o.status == FAILED]
 
 
@@ -86,22 +91,27 @@ def in_notebook(notebook: str, reason: str) -> str:
 
 
 def over_wall_clock(seconds: float) -> str:
+    """The reason for a notebook stopped at the wall-clock limit of ``seconds``."""
     return f"the notebook ran longer than {seconds:.0f} s (wall-clock limit) and was stopped"
 
 
 def memory_limit_hit(reason: str, memory_mb: int) -> str:
+    """``reason``, with the note that the notebook hit its memory limit of ``memory_mb`` MB."""
     return f"{reason} (the notebook's memory limit of {memory_mb} MB was hit)"
 
 
 def not_run(exc: BaseException) -> str:
+    """The reason for a notebook that could not be run (``exc``: why)."""
     return f"the notebook could not be run ({type(exc).__name__}: {clean_text(exc)})"
 
 
 def not_read(exc: BaseException) -> str:
+    """The reason for a notebook that could not be read (``exc``: why)."""
     return f"the notebook could not be read ({_exception(exc)})"
 
 
 def not_recorded(exc: BaseException) -> str:
+    """The reason for grades that could not be recorded (``exc``: why)."""
     return f"the grades could not be recorded ({_exception(exc)})"
 
 
@@ -112,6 +122,7 @@ def grading_error(detail: str | BaseException) -> str:
 
 
 def job_ended(exit_code: int | None) -> str:
+    """The reason for a grading process that ended unexpectedly (``exit_code``: how)."""
     how = (
         f"signal {-exit_code}"
         if exit_code is not None and exit_code < 0
@@ -121,6 +132,7 @@ def job_ended(exit_code: int | None) -> str:
 
 
 def kernel_not_started(tries: int, last_error: str) -> str:
+    """The reason for a kernel that did not start in ``tries`` tries (``last_error``: the last)."""
     return f"the kernel could not be started ({tries} tries): {last_error}"
 
 

@@ -1,5 +1,7 @@
-"""What an executed notebook may show: every output and every learner-written cell, bounded and
-made safe inside the notebook's own job, before anything of it is recorded.
+"""What an executed notebook may show.
+
+Every output and every learner-written cell, bounded and made safe inside the notebook's own
+job, before anything of it is recorded.
 
 ``CapOutputs`` bounds each output, each cell's outputs and the notebook's outputs in bytes.
 ``SanitizeOutputs`` makes what formgrader and the feedback pages will *render* safe: HTML is
@@ -53,10 +55,12 @@ class CapOutputs(NbGraderPreprocessor):
     max_notebook_bytes = Integer(8_000_000).tag(config=True)
 
     def preprocess(self, nb, resources):
+        """``nb`` with its outputs bounded, the notebook's total counted afresh."""
         self._notebook_total = 0
         return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell, resources, index):
+        """``cell`` with its outputs bounded in bytes."""
         if cell.cell_type != "code":
             return cell, resources
         total = 0
@@ -147,8 +151,10 @@ _VOID = frozenset("area base br col embed hr img input link meta param source tr
 
 
 def nesting_depth(text: str, limit: int = MAX_DEPTH) -> int:
-    """How deep an HTML parser may nest the tags of ``text``: never less than the depth it
-    builds (counted without parsing; the count stops past ``limit``).
+    """How deep an HTML parser may nest the tags of ``text``.
+
+    Never less than the depth it builds (counted without parsing; the count stops past
+    ``limit``).
 
     An end tag closes an element only when it closes the innermost open one: a parser may
     ignore a stray end tag, keep an element open past it, or reopen formatting elements, so
@@ -212,8 +218,10 @@ def _markdown_for(clean: str) -> str:
 
 
 def _renders_as_itself(stored: str) -> bool:
-    """The fixed point: ``stored`` renders to itself, and sanitising that changes nothing, so
-    the page shows exactly HTML that passed the allow-list."""
+    """The fixed point: ``stored`` renders to itself, and sanitising that changes nothing.
+
+    So the page shows exactly HTML that passed the allow-list.
+    """
     try:
         rendered = render_markdown(stored).strip("\n")
     except Exception:
@@ -222,8 +230,11 @@ def _renders_as_itself(stored: str) -> bool:
 
 
 class _Attachments(dict):
-    """A cell's attachments as the renderer looks them up: raster images only; any other or
-    missing one gives a URL the sanitiser removes (nbconvert raises on a missing one)."""
+    """A cell's attachments as the renderer looks them up: raster images only.
+
+    Any other or missing one gives a URL the sanitiser removes (nbconvert raises on a missing
+    one).
+    """
 
     def __contains__(self, name) -> bool:
         return True
@@ -315,6 +326,7 @@ class SanitizeOutputs(NbGraderPreprocessor):
         self._budget = self.max_rendered_chars
 
     def preprocess(self, nb, resources):
+        """``nb`` made safe to render, with a fresh budget of rendered characters."""
         self._budget = self.max_rendered_chars
         return super().preprocess(nb, resources)
 
@@ -322,6 +334,7 @@ class SanitizeOutputs(NbGraderPreprocessor):
         self._budget -= chars
 
     def preprocess_cell(self, cell, resources, index):
+        """``cell`` made safe to render."""
         locked = bool(cell.metadata.get("nbgrader", {}).get("locked"))
         if cell.cell_type == "markdown":
             if not locked:
@@ -424,12 +437,16 @@ class InvalidNotebook(Exception):
 
 
 def invalid_notebook(detail: str) -> str:
+    """The reason for a graded notebook that breaks the notebook format (``detail``: how)."""
     return f"the graded notebook breaks the notebook format ({detail})"
 
 
 def validated(nb: NotebookNode) -> NotebookNode:
-    """``nb`` checked against the nbformat schema; an output that breaks it is replaced by a
-    note, anything else that breaks it raises :class:`InvalidNotebook` with the reason."""
+    """``nb`` checked against the nbformat schema.
+
+    An output that breaks it is replaced by a note; anything else that breaks it raises
+    :class:`InvalidNotebook` with the reason.
+    """
     try:
         nbformat.validate(nb)
         return nb

@@ -31,11 +31,12 @@ def _token(process: psutil.Process) -> str:
 
 
 def run_token() -> str:
-    """This process's token."""
+    """The token of this process."""
     return _token(psutil.Process())
 
 
 def is_stale(token: str) -> bool:
+    """Whether the run of ``token`` has ended (its pid gone, or now another process's)."""
     pid = token.partition(".")[0]
     if not pid.isdigit():
         return False  # not ours to judge
@@ -48,6 +49,7 @@ def is_stale(token: str) -> bool:
 
 
 def scratch_root(token: str) -> Path:
+    """The scratch folder of the run whose token is ``token``."""
     return Path(tempfile.gettempdir()) / f"{SCRATCH_PREFIX}{token}"
 
 
@@ -64,6 +66,7 @@ def record_sandbox(scratch: Path, pid: int) -> None:
 
 
 def kill_recorded(scratch: Path) -> None:
+    """Kill the sandbox recorded in ``scratch`` with its descendants, if it still runs."""
     try:
         record = json.loads((scratch / SANDBOX_RECORD).read_text())
         process = psutil.Process(int(record["pid"]))

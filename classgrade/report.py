@@ -44,11 +44,11 @@ def _needs_escape(ch: str) -> bool:
 
 
 def shown_id(name: str) -> str:
-    """A student id or assignment name on one line, whole, and told apart from every other.
+    r"""A student id or assignment name on one line, whole, and told apart from every other.
 
     Control, format, private-use, unassigned and surrogate characters, every whitespace but
     the ASCII space (a no-break space, a line separator) and the backslash itself are written
-    as ``\\xNN``, ``\\uNNNN`` or ``\\UNNNNNNNN``; so are spaces at either end. Nothing is
+    as ``\xNN``, ``\uNNNN`` or ``\UNNNNNNNN``; so are spaces at either end. Nothing is
     collapsed or cut: different ids always show differently, and an id of plain characters
     shows exactly as it is.
     """
@@ -70,8 +70,11 @@ def shown_id(name: str) -> str:
 
 
 def csv_id(name: str) -> str:
-    """An id's CSV cell: :func:`shown_id`, with a leading ``'`` when it would start like a
-    formula or with ``'`` itself (so the escape can be undone: drop one leading ``'``)."""
+    """An id's CSV cell: :func:`shown_id`, escaped with a leading ``'`` where needed.
+
+    That is, when it would start like a formula or with ``'`` itself (so the escape can be
+    undone: drop one leading ``'``).
+    """
     text = shown_id(name)
     return "'" + text if text.startswith(("'", *FORMULA_STARTS)) else text
 
@@ -96,6 +99,7 @@ class Progress:
         self._last_plain = 0.0
 
     def __call__(self, total: int, outcome: Outcome | None) -> None:
+        """Show the run's progress: ``outcome`` is None when the run starts grading."""
         if outcome is None:  # the run starts grading
             self.total, self.done, self.failed = total, 0, 0
             self.started = time.monotonic()
@@ -142,6 +146,7 @@ def mean_scores(grader: Course) -> dict[str, tuple[float, float, int]]:
 
 
 def format_summary(summary: RunSummary, grader: Course) -> str:
+    """The run's summary, as text for the instructor."""
     lines = []
     per_nb = summary.seconds / summary.notebooks if summary.notebooks else 0.0
     lines.append(

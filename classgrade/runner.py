@@ -117,6 +117,7 @@ class _Borrowed:
 
 @contextlib.contextmanager
 def lend_gradebook(gb: Gradebook):
+    """Lend the open gradebook ``gb`` to nbgrader's preprocessors for the run."""
     # nbgrader 0.9's preprocessors take no gradebook: each one's ``preprocess`` builds
     # ``Gradebook(resources["nbgrader"]["db_url"])`` itself, and the name is looked up in its own
     # module. Replacing that name for the run is the only way to hand them the open one.
@@ -138,6 +139,8 @@ class GradingSetupError(RuntimeError):
 
 @dataclass
 class Settings:
+    """What a grading run grades and how."""
+
     course_dir: Path
     assignments: list[str] | None = None
     students: list[str] | None = None
@@ -151,10 +154,12 @@ class Settings:
 
     @property
     def max_notebook_bytes(self) -> int:
+        """The limit on a graded notebook's size, in bytes."""
         return int(self.max_notebook_mb * 1e6)
 
 
 def load_course_config(course_dir: Path) -> Config:
+    """The course's nbgrader configuration, rooted at ``course_dir``."""
     cfg = Config()
     config_file = course_dir / "nbgrader_config.py"
     if config_file.exists():
@@ -164,6 +169,7 @@ def load_course_config(course_dir: Path) -> Config:
 
 
 def sqlite_path(db_url: str) -> Path | None:
+    """The SQLite file of ``db_url``, or None for another database."""
     prefix = "sqlite:///"
     return Path(db_url[len(prefix) :]) if db_url.startswith(prefix) else None
 
@@ -228,6 +234,8 @@ class _Submission:
 
 
 class ClassGrader:
+    """A course's grader: each notebook graded in its own job."""
+
     def __init__(self, settings: Settings):
         self.settings = settings
         self.course_dir = settings.course_dir.resolve()
@@ -515,6 +523,7 @@ class ClassGrader:
     # -- the run ---------------------------------------------------------------------------
 
     def run(self) -> RunSummary:
+        """Grade the selected submissions; what the run did."""
         started = time.monotonic()
         summary = RunSummary()
         db = sqlite_path(self.db_url)
@@ -635,8 +644,10 @@ class ClassGrader:
             pool.close()
 
     def _clean_after(self, job: ExecJob, run_dir: Path) -> None:
-        """A job ended: remove what it may have left (its cgroup and scratch, if it was
-        killed; its sandbox ended with it)."""
+        """A job ended: remove what it may have left.
+
+        Its cgroup and scratch, if it was killed; its sandbox ended with it.
+        """
         if self.cgroup_parents is not None:
             name = reaper.job_cgroup_name(run_dir, job.index)
             folders = [p / name for p in self.cgroup_parents.folders() if (p / name).exists()]

@@ -126,6 +126,7 @@ class Limits:
         cwd: str = WORKDIR_IN_SANDBOX,
         own_pid_namespace: bool = True,
     ) -> str:
+        """The limits and options as the shim's JSON."""
         return json.dumps(
             {
                 "address_space": self.memory_bytes,
@@ -144,11 +145,12 @@ class Limits:
         )
 
     def to_dict(self) -> dict:
+        """The limits as a plain dict."""
         return asdict(self)
 
 
 def find_bwrap() -> str | None:
-    """bubblewrap's path; CLASSGRADE_BWRAP overrides it (an empty or missing path: none)."""
+    """The path of bubblewrap; CLASSGRADE_BWRAP overrides it (an empty or missing path: none)."""
     override = os.environ.get("CLASSGRADE_BWRAP")
     if override is not None:
         return override if override and os.access(override, os.X_OK) else None
@@ -227,8 +229,10 @@ def sandbox_uid(index: int) -> int:
 
 @functools.lru_cache(maxsize=1)
 def grading_distributions() -> frozenset[str]:
-    """The normalised names of GRADING_DISTRIBUTIONS and of all they require, transitively
-    (requirements whose markers hold for this interpreter, no extras)."""
+    """The normalised names of GRADING_DISTRIBUTIONS and of all they require, transitively.
+
+    Requirements whose markers hold for this interpreter, no extras.
+    """
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
@@ -252,9 +256,12 @@ def grading_distributions() -> frozenset[str]:
 
 @functools.cache
 def visible_entries(site_dir: str) -> tuple[str, ...]:
-    """What the sandbox shows of the site-packages folder ``site_dir``: the top-level entries
-    the grading distributions installed there (packages, modules, their metadata folders,
-    bundled libraries), and single modules' compiled files in ``__pycache__/``."""
+    """What the sandbox shows of the site-packages folder ``site_dir``.
+
+    The top-level entries the grading distributions installed there (packages, modules, their
+    metadata folders, bundled libraries), and single modules' compiled files in
+    ``__pycache__/``.
+    """
     entries: set[str] = set()
     for name in sorted(grading_distributions()):
         for dist in importlib.metadata.distributions(name=name, path=[site_dir]):
@@ -278,9 +285,11 @@ def visible_entries(site_dir: str) -> tuple[str, ...]:
 
 
 def _site_dirs() -> tuple[list[str], list[str]]:
-    """(the kernel's site-packages folders, every other site- or dist-packages folder inside
-    what the sandbox binds): the first show only the grading distributions, the others
-    nothing."""
+    """A pair: the kernel's site-packages folders, and every other site- or dist-packages folder.
+
+    The other folders are those inside what the sandbox binds. The first show only the grading
+    distributions, the others nothing.
+    """
     own = {
         os.path.realpath(p)
         for p in (*sys.path, sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"])
@@ -317,6 +326,7 @@ class UidLease:
     fd: int | None
 
     def release(self) -> None:
+        """Give the uid back: close the lease's file."""
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
@@ -402,10 +412,12 @@ class Sandbox:
 
     @property
     def as_root(self) -> bool:
+        """Whether the grader runs as root."""
         return os.geteuid() == 0
 
     @property
     def drops_to_uid(self) -> int | None:
+        """The uid the sandbox drops to (leased on first use), or None if it drops to none."""
         if not (self.enabled and self.as_root):
             return None
         if self.lease is None:
@@ -607,6 +619,7 @@ class Sandbox:
 
 
 def kernel_argv() -> list[str]:
+    """The command line that starts the grading kernel."""
     # -P: the working directory is not put first on sys.path (no module shadowing from it).
     return [
         sys.executable,
@@ -638,6 +651,7 @@ class SandboxKernelManager(AsyncKernelManager):
 
     @property
     def kernel_spec(self) -> KernelSpec:
+        """The kernel spec whose command starts the kernel inside the sandbox."""
         if self._kernel_spec is None:
             argv = self.argv_prefix + self.sandbox.command(
                 Path(self.scratch),
@@ -657,6 +671,7 @@ class SandboxKernelManager(AsyncKernelManager):
         return self._kernel_spec
 
     def write_connection_file(self, **kwargs):  # type: ignore[override]
+        """Write the connection file, owned by the sandbox's uid if it drops to one."""
         result = super().write_connection_file(**kwargs)
         # The file holds the session key; only the sandbox's uid needs to read it.
         uid = self.sandbox.drops_to_uid
@@ -665,8 +680,10 @@ class SandboxKernelManager(AsyncKernelManager):
         return result
 
     def kill_sandbox(self) -> None:
-        """Kill every process of this kernel's sandbox, whatever state it is in, and wait
-        until none is left (the sandbox's uid may then go to another sandbox)."""
+        """Kill every process of this kernel's sandbox, whatever state it is in.
+
+        Wait until none is left (the sandbox's uid may then go to another sandbox).
+        """
         process = getattr(self.provisioner, "process", None) if self.provisioner else None
         if process is None:
             return
@@ -782,8 +799,11 @@ def _self_test(sandbox: Sandbox, timeout: float) -> None:
 
 
 def _warm_up() -> None:
-    """Compute the allow-list once per process, at import: the grading run's fork server
-    imports this module, so every notebook's job it forks finds it ready."""
+    """Compute the allow-list once per process, at import.
+
+    The grading run's fork server imports this module, so every notebook's job it forks
+    finds it ready.
+    """
     for site_dir in _site_dirs()[0]:
         visible_entries(site_dir)
 

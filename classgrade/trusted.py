@@ -79,9 +79,11 @@ class KernelLink(Protocol):
     def announce(self, request_id: int) -> None:
         """Ask the kernel (shell message) to read request ``request_id`` from the socket."""
 
-    def alive(self) -> bool: ...
+    def alive(self) -> bool:
+        """Whether the kernel is still running."""
 
-    def interrupt(self) -> None: ...
+    def interrupt(self) -> None:
+        """Interrupt the kernel."""
 
 
 class LearnerFunction:
@@ -106,6 +108,7 @@ class LearnerFunction:
         self.__signature__ = signature
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The result of the function called in the learner's kernel."""
         return self.channel.call(self, args, kwargs)
 
     def __repr__(self) -> str:
@@ -282,6 +285,7 @@ class KernelChannel:
         return {name: learner_signature(described.get(name), arrays) for name in functions}
 
     def restore(self, names: list[str]) -> None:
+        """Put the learner's own ``names`` back in the kernel's namespace."""
         payload, _ = self._request({"op": "restore", "names": list(names)}, {})
         self._expect_ok(payload)
 
@@ -292,6 +296,7 @@ class KernelChannel:
             )
 
     def fetch(self, name: str) -> tuple[bool, Any]:
+        """Whether the kernel has ``name``, and its value."""
         payload, arrays = self._request({"op": "fetch", "name": name}, {})
         status = payload["status"]
         if status == "missing":
@@ -306,6 +311,7 @@ class KernelChannel:
         return True, self._decode(payload.get("value"), arrays)
 
     def call(self, function: LearnerFunction, args: tuple, kwargs: dict) -> Any:
+        """The result of ``function`` called in the kernel with ``args`` and ``kwargs``."""
         arrays: dict[str, np.ndarray] = {}
         request = {
             "op": "call",
@@ -413,6 +419,7 @@ def learner_signature(described: Any, arrays: dict[str, np.ndarray]) -> inspect.
 
 
 def valid_identifier(name: str) -> bool:
+    """Whether ``name`` is a short identifier that is not a keyword."""
     return len(name) <= 100 and name.isidentifier() and not keyword.iskeyword(name)
 
 
@@ -436,6 +443,7 @@ class GradingNamespace(dict):
     # ``namespace.get`` / ``update`` / item assignment / ``pop``: the protocol the hidden tests
     # use to substitute functions in the notebook's namespace (see ``KernelChannel.substitute``).
     def get(self, name: str, default: Any = None) -> Any:
+        """The value of ``name``, or ``default``; ``name`` is noted as asked for."""
         self._asked.add(name)
         try:
             return self[name]
@@ -474,6 +482,7 @@ class GradingNamespace(dict):
                         value.__signature__ = signatures[name]
 
     def update(self, *args: Any, **kwargs: Any) -> None:
+        """Bind the names given, substituted in the notebook's namespace too."""
         # An explicit ``globals().update(...)`` is a substitution in the notebook's namespace.
         bindings = dict(*args, **kwargs)
         for key, value in bindings.items():
@@ -481,6 +490,7 @@ class GradingNamespace(dict):
         self._propagate_all(bindings)
 
     def pop(self, name: str, *default: Any) -> Any:
+        """Remove ``name`` (the learner's own is restored if it was substituted); its value."""
         if name in self._substituted:
             self.channel.restore([name])
             self._substituted.discard(name)

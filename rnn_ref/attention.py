@@ -29,10 +29,10 @@ from ._checks import as_float_array, check_shape
 
 
 class Attention(NamedTuple):
-    """The result of :func:`additive_attention`.
+    r"""The result of :func:`additive_attention`.
 
     ``context`` (N, T_q, D_v) is :math:`c_i` for every query; ``weights`` (N, T_q, T_v) is
-    :math:`\\alpha_{ij}`, each row summing to 1 over the unmasked keys.
+    :math:`\alpha_{ij}`, each row summing to 1 over the unmasked keys.
     """
 
     context: np.ndarray

@@ -1,5 +1,6 @@
-r"""The backward pass of additive attention: the vector–Jacobian product of
-:func:`rnn_ref.attention.additive_attention`'s context.
+r"""The backward pass of additive attention.
+
+The vector–Jacobian product of :func:`rnn_ref.attention.additive_attention`'s context.
 
 With :math:`u_{ij} = \tanh(q_i W_q + k_j W_k)`, :math:`e_{ij} = u_{ij} w_v`,
 :math:`\alpha_{ij} = \operatorname{softmax}_j(e_{ij})` and :math:`c_i = \sum_j \alpha_{ij} v_j`,
@@ -39,8 +40,9 @@ from .attention import _features, _softmax, check_attention_inputs
 
 
 class AttentionGrads(NamedTuple):
-    """Gradients of a loss with respect to every input of
-    :func:`~rnn_ref.attention.additive_attention`.
+    """Gradients of a loss with respect to every input of additive attention.
+
+    The inputs are those of :func:`~rnn_ref.attention.additive_attention`.
 
     ``d_query`` (N, T_q, D_q), ``d_keys`` (N, T_v, D_k), ``d_values`` (N, T_v, D_v),
     ``dW_q`` (D_q, A), ``dW_k`` (D_k, A), ``dw_v`` (A,).
