@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import nbformat
 import pytest
 from course import Course, correct, fill, grade_points
+from headless_chromium import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 
@@ -34,17 +35,6 @@ WRONG_SEQUENCE = (
     "def simple_rnn_sequence(x, W_xh, W_hh, b_h=None, h0=None):\n"
     "    return np.zeros((np.shape(x)[0], np.shape(x)[1], np.shape(W_hh)[0]))\n"
 )
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PAGE_URL = "http://classgrade.test/formgrader/submissions/1/"
 TIMEOUT_MS = 30_000
 THREAT = "alert"  # every script payload calls it (or opens, navigates, fetches)

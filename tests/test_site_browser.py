@@ -14,19 +14,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from headless_chromium import CHROMIUM, CHROMIUM_ARGS
 from site_fixtures import SiteBuild, clean_site_build, notebook_entries, toc_entries
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TIMEOUT_MS = 30_000
 
 pytestmark = pytest.mark.slow
