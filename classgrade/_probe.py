@@ -11,9 +11,10 @@ bypasses the cell machinery (no input transformers, no execution hooks); the req
 its answer travel on the socket. While a learner's function runs, the grader's correct version
 of an earlier function (substituted for one check) is called back over the same socket.
 
-A function handed to the grader goes as an opaque handle with its signature (parameter names,
-kinds and defaults, as plain data): the grader's correct stand-ins for the learner's functions
-accept exactly what the learner's own accept. Nothing here watches which libraries the learner's
+A function handed to the grader goes as an opaque handle. When the grader substitutes its
+correct stand-ins, the answer carries the signature of each learner function it replaced
+(parameter names, kinds and defaults, as plain data), so that the stand-ins accept exactly what
+the learner's own accept. Nothing here watches which libraries the learner's
 code calls: the sandbox holds no TensorFlow or Keras to call. This file is copied into the
 sandbox on its own and imported as ``_classgrade_probe``; it must not import anything from
 classgrade.
@@ -64,11 +65,7 @@ def _encode_other(obj, arrays, depth):
         raise codec.Unencodable(f"a class ({obj.__name__})")
     if callable(obj) and not hasattr(obj, "__array__"):
         name = getattr(obj, "__name__", "")
-        return {
-            "__handle__": _handle_for(obj),
-            "name": name if isinstance(name, str) else "",
-            "signature": _signature_of(obj, arrays),
-        }
+        return {"__handle__": _handle_for(obj), "name": name if isinstance(name, str) else ""}
     return _encode_array(obj, arrays)
 
 

@@ -87,25 +87,13 @@ class KernelLink(Protocol):
 
 
 class LearnerFunction:
-    """Stands for a callable that lives in the learner's kernel.
+    """Stands for a callable that lives in the learner's kernel."""
 
-    ``__signature__`` is what the kernel reported the callable to accept (checked and rebuilt
-    here), so that ``inspect.signature`` tells what the learner's own function takes; None when
-    the kernel could not tell.
-    """
-
-    def __init__(
-        self,
-        channel: KernelChannel,
-        handle: int,
-        name: str,
-        signature: inspect.Signature | None = None,
-    ):
+    def __init__(self, channel: KernelChannel, handle: int, name: str):
         self.channel = channel
         self.handle = handle
         self.__name__ = name or "learner_function"
         self.__qualname__ = self.__name__
-        self.__signature__ = signature
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """The result of the function called in the learner's kernel."""
@@ -345,19 +333,18 @@ class KernelChannel:
     def _decode(self, obj: Any, arrays: dict[str, np.ndarray]) -> Any:
         """Plain data only, whatever the kernel sent: see the module's docstring."""
         try:
-            return codec.decode_value(obj, arrays, lambda f: self._function(f, arrays))
+            return codec.decode_value(obj, arrays, self._function)
         except codec.Undecodable as exc:
             raise NotTransferable(clean_text(exc)) from None
 
-    def _function(self, obj: dict, arrays: dict[str, np.ndarray]) -> LearnerFunction:
+    def _function(self, obj: dict) -> LearnerFunction:
         """A handle to one of the kernel's functions (never an import: the kernel has none)."""
         handle = obj.get("__handle__")
         if "__handle__" not in obj:
             raise codec.Undecodable("a function the kernel cannot send")
         if type(handle) is not int:
             raise codec.Undecodable("a function handle that is not a number")
-        signature = learner_signature(obj.get("signature"), arrays)
-        return LearnerFunction(self, handle, clean_name(obj.get("name") or ""), signature)
+        return LearnerFunction(self, handle, clean_name(obj.get("name") or ""))
 
 
 _KINDS = {

@@ -206,8 +206,8 @@ def notebook_signature(name: str) -> inspect.Signature:
 def learner_signature(function: object) -> inspect.Signature | None:
     """What the learner's own ``function`` accepts, or None if it cannot be told.
 
-    For a function that lives in a sandboxed kernel, the class-grading command's stand-in carries
-    the signature the kernel reported, checked and rebuilt as plain data.
+    For a function that lives in a sandboxed kernel, the class-grading command's namespace sets
+    the stand-in's signature from the kernel's answer when it installs the stand-in.
     """
     if not callable(function) or isinstance(function, type):
         return None  # a class bound to the name: not a function whose arguments count
