@@ -28,9 +28,8 @@ from pathlib import Path
 
 import nbformat
 from jupyter_core.utils import run_sync
-from nbgrader.preprocessors import LimitOutput
 
-from . import reaper
+from . import preprocessors, reaper
 from .cgroups import Cgroup, CgroupParents
 from .executor import NotebookFailed, ProbeStartFailed, SandboxedExecute, describe_execution_failure
 from .outcome import (
@@ -42,9 +41,7 @@ from .outcome import (
     memory_limit_hit,
 )
 from .outputs import (
-    CapOutputs,
     InvalidNotebook,
-    SanitizeOutputs,
     invalid_notebook,
     tidy_notebook,
     validated,
@@ -296,7 +293,7 @@ def _grade_once(job: ExecJob, limits: Limits, scratch: Path, deadline: float) ->
             return ExecResult(job.key, False, reason=reason)
         # Everything the learner wrote or the kernel sent is bounded and made safe to render
         # here, under this notebook's deadline, never in the run's main process.
-        for pp in (LimitOutput(), CapOutputs(), SanitizeOutputs()):
+        for pp in preprocessors.after_execution():
             nb, _ = pp.preprocess(nb, {})
         tidy_notebook(nb, kernelspec)
         try:

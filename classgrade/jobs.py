@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
@@ -106,3 +106,28 @@ class JobPool:
                 running.process.kill()
             self._end(running, killed=True)
         self.running.clear()
+
+
+def run_jobs(
+    jobs: Iterable[ExecJob], pool: JobPool, seconds: float
+) -> Iterator[tuple[ExecJob, ExecResult]]:
+    """Run each of ``jobs`` in ``pool`` with a deadline of ``seconds``; yield each as it ends.
+
+    A job is taken from ``jobs`` only when the pool has room for it, so a lazy iterable
+    prepares each notebook just before it starts. Closing the iterator kills what still runs.
+    """
+    pending = iter(jobs)
+    exhausted = False
+    try:
+        while True:
+            while not exhausted and pool.free() > 0:
+                job = next(pending, None)
+                if job is None:
+                    exhausted = True
+                else:
+                    pool.start(job, seconds)
+            if exhausted and not pool.running:
+                return
+            yield from pool.wait(timeout=1.0)
+    finally:
+        pool.close()

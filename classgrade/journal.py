@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
+
+from .outcome import GRADED, PENDING, Outcome
 
 
 class Journal:
@@ -39,6 +42,30 @@ class Journal:
         """Record ``entry`` for ``student``'s ``assignment``, with the time (UTC)."""
         entry["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.entries[self.key(assignment, student)] = entry
+
+    def mark_pending(self, submissions: Iterable[tuple[str, str, str]]) -> None:
+        """Before grading: each ``(assignment, student, fingerprint)`` is ``pending``.
+
+        A run killed before it records a submission leaves it so, and the next run grades it.
+        """
+        for assignment, student, fingerprint in submissions:
+            self.set(assignment, student, status=PENDING, fingerprint=fingerprint)
+        self.save()
+
+    def record(self, outcome: Outcome, fingerprint: str) -> None:
+        """After grading: the submission's ``outcome``, saved at once."""
+        if outcome.status == GRADED:
+            details = {"score": outcome.score, "max_score": outcome.max_score}
+        else:
+            details = {"reason": outcome.reason}
+        self.set(
+            outcome.assignment,
+            outcome.student,
+            status=outcome.status,
+            **details,
+            fingerprint=fingerprint,
+        )
+        self.save()
 
     def save(self) -> None:
         """Write the journal to its file, replacing it whole."""
