@@ -13,12 +13,19 @@ lead to their notebooks, and exercise downloads to the files in the repository. 
 installs the course's reference package when it is missing (Colab has TensorFlow but not
 rnn_ref; at build time and on Binder it is installed, so the cell does nothing). Outputs are left
 out: the website shows them, and running the notebook recreates them.
+
+The chapters share modules of their own (``book/*.py``: the set-up, the diagrams' pieces, the
+language model's corpus). A notebook carries a copy of each module its chapter imports, in a
+code cell before the first cell that imports it, so that it runs alone: nothing to upload, no
+checkout. The corpus module's copy carries the pages it reads (``EMBEDDED_PAGES``).
 """
 
 import argparse
+import importlib.util
 import posixpath
 import re
 import sys
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +45,17 @@ IMPORTS_RNN_REF = re.compile(r"^\s*(import|from)\s+rnn_ref\b", re.MULTILINE)
 TITLE = re.compile(r"^#[ \t]+(?P<title>.+?)[ \t]*$", re.MULTILINE)
 LABELLED_HEADING = re.compile(
     r"^\((?P<label>[\w:.-]+)\)=[ \t]*\n+#+[ \t]+(?P<title>.+?)[ \t]*$", re.MULTILINE
+)
+IMPORTED_MODULE = re.compile(
+    r"^[ \t]*(?:from[ \t]+(\w+)[ \t]+import|import[ \t]+(\w+))", re.MULTILINE
+)
+# The corpus module's line that its copy in a notebook replaces with the pages themselves.
+CORPUS_MODULE = "course_corpus"
+EMBEDDED_PAGES_LINE = "EMBEDDED_PAGES: str | None = None\n"
+# What module_source puts in its place: the pages, after a comment that says what they are.
+CARRIED_PAGES = re.compile(
+    r"^# Here: the course's .*?^EMBEDDED_PAGES: str \| None = \(\n.*?^\)\n",
+    re.MULTILINE | re.DOTALL,
 )
 
 
@@ -134,6 +152,73 @@ def install_cell(repo_url: str, branch: str) -> nbformat.NotebookNode:
     return nbformat.v4.new_code_cell(source)
 
 
+def local_modules(folder: Path) -> dict[str, Path]:
+    """The chapters' own modules (``book/*.py``) by module name."""
+    return {path.stem: path for path in sorted(folder.glob("*.py"))}
+
+
+def imported_modules(source: str, modules: dict[str, Path]) -> list[str]:
+    """The modules of ``modules`` that ``source`` imports, each after those it imports itself."""
+    found: list[str] = []
+
+    def visit(text: str, seen: tuple[str, ...]) -> None:
+        for match in IMPORTED_MODULE.finditer(text):
+            name = match[1] or match[2]
+            if name in modules and name not in found and name not in seen:
+                visit(modules[name].read_text(encoding="utf-8"), (*seen, name))
+                found.append(name)
+
+    visit(source, ())
+    return found
+
+
+def load_module(path: Path) -> types.ModuleType:
+    """The module at ``path``, loaded without putting its folder on ``sys.path``."""
+    spec = importlib.util.spec_from_file_location(f"_chapter_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def module_source(path: Path, page: Path) -> str:
+    """The source a notebook carries of the module ``path``; the corpus with the pages it reads.
+
+    The corpus is every page beside the chapter (``book/*.md``) except the chapter itself.
+    """
+    source = path.read_text(encoding="utf-8")
+    if path.stem != CORPUS_MODULE:
+        return source
+    if source.count(EMBEDDED_PAGES_LINE) != 1:
+        raise ValueError(f"{path} must hold the line {EMBEDDED_PAGES_LINE.strip()!r} once")
+    pages = {
+        other.name: other.read_text(encoding="utf-8")
+        for other in sorted(page.parent.glob("*.md"))
+        if other != page
+    }
+    packed = load_module(path).pack(pages)
+    lines = "\n".join(f'    "{packed[i : i + 88]}"' for i in range(0, len(packed), 88))
+    carried = f"# Here: the course's {len(pages)} other pages, as this notebook was generated.\n"
+    assignment = f"EMBEDDED_PAGES: str | None = (\n{lines}\n)\n"
+    return source.replace(EMBEDDED_PAGES_LINE, carried + assignment)
+
+
+def module_cell(name: str, source: str, origin: str) -> nbformat.NotebookNode:
+    """A code cell that defines the module ``name`` from ``source``, as ``import`` would."""
+    if "'''" in source or source.rstrip("\n").endswith("\\"):
+        raise ValueError(f"{origin} cannot be carried in a raw '''-string")
+    cell = (
+        f"# A copy of the course's module {name} ({origin} in the course repository),\n"
+        "# so that this notebook runs on its own: defined as if imported from that file.\n"
+        "import sys\n"
+        "import types\n"
+        "\n"
+        f'{name} = sys.modules["{name}"] = types.ModuleType("{name}")\n'
+        f'{name}.__file__ = "{Path(origin).name}"\n'
+        f"exec(compile(r'''\n{source}'''[1:], {name}.__file__, \"exec\"), vars({name}))"
+    )
+    return nbformat.v4.new_code_cell(cell)
+
+
 def chapter_notebook(
     page: Path, root: Path = ROOT, targets: dict[str, Target] | None = None
 ) -> nbformat.NotebookNode | None:
@@ -164,6 +249,22 @@ def chapter_notebook(
             cell.outputs, cell.execution_count = [], None
         cells.append(cell)
 
+    # Each module of the chapter's own goes before the first cell that imports it (or a module
+    # that imports it).
+    modules = local_modules(page.parent)
+    carried: set[str] = set()
+    with_modules = []
+    for cell in cells:
+        if cell.cell_type == "code":
+            for name in imported_modules(cell.source, modules):
+                if name not in carried:
+                    carried.add(name)
+                    origin = modules[name].relative_to(root).as_posix()
+                    source = module_source(modules[name], page)
+                    with_modules.append(module_cell(name, source, origin))
+        with_modules.append(cell)
+    cells = with_modules
+
     if any(IMPORTS_RNN_REF.search(c.source) for c in cells if c.cell_type == "code"):
         first_code = next(i for i, c in enumerate(cells) if c.cell_type == "code")
         cells.insert(first_code, install_cell(repo_url, branch))
@@ -192,14 +293,31 @@ def expected_notebooks(root: Path = ROOT) -> dict[Path, str]:
     return expected
 
 
+def without_carried_pages(content: str) -> str:
+    """A generated notebook's text with the pages its corpus module carries left out.
+
+    The corpus is a snapshot of the other pages: a page edited since the notebook was generated
+    leaves the notebook as runnable as before, so it does not make the notebook stale.
+    """
+    notebook = nbformat.reads(content, as_version=4)
+    for cell in notebook.cells:
+        cell.source = CARRIED_PAGES.sub("EMBEDDED_PAGES = ...\n", cell.source)
+    return nbformat.writes(notebook)
+
+
 def stale_notebooks(root: Path = ROOT) -> list[str]:
-    """Repository paths in notebooks/ that are missing, outdated or no longer generated."""
+    """Repository paths in notebooks/ that are missing, outdated or no longer generated.
+
+    A notebook whose only difference is the snapshot of pages its corpus carries is not stale
+    (see :func:`without_carried_pages`); :func:`sync` refreshes that snapshot all the same.
+    """
     expected = expected_notebooks(root)
     present = set((root / "notebooks").glob("*.ipynb"))
     stale = [
         path
         for path, content in expected.items()
-        if not path.is_file() or path.read_text(encoding="utf-8") != content
+        if not path.is_file()
+        or without_carried_pages(path.read_text(encoding="utf-8")) != without_carried_pages(content)
     ]
     stale += sorted(present - set(expected))
     return sorted(path.relative_to(root).as_posix() for path in stale)
@@ -207,15 +325,17 @@ def stale_notebooks(root: Path = ROOT) -> list[str]:
 
 def sync(root: Path = ROOT) -> list[str]:
     """Rewrite notebooks/ from the pages; return the repository paths that changed."""
-    changed = stale_notebooks(root)
     expected = expected_notebooks(root)
     (root / "notebooks").mkdir(exist_ok=True)
+    changed = []
     for path, content in expected.items():
         if not path.is_file() or path.read_text(encoding="utf-8") != content:
             path.write_text(content, encoding="utf-8")
+            changed.append(path)
     for path in set((root / "notebooks").glob("*.ipynb")) - set(expected):
         path.unlink()
-    return changed
+        changed.append(path)
+    return sorted(path.relative_to(root).as_posix() for path in changed)
 
 
 def main(argv: list[str] | None = None) -> int:
