@@ -1,4 +1,4 @@
-"""Command line: ``python -m classgrade grade|status|export|selftest``."""
+"""Command line: ``python -m classgrade grade|status|export|feedback-bundle|selftest``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import os
 import sys
 from pathlib import Path
 
+from sqlalchemy.exc import OperationalError
+
+from . import lms_export
+from .job_queue import redact
 from .report import Progress, export_csv, format_status, format_summary, status_rows
 from .runner import ClassGrader, GradingSetupError, Settings
 from .sandbox import Limits, Sandbox, SandboxUnavailable, self_test
@@ -54,6 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="size of each notebook's working folder (a tmpfs in the sandbox)",
     )
     g.add_argument("--max-notebook-mb", type=float, default=Settings.max_notebook_mb)
+    g.add_argument(
+        "--db",
+        help="grade through the queue in this PostgreSQL database (postgresql://user@host/db; "
+        "the password from PGPASSWORD or ~/.pgpass): `classgrade worker`s on any machine "
+        "grade the notebooks",
+    )
+    g.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=Settings.lease_seconds,
+        help="with --db: a worker silent this long loses its notebooks to another",
+    )
 
     s = sub.add_parser("status", help="every learner's state, failures with their reason")
     _add_course(s)
@@ -62,6 +78,23 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="grades as CSV with an explicit status column")
     _add_course(e)
     e.add_argument("--to", type=Path, help="output file (default: standard output)")
+    lms_export.add_export_arguments(e)
+
+    f = sub.add_parser("feedback-bundle", help="feedback as a zip for the LMS's bulk upload")
+    _add_course(f)
+    lms_export.add_bundle_arguments(f)
+
+    w = sub.add_parser("worker", help="grade notebooks from the queue of `grade --db`")
+    w.add_argument("--db", required=True, help="the PostgreSQL database `grade --db` names")
+    w.add_argument(
+        "--processes", type=int, default=os.cpu_count() or 2, help="notebooks at a time"
+    )
+    w.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=Settings.lease_seconds,
+        help="the lease `grade --lease-seconds` uses (heartbeats every third of it)",
+    )
 
     t = sub.add_parser("selftest", help="check that the sandbox works on this machine")
     _add_course(t)
@@ -80,11 +113,24 @@ def main(argv: list[str] | None = None) -> int:
             if table:
                 print(table)
             return 0
+        if args.command == "export" and args.format != "csv":
+            return lms_export.export_command(
+                ClassGrader(Settings(course_dir=args.course_dir)), args
+            )
+        if args.command == "feedback-bundle":
+            return lms_export.bundle_command(
+                ClassGrader(Settings(course_dir=args.course_dir)), args
+            )
         if args.command == "export":
             grader = ClassGrader(Settings(course_dir=args.course_dir))
             failed = export_csv(grader, args.to)
             if failed:
                 print(f"{failed} submission(s) failed: see the status column", file=sys.stderr)
+            return 0
+        if args.command == "worker":
+            from .worker import run_worker
+
+            run_worker(args.db, args.processes, args.lease_seconds)
             return 0
         if args.command == "selftest":
             self_test(Sandbox(Limits()))
@@ -100,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except GradingSetupError as exc:
         print(f"classgrade: {exc}", file=sys.stderr)
+        return 2
+    except OperationalError as exc:  # the gradebook's database cannot be reached
+        reason = redact(str(exc.orig or exc).strip().splitlines()[0])
+        print(f"classgrade: cannot open the gradebook: {reason}", file=sys.stderr)
         return 2
     return 1
 
@@ -129,6 +179,8 @@ def _grade(args: argparse.Namespace) -> int:
         limits=limits,
         max_notebook_mb=args.max_notebook_mb,
         progress=None if args.quiet else Progress(),
+        queue_db=args.db,
+        lease_seconds=args.lease_seconds,
     )
     grader = ClassGrader(settings)
     summary = grader.run()
