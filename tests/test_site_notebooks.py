@@ -2,11 +2,10 @@
 
 import importlib.util
 import json
-from pathlib import Path
 
 import nbformat
 import pytest
-from site_fixtures import ROOT, build_environment, notebook_entries
+from site_fixtures import ROOT
 
 spec = importlib.util.spec_from_file_location(
     "sync_chapter_notebooks", ROOT / "scripts" / "sync_chapter_notebooks.py"
@@ -127,25 +126,4 @@ def test_links_to_pages_point_to_their_notebooks(course):
     assert convert("{ref}`unknown-label`", targets) == "unknown-label"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("entry", notebook_entries())
-def test_generated_notebook_runs_top_to_bottom(entry):
-    """What Colab and Binder open must run as it is, from notebooks/ (not book/)."""
-    from nbclient import NotebookClient
-
-    path = ROOT / "notebooks" / f"{Path(entry).name}.ipynb"
-    notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        notebook,
-        timeout=120,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(path.parent)}},
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in build_environment().items():
-            patch.setenv(name, value)
-        client.execute()
-    # nbclient stops at a cell that raises, except one tagged raises-exception, as in the book.
-    for cell in notebook.cells:
-        if "raises-exception" not in cell.metadata.get("tags", []):
-            assert not [o for o in cell.get("outputs", []) if o.output_type == "error"], cell.id
+# Each generated notebook is run, alone in an empty folder, by test_chapter_notebooks_alone.py.
