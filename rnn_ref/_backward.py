@@ -117,14 +117,15 @@ class Cell:
     ``forward`` is the cell module's own forward step (``forward_step``, the one its layer
     runs): it maps the step's input projections ``x_t W_x? + b_?`` (one per gate, in the order
     of ``params.gates``) and states to ``(output, states, cache)``. ``backward`` maps a cache
-    and the gradients on the new states to ``(d_pre, d_rec, d_states_prev)``: per gate the
-    gradient on the input side ``x_t W_x? + b_?`` and on the recurrent product ``r_? W_h?``,
-    whose left factor ``r_?`` is ``recurrent_inputs(cache)``.
+    and the gradients on the new states to ``(d_pre, d_rec, d_states_prev)``: ``d_pre`` and
+    ``d_rec`` map each gate's letter to the gradient on its input side ``x_t W_x? + b_?`` and
+    on its recurrent product ``r_? W_h?``, whose left factor ``r_?`` is
+    ``recurrent_inputs(cache)[?]``. Only the params' ``gates`` orders the gates.
     """
 
     forward_step: Callable
-    separate_recurrent_grads: tuple[int, ...] = ()
-    """The gates (by position) whose ``d_rec`` differs from their ``d_pre``."""
+    separate_recurrent_grads: tuple[str, ...] = ()
+    """The gates (by letter) whose ``d_rec`` differs from their ``d_pre``."""
 
     def __init__(self, params, activation, recurrent_activation=None):
         self.params = params
@@ -143,11 +144,11 @@ class Cell:
     def backward(self, cache, d_states):  # pragma: no cover - interface
         raise NotImplementedError
 
-    def recurrent_inputs(self, cache) -> list[np.ndarray]:
+    def recurrent_inputs(self, cache) -> dict[str, np.ndarray]:
         """The left factor of each gate's recurrent product: :math:`h_{t-1}` by default."""
-        return [cache["h_prev"]] * len(self.gates)
+        return dict.fromkeys(self.gates, cache["h_prev"])
 
-    def extra_grads(self, d_rec: list[np.ndarray]) -> dict[str, np.ndarray]:
+    def extra_grads(self, d_rec: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Gradients of parameters outside the ``W_x?, W_h?, b_?`` pattern (GRU's ``b_hh``)."""
         return {}
 
@@ -156,23 +157,24 @@ def param_grads(cell: Cell, inputs, d_pre, recurrent_inputs, d_rec) -> dict:
     r"""Sum each weight's gradient over rows (batch, and time for a sequence).
 
     ``inputs`` (M, D) are the rows :math:`x_t`; ``d_pre``, ``recurrent_inputs`` and ``d_rec``
-    are per gate (M, H). Returns the keyword arguments of a params object of the cell's type
-    whose every field is the gradient of the field of that name.
+    map each gate's letter to (M, H) rows. Returns the keyword arguments of a params object of
+    the cell's type whose every field is the gradient of the field of that name.
     """
     grads = {}
-    for g, d_in, r, d_r in zip(cell.gates, d_pre, recurrent_inputs, d_rec, strict=True):
-        grads[f"W_x{g}"] = inputs.T @ d_in
-        grads[f"W_h{g}"] = r.T @ d_r
-        grads[f"b_{g}"] = None if getattr(cell.params, f"b_{g}") is None else d_in.sum(axis=0)
+    for g in cell.gates:
+        grads[f"W_x{g}"] = inputs.T @ d_pre[g]
+        grads[f"W_h{g}"] = recurrent_inputs[g].T @ d_rec[g]
+        grads[f"b_{g}"] = None if getattr(cell.params, f"b_{g}") is None else d_pre[g].sum(axis=0)
     grads.update(cell.extra_grads(d_rec))
     return grads
 
 
 def input_grad(cell: Cell, d_pre) -> np.ndarray:
     r""":math:`\partial L/\partial x = \sum_g (\partial L/\partial a_g) W_{xg}^\top`."""
-    dx = d_pre[0] @ getattr(cell.params, f"W_x{cell.gates[0]}").T
-    for g, d_in in zip(cell.gates[1:], d_pre[1:], strict=True):
-        dx += d_in @ getattr(cell.params, f"W_x{g}").T
+    first, *rest = cell.gates
+    dx = d_pre[first] @ getattr(cell.params, f"W_x{first}").T
+    for g in rest:
+        dx += d_pre[g] @ getattr(cell.params, f"W_x{g}").T
     return dx
 
 

@@ -141,23 +141,23 @@ def _bptt(
     truncated = truncate is not None and truncate < t
     new = np.zeros if truncated else np.empty  # full BPTT writes each step once
     d_pre = new((t, n, gates, h))
-    # gate index -> (T, N, H), for the gates whose recurrent gradient is not their d_pre
-    d_rec = {k: new((t, n, h)) for k in cell.separate_recurrent_grads}
+    # gate letter -> (T, N, H), for the gates whose recurrent gradient is not their d_pre
+    d_rec = {g: new((t, n, h)) for g in cell.separate_recurrent_grads}
 
     def backward_from(step, d_states, stop):
         """Carry ``d_states`` (on step ``step``'s new states) back to step ``stop``."""
         for s in range(step, stop - 1, -1):
             pre, rec, d_states = cell.backward(caches[s], d_states)
-            for k in range(gates):
+            for k, g in enumerate(cell.gates):
                 if truncated:
-                    d_pre[s, :, k] += pre[k]
+                    d_pre[s, :, k] += pre[g]
                 else:
-                    d_pre[s, :, k] = pre[k]
-            for k, d in d_rec.items():
+                    d_pre[s, :, k] = pre[g]
+            for g, d in d_rec.items():
                 if truncated:
-                    d[s] += rec[k]
+                    d[s] += rec[g]
                 else:
-                    d[s] = rec[k]
+                    d[s] = rec[g]
         return d_states
 
     if truncate is None or truncate >= t:
@@ -204,26 +204,28 @@ def _sequence_grads(cell: Cell, x_steps, d_pre, d_rec, caches):
     W_x_all = np.concatenate([getattr(p, f"W_x{g}") for g in cell.gates], axis=1)
     dx = np.swapaxes((d_all @ W_x_all.T).reshape(t, n, -1), 0, 1)
     b = d_pre.sum(axis=(0, 1))
-    d_rec_per_gate = [d_rec[k] if k in d_rec else d_pre[:, :, k] for k in range(gates)]
+    d_rec_per_gate = {
+        g: d_rec[g] if g in d_rec else d_pre[:, :, k] for k, g in enumerate(cell.gates)
+    }
 
     # Gates with the same left factor r (h_{t-1}, or the GRU's g_r ⊙ h_{t-1}) share a product.
     first = cell.recurrent_inputs(caches[0])
-    groups: dict[int, list[int]] = {}
-    for k in range(gates):
-        groups.setdefault(next(j for j in range(k + 1) if first[j] is first[k]), []).append(k)
+    groups: dict[str, list[str]] = {}
+    for g in cell.gates:
+        groups.setdefault(next(j for j in cell.gates if first[j] is first[g]), []).append(g)
     per_step = [cell.recurrent_inputs(cache) for cache in caches]
-    W_h = [None] * gates
+    W_h = {}
     for j, members in groups.items():
         r = rows(np.stack([inputs_t[j] for inputs_t in per_step]))
         if len(members) == gates and not d_rec:
             d = d_all
         else:
-            d = np.concatenate([rows(d_rec_per_gate[k]) for k in members], axis=1)
-        for k, block in zip(members, np.split(r.T @ d, len(members), axis=1), strict=True):
-            W_h[k] = block
+            d = np.concatenate([rows(d_rec_per_gate[g]) for g in members], axis=1)
+        for g, block in zip(members, np.split(r.T @ d, len(members), axis=1), strict=True):
+            W_h[g] = block
     grads = {}
     for k, g in enumerate(cell.gates):
-        grads[f"W_x{g}"], grads[f"W_h{g}"] = W_x[k], W_h[k]
+        grads[f"W_x{g}"], grads[f"W_h{g}"] = W_x[k], W_h[g]
         grads[f"b_{g}"] = None if getattr(p, f"b_{g}") is None else b[k]
     grads.update(cell.extra_grads(d_rec_per_gate))
     return grads, dx

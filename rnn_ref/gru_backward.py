@@ -220,13 +220,13 @@ def candidate_state_backward(
     a = x_t @ W_xh + q @ W_hh
     h_bar = get_activation(activation)(a if b_h is None else a + b_h)
     da = dh_bar * derivative(h_bar)
-    dq = da @ W_hh.T
+    d_rec, dg_r, dh_prev = _candidate_vjp(da, h_prev, g_r, W_hh, None)
     return CandidateStateGrads(
         dx_t=da @ W_xh.T,
-        dh_prev=dq * g_r,
-        dg_r=dq * h_prev,
+        dh_prev=dh_prev,
+        dg_r=dg_r,
         dW_x=x_t.T @ da,
-        dW_h=q.T @ da,
+        dW_h=q.T @ d_rec,
         db=None if b_h is None else da.sum(axis=0),
         db_hh=None,
     )
@@ -290,16 +290,32 @@ def candidate_state_reset_after_backward(
     a = x_t @ W_xh + g_r * u
     h_bar = get_activation(activation)(a if b_h is None else a + b_h)
     da = dh_bar * derivative(h_bar)
-    du = da * g_r
+    du, dg_r, dh_prev = _candidate_vjp(da, h_prev, g_r, W_hh, u)
     return CandidateStateGrads(
         dx_t=da @ W_xh.T,
-        dh_prev=du @ W_hh.T,
-        dg_r=da * u,
+        dh_prev=dh_prev,
+        dg_r=dg_r,
         dW_x=x_t.T @ da,
         dW_h=h_prev.T @ du,
         db=None if b_h is None else da.sum(axis=0),
         db_hh=None if b_hh is None else du.sum(axis=0),
     )
+
+
+def _candidate_vjp(da_h, h_prev, g_r, W_hh, u):
+    r"""The VJP of the candidate's recurrent term given :math:`\partial L/\partial a_h`.
+
+    ``u`` is the forward's :math:`h_{t-1} W_{hh} + b_{hh}` with the reset after the product,
+    ``None`` with the reset before it. Returns ``(d_rec, dg_r, dh_prev)``: the gradient on the
+    recurrent product's right-hand side (:math:`\partial L/\partial a_h` before the reset,
+    :math:`\partial L/\partial u` after it), on :math:`g_r`, and the candidate's share of
+    :math:`\partial L/\partial h_{t-1}`.
+    """
+    if u is None:  # a_h = x_t W_xh + (g_r * h_prev) W_hh + b_h
+        dq = da_h @ W_hh.T
+        return da_h, dq * h_prev, dq * g_r
+    du = da_h * g_r  # a_h = x_t W_xh + b_h + g_r * u
+    return du, da_h * u, du @ W_hh.T
 
 
 class NewStateGrads(NamedTuple):
@@ -345,7 +361,7 @@ def new_state_backward(dh_t, h_prev, h_bar, g_z) -> NewStateGrads:
         ``(dh_prev, dh_bar, dg_z)``, each (N, H).
     """
     h_prev, h_bar, g_z, dh_t = same_shapes(h_prev=h_prev, h_bar=h_bar, g_z=g_z, dh_t=dh_t)
-    return NewStateGrads(dh_t * (1.0 - g_z), dh_t * g_z, dh_t * (h_bar - h_prev))
+    return NewStateGrads(*_new_state_vjp(dh_t, h_prev, h_bar, g_z, "notes"))
 
 
 def new_state_keras_backward(dh_t, h_prev, h_bar, z) -> NewStateKerasGrads:
@@ -375,7 +391,14 @@ def new_state_keras_backward(dh_t, h_prev, h_bar, z) -> NewStateKerasGrads:
         ``(dh_prev, dh_bar, dz)``, each (N, H).
     """
     h_prev, h_bar, z, dh_t = same_shapes(h_prev=h_prev, h_bar=h_bar, z=z, dh_t=dh_t)
-    return NewStateKerasGrads(dh_t * z, dh_t * (1.0 - z), dh_t * (h_prev - h_bar))
+    return NewStateKerasGrads(*_new_state_vjp(dh_t, h_prev, h_bar, z, "keras"))
+
+
+def _new_state_vjp(dh_t, h_prev, h_bar, update, convention):
+    """``(dh_prev, dh_bar, d_update)`` of the new state, ``update`` being g_z or Keras's z."""
+    if convention == "notes":  # h_t = (1 - g_z) h_prev + g_z h_bar
+        return dh_t * (1.0 - update), dh_t * update, dh_t * (h_bar - h_prev)
+    return dh_t * update, dh_t * (1.0 - update), dh_t * (h_prev - h_bar)  # z h_prev + (1 - z) h_bar
 
 
 class GRUStepGrads(NamedTuple):
@@ -464,44 +487,32 @@ class GRUCell(Cell):
     forward_step = staticmethod(_cell)
 
     def backward(self, cache, d_states):
-        r"""``([da_r, da_z, da_h], d_rec, [dh_prev])`` from the step's cache and ``[dh_t]``.
+        r"""``(d_pre, d_rec, [dh_prev])`` from the step's cache and ``[dh_t]``, per gate letter.
 
-        ``d_rec`` is ``d_pre`` but for the candidate with the reset after the product, whose
-        recurrent product gets :math:`\partial L/\partial a_h \odot g_r`.
+        ``d_pre`` maps each gate to :math:`\partial L/\partial a_?`; ``d_rec`` is the same but
+        for the candidate with the reset after the product, whose recurrent product gets
+        :math:`\partial L/\partial a_h \odot g_r`.
         """
         p = self.params
-        dh_t = d_states[0]
         h_prev, g_r, h_bar, update = (cache[k] for k in ("h_prev", "g_r", "h_bar", "update"))
-        if p.update_convention == "notes":  # update is g_z
-            dh_prev = dh_t * (1.0 - update)
-            dh_bar = dh_t * update
-            d_update = dh_t * (h_bar - h_prev)
-        else:  # update is Keras's z = 1 - g_z
-            dh_prev = dh_t * update
-            dh_bar = dh_t * (1.0 - update)
-            d_update = dh_t * (h_prev - h_bar)
+        dh_prev, dh_bar, d_update = _new_state_vjp(
+            d_states[0], h_prev, h_bar, update, p.update_convention
+        )
         da_z = d_update * self.rec_prime(update)
         da_h = dh_bar * self.act_prime(h_bar)
-        if p.reset_after:
-            d_rec_h = da_h * g_r
-            dg_r = da_h * cache["u"]
-            dh_prev = dh_prev + d_rec_h @ p.W_hh.T
-        else:
-            d_rec_h = da_h
-            dq = da_h @ p.W_hh.T
-            dg_r = dq * h_prev
-            dh_prev = dh_prev + dq * g_r
+        d_rec_h, dg_r, dh_prev_h = _candidate_vjp(da_h, h_prev, g_r, p.W_hh, cache.get("u"))
         da_r = dg_r * self.rec_prime(g_r)
-        dh_prev += da_r @ p.W_hr.T + da_z @ p.W_hz.T
-        return [da_r, da_z, da_h], [da_r, da_z, d_rec_h], [dh_prev]
+        dh_prev = dh_prev + dh_prev_h + da_r @ p.W_hr.T + da_z @ p.W_hz.T
+        d_pre = {"r": da_r, "z": da_z, "h": da_h}
+        return d_pre, d_pre | {"h": d_rec_h}, [dh_prev]
 
     @property
     def separate_recurrent_grads(self):
-        r"""The candidate's position when the reset is after the product, else none.
+        r"""The candidate when the reset is after the product, else no gate.
 
         There the candidate's recurrent gradient is :math:`\partial L/\partial a_h \odot g_r`.
         """
-        return (2,) if self.params.reset_after else ()
+        return ("h",) if self.params.reset_after else ()
 
     def recurrent_inputs(self, cache):
         r"""The left factors :math:`h_{t-1}`, and for the candidate :math:`g_r \odot h_{t-1}`.
@@ -509,11 +520,11 @@ class GRUCell(Cell):
         The candidate's is :math:`h_{t-1}` too when the reset is after the product.
         """
         h_prev = cache["h_prev"]
-        return [h_prev, h_prev, h_prev if self.params.reset_after else cache["q"]]
+        return {"r": h_prev, "z": h_prev, "h": h_prev if self.params.reset_after else cache["q"]}
 
     def extra_grads(self, d_rec):
         """The gradient of the recurrent bias ``b_hh``, where the cell has one."""
         if self.params.b_hh is None:
             return {}
-        d = d_rec[2]  # (M, H) rows, or (T, N, H) for a sequence
+        d = d_rec["h"]  # (M, H) rows, or (T, N, H) for a sequence
         return {"b_hh": d.sum(axis=tuple(range(d.ndim - 1)))}

@@ -273,7 +273,12 @@ def cell_state_update_backward(dc_t, c_prev, g_f, g_i, c_bar) -> CellStateUpdate
     c_prev, g_f, g_i, c_bar, dc_t = same_shapes(
         c_prev=c_prev, g_f=g_f, g_i=g_i, c_bar=c_bar, dc_t=dc_t
     )
-    return CellStateUpdateGrads(dc_t * g_f, dc_t * c_prev, dc_t * c_bar, dc_t * g_i)
+    return CellStateUpdateGrads(*_cell_state_update_vjp(dc_t, c_prev, g_f, g_i, c_bar))
+
+
+def _cell_state_update_vjp(dc_t, c_prev, g_f, g_i, c_bar):
+    r"""``(dc_prev, dg_f, dg_i, dc_bar)`` of :math:`c_t = g_f c_{t-1} + g_i \bar c_t`."""
+    return dc_t * g_f, dc_t * c_prev, dc_t * c_bar, dc_t * g_i
 
 
 class HiddenOutputGrads(NamedTuple):
@@ -314,7 +319,12 @@ def hidden_output_backward(dh_t, g_o, c_t, activation="tanh") -> HiddenOutputGra
     g_o, c_t, dh_t = same_shapes(g_o=g_o, c_t=c_t, dh_t=dh_t)
     derivative = derivative_from_output(activation)
     s_t = get_activation(activation)(c_t)
-    return HiddenOutputGrads(dh_t * s_t, dh_t * g_o * derivative(s_t))
+    return HiddenOutputGrads(*_hidden_output_vjp(dh_t, g_o, s_t, derivative))
+
+
+def _hidden_output_vjp(dh_t, g_o, s_t, derivative):
+    r"""``(dg_o, dc_t)`` of :math:`h_t = g_o s_t`, :math:`s_t = \phi(c_t)`, given :math:`\phi'`."""
+    return dh_t * s_t, dh_t * g_o * derivative(s_t)
 
 
 class LSTMStepGrads(NamedTuple):
@@ -410,17 +420,20 @@ class LSTMCell(Cell):
     def backward(self, cache, d_states):
         """``(d_pre, d_rec, [dh_prev, dc_prev])`` from the step's cache and ``[dh_t, dc_t]``.
 
-        ``d_pre`` and ``d_rec`` are the same list: each gate's gradient on its pre-activation
-        :math:`a_k`, in the order f, i, c, o.
+        ``d_pre`` and ``d_rec`` are the same mapping: each gate's letter to its gradient on
+        its pre-activation :math:`a_?`.
         """
         p = self.params
         dh_t, dc_t = d_states
-        g_f, g_i, g_o, c_bar, s_t = (cache[k] for k in ("g_f", "g_i", "g_o", "c_bar", "s_t"))
-        da_o = dh_t * s_t * self.rec_prime(g_o)
-        dc = dc_t + dh_t * g_o * self.act_prime(s_t)
-        da_f = dc * cache["c_prev"] * self.rec_prime(g_f)
-        da_i = dc * c_bar * self.rec_prime(g_i)
-        da_c = dc * g_i * self.act_prime(c_bar)
-        d_pre = [da_f, da_i, da_c, da_o]
+        g_f, g_i, g_o, c_bar = (cache[k] for k in ("g_f", "g_i", "g_o", "c_bar"))
+        dg_o, dc_through_h = _hidden_output_vjp(dh_t, g_o, cache["s_t"], self.act_prime)
+        dc_prev, dg_f, dg_i, dc_bar = _cell_state_update_vjp(
+            dc_t + dc_through_h, cache["c_prev"], g_f, g_i, c_bar
+        )
+        da_f = dg_f * self.rec_prime(g_f)
+        da_i = dg_i * self.rec_prime(g_i)
+        da_c = dc_bar * self.act_prime(c_bar)
+        da_o = dg_o * self.rec_prime(g_o)
         dh_prev = da_f @ p.W_hf.T + da_i @ p.W_hi.T + da_c @ p.W_hc.T + da_o @ p.W_ho.T
-        return d_pre, d_pre, [dh_prev, dc * g_f]
+        d_pre = {"f": da_f, "i": da_i, "c": da_c, "o": da_o}
+        return d_pre, d_pre, [dh_prev, dc_prev]

@@ -79,6 +79,7 @@ class SimpleRNNCell(Cell):
     forward_step = staticmethod(_cell)
 
     def backward(self, cache, d_states):
-        """``([da], [da], [dh_prev])`` from the step's cache and ``[dh_t]``."""
+        """``({"h": da}, {"h": da}, [dh_prev])`` from the step's cache and ``[dh_t]``."""
         da = d_states[0] * self.act_prime(cache["h_t"])
-        return [da], [da], [da @ self.params.W_hh.T]
+        d_pre = {"h": da}
+        return d_pre, d_pre, [da @ self.params.W_hh.T]
