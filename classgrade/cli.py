@@ -86,9 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("worker", help="grade notebooks from the queue of `grade --db`")
     w.add_argument("--db", required=True, help="the PostgreSQL database `grade --db` names")
-    w.add_argument(
-        "--processes", type=int, default=os.cpu_count() or 2, help="notebooks at a time"
-    )
+    w.add_argument("--processes", type=int, default=os.cpu_count() or 2, help="notebooks at a time")
     w.add_argument(
         "--lease-seconds",
         type=float,

@@ -43,6 +43,7 @@ from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
 from . import __version__, cgroups, preprocessors, reaper
+from .advisory_lock import AdvisoryLock
 from .gradebook import (
     GradingSetupError,
     RunLock,
@@ -61,6 +62,7 @@ from .intake import (
     source_notebook_from_gradebook,
 )
 from .job import ExecJob, ExecResult
+from .job_queue import is_postgres
 from .jobs import JobPool, run_jobs
 from .journal import Journal
 from .outcome import (
@@ -85,6 +87,7 @@ from .planning import (
     submission_fingerprint,
     unreadable_fingerprint,
 )
+from .queue_pool import QueuePool
 from .sandbox import Limits, Sandbox, self_test
 
 JOB_GRACE_SECONDS = 60
@@ -105,6 +108,8 @@ class Settings:
     max_notebook_mb: float = 20.0
     progress: ProgressCallback | None = None
     keep_backups: int = 5
+    queue_db: str | None = None  # a PostgreSQL database: notebooks go to its queue's workers
+    lease_seconds: float = 30.0  # a queue worker silent this long loses its notebooks
 
     @property
     def max_notebook_bytes(self) -> int:
@@ -178,10 +183,16 @@ class ClassGrader:
                 f"no gradebook at {db}; run `nbgrader generate_assignment` for each assignment "
                 "first"
             )
-        sandbox = Sandbox(self.settings.limits, enabled=self.settings.sandboxed)
-        self_test(sandbox)
-        with RunLock(self._state_dir() / "run.lock"):
-            self.cgroup_parents = cgroups.detect() if self.settings.sandboxed else None
+        queued = self.settings.queue_db is not None
+        if queued and not self.settings.sandboxed:
+            raise GradingSetupError(
+                "the queue's workers always grade in the sandbox: no --no-sandbox"
+            )
+        if not queued:  # with a queue, learners' code runs on the workers, which test theirs
+            self_test(Sandbox(self.settings.limits, enabled=self.settings.sandboxed))
+        with self._run_lock():
+            local_sandbox = self.settings.sandboxed and not queued
+            self.cgroup_parents = cgroups.detect() if local_sandbox else None
             summary.limits_note = (
                 f"Limits per notebook: a cgroup (v{self.cgroup_parents.version}) bounds its "
                 "memory and processes as a whole."
@@ -487,6 +498,12 @@ class ClassGrader:
             folders.append(exchange)
         return [str(Path(f).resolve()) for f in folders]
 
+    def _run_lock(self) -> RunLock | AdvisoryLock:
+        """One run at a time: a lock file, or in a PostgreSQL gradebook an advisory lock."""
+        if is_postgres(self.db_url):
+            return AdvisoryLock(self.db_url, self.coursedir.course_id)
+        return RunLock(self._state_dir() / "run.lock")
+
     def _fan_out(
         self, jobs: Iterable[ExecJob], run_dir: Path
     ) -> Generator[tuple[ExecJob, ExecResult], None, None]:
@@ -497,7 +514,11 @@ class ClassGrader:
         """
         # Two jobs per worker: while one notebook is graded (the grader and its kernel take
         # turns, neither keeps a core busy), the next one's kernel starts.
-        pool = JobPool(2 * self.settings.workers, preload=["rnn_ref"])
+        pool: JobPool | QueuePool
+        if self.settings.queue_db is not None:  # or to any machine's workers, through a queue
+            pool = QueuePool(self.settings.queue_db, self.settings.lease_seconds)
+        else:
+            pool = JobPool(2 * self.settings.workers, preload=["rnn_ref"])
         pool.on_ended = lambda job: self._clean_after(job, run_dir)
         seconds = self.settings.limits.notebook_seconds + JOB_GRACE_SECONDS
         yield from run_jobs(jobs, pool, seconds)
