@@ -168,6 +168,7 @@ class ClassGrader:
         self.journal = Journal(self._state_dir() / "journal.json")
         self.sources: dict[tuple[str, str], SourceNotebook] = {}
         self.notebook_names: dict[str, list[str]] = {}
+        self.duedates: dict[str, str] = {}  # a due date decides a late penalty
         self.cgroup_parents: cgroups.CgroupParents | None = None
         self._job_count = 0
 
@@ -242,6 +243,7 @@ class ClassGrader:
             if not names:
                 raise GradingSetupError(f"assignment {a} has no notebooks in the gradebook")
             self.notebook_names[a] = names
+            self.duedates[a] = str(gb.find_assignment(a).duedate)
             for name in names:
                 order = None
                 for folder in (self._source_dir(a), self._release_dir(a)):
@@ -310,6 +312,7 @@ class ClassGrader:
                 self.settings.sandboxed,
                 self.settings.max_notebook_mb,
                 self.cgroup_parents is not None,
+                self.duedates.get(assignment),
             ],
         )
 
