@@ -8,10 +8,13 @@ so that a scoring mistake shows up in seconds rather than after a full nbgrader 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nbformat
 import numpy as np
 import pytest
 from assignment_submissions import GRADE_CELLS, submissions, submitted_notebook
+from bptt_learner_mistakes import WRONG_ANSWERS, into_namespace
 from course import ROOT
 
 from gradecheck import bptt
@@ -180,6 +183,45 @@ def test_a_bad_call_of_the_correct_step_blames_the_learners_bptt():
     message = str(failure.value)
     assert "simple_rnn_bptt called simple_rnn_step_backward with bad arguments" in message
     assert "x_t 的形状是 (2, 3, 3)，应为 (N, D) = (2, 3)" in message
+
+
+# -- learners written independently of the catalogue -------------------------------------------
+
+CORRECT_LEARNERS = ("bptt_learner_loops.py", "bptt_learner_vectorised.py")
+
+
+def _learner_namespace(file_name: str) -> dict:
+    """A fresh namespace holding a learner's functions, as the notebook's globals would."""
+    path = Path(__file__).with_name(file_name)
+    namespace: dict = {"__name__": "__main__"}
+    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("learner", CORRECT_LEARNERS)
+@pytest.mark.parametrize("name", bptt.ORDER)
+def test_correct_learners_in_other_styles_get_full_marks(learner, name):
+    namespace = _learner_namespace(learner)
+    getattr(bptt, name)(namespace[name], namespace)
+
+
+@pytest.mark.parametrize(
+    "answer", WRONG_ANSWERS, ids=[answer.function.__name__ for answer in WRONG_ANSWERS]
+)
+def test_hand_written_mistakes_are_named(answer):
+    namespace = _learner_namespace("bptt_learner_loops.py")
+    function = into_namespace(answer, namespace)
+    with pytest.raises(GradeFailure) as failure:
+        getattr(bptt, answer.graded)(function, namespace)
+    message = str(failure.value)
+    assert message.startswith(f"{answer.graded} 返回的"), message
+    assert answer.feedback in message, message
+
+
+def test_every_graded_function_has_a_hand_written_mistake():
+    assert {answer.graded for answer in WRONG_ANSWERS} >= set(bptt.ORDER) - {
+        "input_gate_backward"  # the same check as the forget gate's, with its own names
+    }
 
 
 def _cells(notebook_path):
