@@ -2,11 +2,12 @@
 
 Grade cells do not run in the learner's kernel: they run in the grader, and every name they
 take from the notebook (a learner's function, a variable) is fetched or called through this
-module. Requests and answers are frames of plain data (``_classgrade_codec``) on a socket the
-grader handed to the sandbox when it started: the kernel cannot redirect it, and nothing the
-learner's code returns can pretend to be equal to the expected value.
+module. Requests and answers are frames of plain data (``_classgrade_codec``), in the protocol
+of ``_classgrade_channel``, on a socket the grader handed to the sandbox when it started: the
+kernel cannot redirect it, and nothing the learner's code returns can pretend to be equal to
+the expected value.
 
-The grader asks for a request to be served with a ``classgrade_request`` shell message, which
+The grader asks for a request to be served with a ``REQUEST_MESSAGE`` shell message, which
 bypasses the cell machinery (no input transformers, no execution hooks); the request itself and
 its answer travel on the socket. While a learner's function runs, the grader's correct version
 of an earlier function (substituted for one check) is called back over the same socket.
@@ -16,8 +17,8 @@ correct stand-ins, the answer carries the signature of each learner function it 
 (parameter names, kinds and defaults, as plain data), so that the stand-ins accept exactly what
 the learner's own accept. Nothing here watches which libraries the learner's
 code calls: the sandbox holds no TensorFlow or Keras to call. This file is copied into the
-sandbox on its own and imported as ``_classgrade_probe``; it must not import anything from
-classgrade.
+sandbox with ``codec.py`` and ``channel.py`` and imported as ``_classgrade_probe``; it must not
+import anything from classgrade.
 """
 
 import inspect
@@ -26,6 +27,7 @@ import socket
 import sys
 import time
 
+import _classgrade_channel as channel
 import _classgrade_codec as codec
 import numpy as np
 from IPython import get_ipython
@@ -139,56 +141,65 @@ def _serve(request_id):
     _state["serving"] = request_id
     try:
         op = request["op"]
-        if op == "fetch":
+        if op == channel.OP_FETCH:
             payload = _fetch(request["name"], out_arrays)
-        elif op == "substitute":
+        elif op == channel.OP_SUBSTITUTE:
             payload = _substitute(request["callbacks"], out_arrays)
-        elif op == "restore":
+        elif op == channel.OP_RESTORE:
             payload = _restore(request["names"])
-        else:
+        elif op == channel.OP_CALL:
             payload = _call(request, arrays, out_arrays)
+        else:
+            raise ValueError("an unknown operation")
     except codec.Unencodable as exc:
-        payload = {"status": "unencodable", "what": str(exc)[:300]}
+        payload = {"status": channel.STATUS_UNENCODABLE, "what": str(exc)[:300]}
     except BaseException as exc:  # the learner's object raised while it was being sent
         payload = {
-            "status": "unencodable",
+            "status": channel.STATUS_UNENCODABLE,
             "what": f"an object whose conversion raised {type(exc).__name__}",
         }
     finally:
         _state["serving"] = None
-        if payload is None or payload.get("status") == "unencodable":
+        if payload is None or payload.get("status") == channel.STATUS_UNENCODABLE:
             out_arrays = {}
         # Whatever happened, the grader gets its final frame.
-        payload = {**(payload or {"status": "unencodable", "what": "nothing"}), "kind": "final"}
+        nothing = {"status": channel.STATUS_UNENCODABLE, "what": "nothing"}
+        payload = {**(payload or nothing), "kind": channel.KIND_FINAL}
         payload["id"] = request_id
         try:
             _send(payload, out_arrays)
         except codec.FrameError as exc:
             _send(
-                {"kind": "final", "id": request_id, "status": "unencodable", "what": str(exc)}, {}
+                {
+                    "kind": channel.KIND_FINAL,
+                    "id": request_id,
+                    "status": channel.STATUS_UNENCODABLE,
+                    "what": str(exc),
+                },
+                {},
             )
 
 
 def _fetch(name, out_arrays):
     user_ns = get_ipython().user_ns
     if name not in user_ns:
-        return {"status": "missing"}
-    return {"status": "ok", "value": _encode(user_ns[name], out_arrays)}
+        return {"status": channel.STATUS_MISSING}
+    return {"status": channel.STATUS_OK, "value": _encode(user_ns[name], out_arrays)}
 
 
 def _call(request, arrays, out_arrays):
     function = _handles[request["handle"]]
     result, interrupted = _run(function, request, arrays)
     if interrupted is not None:
-        return {"status": "interrupted"}
+        return {"status": channel.STATUS_INTERRUPTED}
     if isinstance(result, BaseException):
         return {
-            "status": "raised",
+            "status": channel.STATUS_RAISED,
             "ename": type(result).__name__,
             "from_grader": isinstance(result, _FromGrader),
             "evalue": str(result)[: codec.MAX_MESSAGE_CHARS],
         }
-    return {"status": "ok", "value": _encode(result, out_arrays)}
+    return {"status": channel.STATUS_OK, "value": _encode(result, out_arrays)}
 
 
 def _run(function, request, arrays):
@@ -230,7 +241,7 @@ def _substitute(callbacks, out_arrays):
         function = own is not _MISSING and callable(own) and not isinstance(own, type)
         signatures[name] = _signature_of(own, out_arrays) if function else None
         user_ns[name] = _stub(name, callback)
-    return {"status": "ok", "signatures": signatures}
+    return {"status": channel.STATUS_OK, "signatures": signatures}
 
 
 def _stub(name, callback):
@@ -242,7 +253,7 @@ def _stub(name, callback):
         arrays = {}
         try:
             payload = {
-                "kind": "callback",
+                "kind": channel.KIND_CALLBACK,
                 "id": request_id,
                 "callback": callback,
                 "args": _encode(list(args), arrays),
@@ -253,7 +264,7 @@ def _stub(name, callback):
             raise TypeError(f"{name} got {exc}, not an array or a number") from None
         _send(payload, arrays)
         answer, result_arrays = codec.recv_frame(_channel, time.monotonic() + _CALLBACK_SECONDS)
-        if answer.get("status") != "ok":
+        if answer.get("status") != channel.STATUS_OK:
             raise _FromGrader(str(answer.get("evalue", "the grader's function failed")))
         return _decode(answer["value"], result_arrays)
 
@@ -269,25 +280,25 @@ def _restore(names):
             user_ns.pop(name, None)
         else:
             user_ns[name] = saved
-    return {"status": "ok"}
+    return {"status": channel.STATUS_OK}
 
 
 def _handle_request(stream, idents, parent):
-    """Shell-channel handler for ``classgrade_request`` messages: no cell, no IPython hooks."""
+    """Shell-channel handler for ``REQUEST_MESSAGE`` messages: no cell, no IPython hooks."""
     kernel = get_ipython().kernel
     try:
         _serve(int(parent["content"]["id"]))
-        status = "ok"
+        status = channel.STATUS_OK
     except BaseException as exc:  # the grader must always get an answer
         status = f"{type(exc).__name__}: {exc}"[:500]
-    kernel.session.send(stream, "classgrade_reply", {"status": status}, parent, idents)
+    kernel.session.send(stream, channel.REPLY_MESSAGE, {"status": status}, parent, idents)
 
 
 def _register():
     shell = get_ipython()
     kernel = getattr(shell, "kernel", None)
     if kernel is not None:
-        kernel.shell_handlers["classgrade_request"] = _handle_request
+        kernel.shell_handlers[channel.REQUEST_MESSAGE] = _handle_request
 
 
 _register()

@@ -13,12 +13,12 @@ import time
 import nbformat
 from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Any, Float, Integer
 
-from . import trusted
+from . import channel, trusted
 from .codec import clean_string, clean_strings
-from .intake import is_read_only_setup, is_trusted_test
 from .outcome import (
     CELL_IGNORED_INTERRUPT,
     KERNEL_DIED,
@@ -183,7 +183,7 @@ class SandboxedExecute(Execute):
 
     def announce(self, request_id: int) -> None:
         """Ask the kernel (shell message) to read request ``request_id`` from the socket."""
-        msg = self.kc.session.msg("classgrade_request", content={"id": request_id})
+        msg = self.kc.session.msg(channel.REQUEST_MESSAGE, content={"id": request_id})
         self.kc.shell_channel.send(msg)
 
     def alive(self) -> bool:
@@ -205,12 +205,12 @@ class SandboxedExecute(Execute):
         self.probe_ready = True
 
     async def _async_start_probe(self) -> str:
-        # Importing the probe registers its handler of ``classgrade_request`` messages.
+        # Importing the probe registers its handler of ``channel.REQUEST_MESSAGE``.
         msg_id = self.kc.execute(
             "",
             silent=True,
             store_history=False,
-            user_expressions={"r": "__import__('_classgrade_probe') and 'ok'"},
+            user_expressions={"r": f"__import__({channel.PROBE_MODULE!r}) and 'ok'"},
             allow_stdin=False,
         )
         deadline = time.monotonic() + PROBE_START_SECONDS
@@ -234,6 +234,28 @@ class SandboxedExecute(Execute):
                 return clean_text(f"{result.get('ename', 'error')}: {result.get('evalue', '')}")
             text = result.get("data", {}).get("text/plain", "")
             return "ok" if text.strip("'\"") == "ok" else "an unexpected answer"
+
+
+def is_trusted_test(cell: NotebookNode) -> bool:
+    """A locked grade cell that is not an answer: its code is the instructor's."""
+    nbg = cell.metadata.get("nbgrader", {})
+    return (
+        cell.cell_type == "code"
+        and bool(nbg.get("grade"))
+        and not nbg.get("solution")
+        and bool(nbg.get("locked"))
+    )
+
+
+def is_read_only_setup(cell: NotebookNode) -> bool:
+    """Whether ``cell`` is locked code that is neither graded nor a solution (setup code)."""
+    nbg = cell.metadata.get("nbgrader", {})
+    return (
+        cell.cell_type == "code"
+        and bool(nbg.get("locked"))
+        and not nbg.get("grade")
+        and not nbg.get("solution")
+    )
 
 
 def describe_execution_failure(exc: BaseException, timed_out: bool, limit: float) -> str:

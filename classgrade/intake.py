@@ -398,25 +398,3 @@ def _grade_id(cell) -> str | None:
         return None
     gid = nbg.get("grade_id")
     return gid if isinstance(gid, str) else None
-
-
-def is_trusted_test(cell: NotebookNode) -> bool:
-    """A locked grade cell that is not an answer: its code is the instructor's."""
-    nbg = cell.metadata.get("nbgrader", {})
-    return (
-        cell.cell_type == "code"
-        and bool(nbg.get("grade"))
-        and not nbg.get("solution")
-        and bool(nbg.get("locked"))
-    )
-
-
-def is_read_only_setup(cell: NotebookNode) -> bool:
-    """Whether ``cell`` is locked code that is neither graded nor a solution (setup code)."""
-    nbg = cell.metadata.get("nbgrader", {})
-    return (
-        cell.cell_type == "code"
-        and bool(nbg.get("locked"))
-        and not nbg.get("grade")
-        and not nbg.get("solution")
-    )

@@ -45,12 +45,15 @@ from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Any, List, Unicode
 
+from .channel import PROBE_MODULE
+
 IMPORT_MESSAGES = "_classgrade_imports"
 """The module, put into the sandbox's site-packages, that names what a failed import lacks."""
 SUPPORT_FILES = {
     "_shim.py": Path(__file__).with_name("_shim.py"),
-    "_classgrade_probe.py": Path(__file__).with_name("_probe.py"),
+    f"{PROBE_MODULE}.py": Path(__file__).with_name("_probe.py"),
     "_classgrade_codec.py": Path(__file__).with_name("codec.py"),
+    "_classgrade_channel.py": Path(__file__).with_name("channel.py"),
     f"{IMPORT_MESSAGES}.py": Path(__file__).with_name("_imports.py"),
 }
 """Files copied into the sandbox's support folder, by the name the sandbox imports them as."""

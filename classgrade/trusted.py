@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import codec
+from . import channel, codec
 from .outcome import KERNEL_DIED, OUT_OF_TIME, clean_name, clean_text
 
 MAX_TEXT_OUTPUT = 20_000
@@ -188,10 +188,10 @@ class KernelChannel:
             if header.get("id") != request_id:
                 continue  # left over from an earlier, abandoned request
             kind = header.get("kind")
-            if kind == "callback":
+            if kind == channel.KIND_CALLBACK:
                 self._answer_callback(header, frame_arrays, call_deadline)
-            elif kind == "final":
-                if interrupted and header.get("status") == "interrupted":
+            elif kind == channel.KIND_FINAL:
+                if interrupted and header.get("status") == channel.STATUS_INTERRUPTED:
                     raise LearnerError(f"the function did not return within {self.timeout:.0f} s")
                 if not isinstance(header.get("status"), str):
                     raise KernelUnavailable("the kernel sent an answer without a status")
@@ -234,19 +234,19 @@ class KernelChannel:
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
                 value = function(*args, **kwargs)
-            answer = {"status": "ok", "value": _encode(value, out)}
+            answer = {"status": channel.STATUS_OK, "value": _encode(value, out)}
         except KernelUnavailable:
             raise
         except Exception as exc:
             self._callback_errors.append(exc)
             out = {}
             answer = {
-                "status": "raised",
+                "status": channel.STATUS_RAISED,
                 "ename": type(exc).__name__,
                 "evalue": clean_text(exc, codec.MAX_MESSAGE_CHARS),
             }
         try:
-            codec.send_frame(self.sock, {**answer, "kind": "answer"}, out, deadline)
+            codec.send_frame(self.sock, {**answer, "kind": channel.KIND_ANSWER}, out, deadline)
         except (codec.FrameError, OSError) as exc:
             raise KernelUnavailable(
                 f"the kernel did not take the grader's answer ({exc})"
@@ -265,7 +265,7 @@ class KernelChannel:
             callback = len(self.callbacks) + 1
             self.callbacks[callback] = function
             callbacks[name] = callback
-        payload, arrays = self._request({"op": "substitute", "callbacks": callbacks}, {})
+        payload, arrays = self._request({"op": channel.OP_SUBSTITUTE, "callbacks": callbacks}, {})
         self._expect_ok(payload)
         described = payload.get("signatures")
         if not isinstance(described, dict):
@@ -274,27 +274,27 @@ class KernelChannel:
 
     def restore(self, names: list[str]) -> None:
         """Put the learner's own ``names`` back in the kernel's namespace."""
-        payload, _ = self._request({"op": "restore", "names": list(names)}, {})
+        payload, _ = self._request({"op": channel.OP_RESTORE, "names": list(names)}, {})
         self._expect_ok(payload)
 
     def _expect_ok(self, payload: dict) -> None:
-        if payload.get("status") != "ok":
+        if payload.get("status") != channel.STATUS_OK:
             raise KernelUnavailable(
                 f"the kernel refused the grader's request ({clean_text(payload.get('status'))})"
             )
 
     def fetch(self, name: str) -> tuple[bool, Any]:
         """Whether the kernel has ``name``, and its value."""
-        payload, arrays = self._request({"op": "fetch", "name": name}, {})
+        payload, arrays = self._request({"op": channel.OP_FETCH, "name": name}, {})
         status = payload["status"]
-        if status == "missing":
+        if status == channel.STATUS_MISSING:
             return False, None
-        if status == "unencodable":
+        if status == channel.STATUS_UNENCODABLE:
             raise NotTransferable(
                 f"`{name}` in the notebook is {clean_text(payload.get('what'), 200)}, "
                 "not a function or plain data"
             )
-        if status != "ok":
+        if status != channel.STATUS_OK:
             raise KernelUnavailable(f"unexpected answer from the kernel: {clean_text(status)}")
         return True, self._decode(payload.get("value"), arrays)
 
@@ -302,7 +302,7 @@ class KernelChannel:
         """The result of ``function`` called in the kernel with ``args`` and ``kwargs``."""
         arrays: dict[str, np.ndarray] = {}
         request = {
-            "op": "call",
+            "op": channel.OP_CALL,
             "handle": function.handle,
             "args": _encode(list(args), arrays),
             "kwargs": _encode(kwargs, arrays),
@@ -311,22 +311,23 @@ class KernelChannel:
         payload, out = self._request(request, arrays)
         status = payload["status"]
         name = function.__name__
-        if status == "raised" and payload.get("from_grader") is True and self._callback_errors:
+        from_grader = payload.get("from_grader") is True
+        if status == channel.STATUS_RAISED and from_grader and self._callback_errors:
             # The learner's function let the grader's own error through: raise that one, as
             # it would have been raised had everything run in one process.
             raise self._callback_errors[-1]
-        if status == "ok":
+        if status == channel.STATUS_OK:
             return self._decode(payload.get("value"), out)
-        if status == "raised":
+        if status == channel.STATUS_RAISED:
             ename = clean_name(payload.get("ename", "Exception"))
             evalue = clean_text(payload.get("evalue", ""), codec.MAX_MESSAGE_CHARS)
             raise _learner_error_class(ename)(evalue)
-        if status == "unencodable":
+        if status == channel.STATUS_UNENCODABLE:
             raise NotTransferable(
                 f"{name} returned {clean_text(payload.get('what'), 200)}; expected an array "
                 "or a number (or a tuple of them)"
             )
-        if status == "interrupted":
+        if status == channel.STATUS_INTERRUPTED:
             raise LearnerError(f"{name} was interrupted")
         raise KernelUnavailable(f"unexpected answer from the kernel: {clean_text(status)}")
 

@@ -472,3 +472,117 @@ def test_a_later_run_reaps_what_a_dead_run_left(tmp_path, monkeypatch):
     assert live.exists()
     assert other.exists()
     assert psutil.pid_exists(os.getpid())
+
+
+# -- the grading channel's protocol, as both halves speak it ----------------------------------
+
+_PROTOCOL_FIELDS = ("op", "status", "kind")
+
+
+def _protocol_literals(path: Path) -> list[str]:
+    """Protocol words written as literals in ``path`` rather than taken from ``channel``.
+
+    A literal compared with something, or the value of an ``op``/``status``/``kind`` field.
+    """
+    import ast
+
+    from classgrade import channel
+
+    words = {*channel.OPERATIONS, *channel.KINDS, *channel.STATUSES}
+    words |= {channel.REQUEST_MESSAGE, channel.REPLY_MESSAGE, channel.PROBE_MODULE}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        values: list[ast.expr] = []
+        if isinstance(node, ast.Compare):
+            values = [node.left, *node.comparators]
+        elif isinstance(node, ast.Dict):
+            values = [
+                v
+                for k, v in zip(node.keys, node.values, strict=True)
+                if isinstance(k, ast.Constant) and k.value in _PROTOCOL_FIELDS
+            ]
+        elif isinstance(node, ast.Call):
+            values = list(node.args)
+        found += [
+            f"{path.name}:{v.lineno} {v.value!r}"
+            for v in values
+            if isinstance(v, ast.Constant) and v.value in words
+        ]
+    return found
+
+
+def test_both_halves_of_the_channel_take_the_protocol_from_one_module():
+    """The kernel's half gets the protocol module shipped beside it, and neither half spells it."""
+    import ast
+
+    from classgrade import channel, sandbox
+
+    package = ROOT / "classgrade"
+    shipped = {name: path.resolve() for name, path in sandbox.SUPPORT_FILES.items()}
+    assert shipped[f"{channel.PROBE_MODULE}.py"] == package / "_probe.py"
+    assert shipped["_classgrade_channel.py"] == package / "channel.py"
+    assert shipped["_classgrade_codec.py"] == package / "codec.py"
+    # The protocol module runs alone in the sandbox: it imports nothing.
+    tree = ast.parse((package / "channel.py").read_text())
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
+    # The probe imports only what the sandbox has: the shipped modules, the standard library,
+    # NumPy and IPython; never classgrade itself.
+    probe = ast.parse((package / "_probe.py").read_text())
+    imported = {
+        alias.name.split(".")[0]
+        for n in ast.walk(probe)
+        if isinstance(n, ast.Import)
+        for alias in n.names
+    } | {n.module.split(".")[0] for n in ast.walk(probe) if isinstance(n, ast.ImportFrom)}
+    allowed = {Path(name).stem for name in shipped} | set(sys.stdlib_module_names)
+    assert imported - allowed == {"numpy", "IPython"}
+    assert {"_classgrade_channel", "_classgrade_codec"} <= imported
+    for words in (channel.OPERATIONS, channel.KINDS, channel.STATUSES):
+        assert len(set(words)) == len(words)
+    spelled = [
+        hit
+        for name in ("_probe.py", "trusted.py", "executor.py")
+        for hit in _protocol_literals(package / name)
+        if not (name == "executor.py" and hit.endswith("'ok'"))  # Jupyter's own reply status
+    ]
+    assert spelled == []
+
+
+def test_the_protocol_check_finds_a_spelled_out_status(tmp_path):
+    """The check above fails on the literals it looks for."""
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        'if status == "missing":\n    pass\nanswer = {"kind": "final", "callback": 1}\n'
+        'send("classgrade_request")\n'
+    )
+    assert [hit.split(" ", 1)[1] for hit in _protocol_literals(sample)] == [
+        "'missing'",
+        "'final'",
+        "'classgrade_request'",
+    ]
+
+
+# -- the preprocessor lists -------------------------------------------------------------------
+
+
+def test_nbgraders_optional_preprocessors_run_when_the_course_enables_them():
+    """IgnorePattern and ClearMetadataPreprocessor are off by default, as in nbgrader."""
+    from nbconvert.preprocessors import ClearMetadataPreprocessor
+    from nbgrader.preprocessors import IgnorePattern, SaveAutoGrades
+    from traitlets.config import Config
+
+    from classgrade import preprocessors
+
+    default = [type(pp) for pp in preprocessors.recording(Config())]
+    assert default[0] is SaveAutoGrades
+    assert IgnorePattern not in default
+    assert ClearMetadataPreprocessor not in default
+    config = Config()
+    config.IgnorePattern.enabled = True
+    config.IgnorePattern.pattern = "WARNING"
+    config.ClearMetadataPreprocessor.enabled = True
+    enabled = [type(pp) for pp in preprocessors.recording(config)]
+    assert enabled[:3] == [IgnorePattern, ClearMetadataPreprocessor, SaveAutoGrades]
+    # A course cannot switch the sanitising preprocessors off.
+    config.ClearOutput.enabled = False
+    assert "ClearOutput" in [type(pp).__name__ for pp in preprocessors.sanitizing(config)]
