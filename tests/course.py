@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 
 import nbformat
-from conftest import ROOT
 from nbgrader.api import Gradebook, MissingEntry
+from paths import ROOT
 
 ASSIGNMENTS = ("rnn", "lstm", "gru", "brnn", "bptt")
 SUBMITTED_AT = "2026-01-10 12:00:00.000000 UTC"

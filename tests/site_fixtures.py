@@ -18,7 +18,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 import yaml
-from conftest import ROOT
+from paths import ROOT
 
 TEST_OUTPUT = ROOT / "_build" / "test-site"
 BUILD_TIMEOUT_S = 900

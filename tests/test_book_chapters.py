@@ -7,8 +7,8 @@ import re
 
 import jupytext
 import pytest
-from conftest import ROOT
 from nbclient import NotebookClient
+from paths import ROOT
 
 CHAPTERS = [
     "rnn",

@@ -5,7 +5,7 @@ import re
 import jupytext
 import numpy as np
 import yaml
-from conftest import ROOT
+from paths import ROOT
 
 import rnn_ref
 

@@ -10,8 +10,8 @@ click) and the fenced code blocks of the text (``bash``, ``python``, ``text``, .
 import jupytext
 import nbformat
 import pytest
-from conftest import ROOT
 from markdown_it import MarkdownIt
+from paths import ROOT
 from site_fixtures import toc_entries
 
 CODE_COLUMNS = 76

@@ -11,7 +11,7 @@ import re
 import mypy.api
 import pytest
 import yaml
-from conftest import ROOT
+from paths import ROOT
 
 PYPROJECT = ROOT / "pyproject.toml"
 

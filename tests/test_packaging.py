@@ -15,9 +15,9 @@ import sys
 
 import pytest
 import tomllib
-from conftest import ROOT
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from paths import ROOT
 
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 SELF = canonicalize_name(PROJECT["name"])

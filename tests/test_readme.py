@@ -7,7 +7,7 @@ a line saying what it does, or a line left behind by a removed module, fails her
 
 import re
 
-from conftest import ROOT
+from paths import ROOT
 
 PACKAGES = ("rnn_ref", "gradecheck", "classgrade")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import random_params
+from random_params import random_params
 
 import rnn_ref
 from rnn_ref import bptt, clipping

@@ -16,9 +16,9 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import random_params
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from random_params import random_params
 
 import rnn_ref
 from rnn_ref import bptt, clipping, gru_backward, lstm_backward, simple_rnn_backward

@@ -7,6 +7,7 @@ import decimal
 
 import numpy as np
 import pytest
+from random_params import random_params
 
 import rnn_ref
 
@@ -14,23 +15,20 @@ BIG = 50.0  # sigmoid(±50) is 1 or 0 to within 2e-22
 
 
 def _lstm_params(rng, d, h, **bias):
-    gates = {}
-    for g in "ifco":
-        gates[f"W_x{g}"] = rng.normal(size=(d, h))
-        gates[f"W_h{g}"] = rng.normal(size=(h, h)) * 0.1
-        gates[f"b_{g}"] = np.full(h, bias[g]) if g in bias else rng.normal(size=h)
-    return rnn_ref.LSTMParams(**gates)
+    return random_params("lstm", rng, d, h, scales=(1.0, 1.0), recurrent_scale=0.1, biases=bias)
 
 
 def _gru_params(rng, d, h, *, reset_after=False, update_convention="notes", **bias):
-    gates = {}
-    for g in "zrh":
-        gates[f"W_x{g}"] = rng.normal(size=(d, h))
-        gates[f"W_h{g}"] = rng.normal(size=(h, h))
-        gates[f"b_{g}"] = np.full(h, bias[g]) if g in bias else rng.normal(size=h)
-    if reset_after:
-        gates["b_hh"] = rng.normal(size=h)
-    return rnn_ref.GRUParams(reset_after=reset_after, update_convention=update_convention, **gates)
+    return random_params(
+        "gru",
+        rng,
+        d,
+        h,
+        reset_after=reset_after,
+        convention=update_convention,
+        scales=(1.0, 1.0),
+        biases=bias,
+    )
 
 
 def test_closed_forget_gate_forgets(rng):

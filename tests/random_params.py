@@ -1,0 +1,94 @@
+"""Random rnn_ref parameters for the tests: one builder, from a NumPy generator or hypothesis.
+
+:func:`random_params` draws from a seeded generator (the ``rng`` fixture's), for tests whose
+cases are fixed; :func:`params_strategy` draws the same parameters with hypothesis, whose
+failures then shrink to small weights. Both assemble the arrays with :func:`params_from_arrays`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import rnn_ref
+
+GATES = {"simple_rnn": "h", "lstm": "ifco", "gru": "zrh"}
+"""Each layer kind's gate letters, in the order the weights are drawn."""
+
+
+def params_from_arrays(
+    kind: str, arrays: Mapping[str, np.ndarray | None], *, reset_after: bool, convention: str
+):
+    """The params object of ``kind`` (``"simple_rnn"``, ``"lstm"``, ``"gru"``) with ``arrays``."""
+    if kind == "simple_rnn":
+        return rnn_ref.SimpleRNNParams(**arrays)
+    if kind == "lstm":
+        return rnn_ref.LSTMParams(**arrays)
+    return rnn_ref.GRUParams(reset_after=reset_after, update_convention=convention, **arrays)
+
+
+def random_params(
+    kind: str,
+    rng: np.random.Generator,
+    d: int,
+    h: int,
+    *,
+    use_bias: bool = True,
+    reset_after: bool = False,
+    convention: str = "notes",
+    scales: tuple[float, float] = (0.7, 0.5),
+    recurrent_scale: float | None = None,
+    biases: Mapping[str, float] | None = None,
+):
+    """Random parameters of a ``"simple_rnn"``, ``"lstm"`` or ``"gru"`` layer.
+
+    Weights are normal with standard deviation ``scales[0]`` (``recurrent_scale`` for the
+    ``W_h?``, if given), biases ``scales[1]``; ``biases`` fixes the bias of some gates to a
+    constant (e.g. ``{"f": -50.0}`` for a closed forget gate). A GRU with ``reset_after`` and
+    biases has a random ``b_hh`` too.
+    """
+    weight_scale, bias_scale = scales
+    biases = biases or {}
+    arrays: dict[str, np.ndarray | None] = {}
+    for g in GATES[kind]:
+        arrays[f"W_x{g}"] = rng.normal(scale=weight_scale, size=(d, h))
+        arrays[f"W_h{g}"] = rng.normal(scale=recurrent_scale or weight_scale, size=(h, h))
+        if g in biases:
+            arrays[f"b_{g}"] = np.full(h, float(biases[g]))
+        else:
+            arrays[f"b_{g}"] = rng.normal(scale=bias_scale, size=h) if use_bias else None
+    if kind == "gru" and reset_after:
+        arrays["b_hh"] = rng.normal(scale=bias_scale, size=h) if use_bias else None
+    return params_from_arrays(kind, arrays, reset_after=reset_after, convention=convention)
+
+
+def arrays(shape, bound: float = 2.0) -> st.SearchStrategy[np.ndarray]:
+    """Float64 arrays of ``shape`` (a tuple or a strategy of tuples), finite, in [-bound, bound]."""
+    elements = st.floats(-bound, bound, allow_nan=False, allow_infinity=False)
+    return hnp.arrays(np.float64, shape, elements=elements)
+
+
+@st.composite
+def params_strategy(
+    draw,
+    kind: str,
+    d: int,
+    h: int,
+    *,
+    use_bias: bool = True,
+    reset_after: bool = False,
+    convention: str = "notes",
+    bound: float = 1.5,
+):
+    """Parameters as :func:`random_params` builds them, each array drawn by hypothesis."""
+    arrays_: dict[str, np.ndarray | None] = {}
+    for g in GATES[kind]:
+        arrays_[f"W_x{g}"] = draw(arrays((d, h), bound))
+        arrays_[f"W_h{g}"] = draw(arrays((h, h), bound))
+        arrays_[f"b_{g}"] = draw(arrays((h,), bound)) if use_bias else None
+    if kind == "gru" and reset_after:
+        arrays_["b_hh"] = draw(arrays((h,), bound)) if use_bias else None
+    return params_from_arrays(kind, arrays_, reset_after=reset_after, convention=convention)
