@@ -19,7 +19,7 @@ from traitlets import Any, Float, Integer
 
 from . import channel, trusted
 from .codec import clean_string, clean_strings
-from .outcome import (
+from .grade_outcome import (
     CELL_IGNORED_INTERRUPT,
     KERNEL_DIED,
     KERNEL_DIED_RUNNING,

@@ -27,7 +27,7 @@ import nbformat
 from nbformat.notebooknode import NotebookNode
 
 from .codec import clean_string
-from .outcome import clean_name, clean_text
+from .grade_outcome import clean_name, clean_text
 
 NBGRADER_SCHEMA_VERSION = 3
 TIMESTAMP_FILE = "timestamp.txt"

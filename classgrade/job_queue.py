@@ -27,7 +27,7 @@ import procrastinate
 import psycopg
 
 from .gradebook import GradingSetupError
-from .job import ExecJob
+from .notebook_job import ExecJob
 from .sandbox import Limits
 
 SCHEMA = "classgrade_queue"

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from .outcome import GRADED, PENDING, Outcome
+from .grade_outcome import GRADED, PENDING, Outcome
 
 
 class Journal:

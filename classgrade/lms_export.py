@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, TextIO
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.plugins import FileNameCollectorPlugin
 
-from .outcome import GRADED, GRADED_ELSEWHERE, PENDING, clean_text, csv_cell
+from .grade_outcome import GRADED, GRADED_ELSEWHERE, PENDING, clean_text, csv_cell
 from .report import Course, csv_id, shown_id, status_rows
 
 if TYPE_CHECKING:

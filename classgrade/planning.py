@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .outcome import GRADED, Outcome
+from .grade_outcome import GRADED, Outcome
 
 UNREADABLE = "unreadable"
 """The fingerprint's first part for a submission whose folder could not be read."""

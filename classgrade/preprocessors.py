@@ -27,7 +27,7 @@ from nbgrader.preprocessors import (
 )
 from traitlets.config import Config
 
-from .outputs import CapOutputs, SanitizeOutputs
+from .output_sanitising import CapOutputs, SanitizeOutputs
 
 
 def sanitizing(config: Config) -> list[Preprocessor]:
@@ -50,9 +50,9 @@ def sanitizing(config: Config) -> list[Preprocessor]:
 def after_execution() -> list[Preprocessor]:
     """In the notebook's job, once it ran: its outputs bounded and made safe to render.
 
-    nbgrader's LimitOutput, then classgrade's own caps and sanitiser (``outputs``), under the
-    notebook's deadline and never in the main process. The job has no course configuration:
-    LimitOutput keeps nbgrader's defaults.
+    nbgrader's LimitOutput, then classgrade's own caps and sanitiser (``output_sanitising``),
+    under the notebook's deadline and never in the main process. The job has no course
+    configuration: LimitOutput keeps nbgrader's defaults.
     """
     return [LimitOutput(), CapOutputs(), SanitizeOutputs()]
 

@@ -25,8 +25,8 @@ from procrastinate import utils as procrastinate_utils
 
 from . import __version__
 from . import job_queue as jq
-from .job import MAX_RESULT_BYTES, ExecJob, ExecResult
-from .outcome import RESULT_TOO_LARGE
+from .grade_outcome import RESULT_TOO_LARGE
+from .notebook_job import MAX_RESULT_BYTES, ExecJob, ExecResult
 
 WORKERS_LOST = (
     "the workers grading this notebook stopped {n} times (machine gone or worker killed); "

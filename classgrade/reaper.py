@@ -1,12 +1,12 @@
 """Nothing of a grading run outlives it: what each run starts is recorded, and reaped later.
 
 While it runs, a notebook's sandbox ends with the process that grades it (the sandbox's
-lifeline, see ``_shim``), and that process ends with the run (``job``). Should anything be left
-all the same (a machine that lost power, a bug), the next run finds it by the records kept
-here: every run has a token (its pid and start time, so a reused pid is not mistaken for it),
-its scratch folders and cgroups carry the token in their names, and each sandbox's process is
-recorded, with its start time, in its scratch folder. A token whose process no longer exists is
-stale: its processes are killed, its groups and folders removed.
+lifeline, see ``_shim``), and that process ends with the run (``notebook_job``). Should anything be
+left all the same (a machine that lost power, a bug), the next run finds it by the records kept
+here: every run has a token (its pid and start time, so a reused pid is not mistaken for it), its
+scratch folders and cgroups carry the token in their names, and each sandbox's process is recorded,
+with its start time, in its scratch folder. A token whose process no longer exists is stale: its
+processes are killed, its groups and folders removed.
 """
 
 from __future__ import annotations

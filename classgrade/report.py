@@ -1,7 +1,7 @@
 """What the instructor sees: a progress bar, the end-of-run summary and the grade export.
 
 Failure reasons embed file names and exception messages, so they are cleaned (one line, no
-control characters, bounded length: :func:`~classgrade.outcome.clean_text`) where they are
+control characters, bounded length: :func:`~classgrade.grade_outcome.clean_text`) where they are
 shown. Student ids and assignment names are keys: two different ids must never look the same
 in a table or an export (an LMS import keyed on them would give one learner the other's
 grade), so they are shown whole and faithfully, escaped where they must be
@@ -22,8 +22,7 @@ from typing import Protocol, TextIO
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.coursedir import CourseDirectory
 
-from .journal import Journal
-from .outcome import (
+from .grade_outcome import (
     FAILED,
     GRADED,
     GRADED_ELSEWHERE,
@@ -36,6 +35,7 @@ from .outcome import (
     clean_text,
     csv_cell,
 )
+from .journal import Journal
 
 
 def _needs_escape(ch: str) -> bool:
@@ -86,7 +86,7 @@ ID_FIELDS = ("assignment", "student")
 class Progress:
     """A one-line progress bar on stderr (plain lines when stderr is not a terminal).
 
-    A run's progress callback (:data:`~classgrade.outcome.ProgressCallback`).
+    A run's progress callback (:data:`~classgrade.grade_outcome.ProgressCallback`).
     """
 
     def __init__(self, stream: TextIO | None = None):

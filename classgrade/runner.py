@@ -10,7 +10,7 @@ The main process is the gradebook's only writer. :meth:`ClassGrader.run` reads t
    notebook from the gradebook in the source's cell order, and runs nbgrader's sanitizing
    preprocessors on it in memory (``preprocessors.sanitizing``);
 4. it fans each notebook out to a job process of its own (:meth:`ClassGrader._fan_out`, the
-   local pool of ``jobs``), which executes it in a sandboxed kernel and answers with plain JSON;
+   local pool of ``job_pool``), which executes it in a sandboxed kernel and answers with plain JSON;
 5. when a submission's notebooks are all back, it removes the learner's previous grades for
    the assignment, then either records the new ones (``preprocessors.recording``) and writes
    the autograded notebooks, or keeps the failure with its reason; the journal is written in
@@ -44,6 +44,18 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from . import __version__, cgroups, preprocessors, reaper
 from .advisory_lock import AdvisoryLock
+from .grade_outcome import (
+    FAILED,
+    GRADED,
+    Outcome,
+    ProgressCallback,
+    RunSummary,
+    clean_text,
+    grading_error,
+    in_notebook,
+    not_read,
+    not_recorded,
+)
 from .gradebook import (
     GradingSetupError,
     RunLock,
@@ -61,23 +73,11 @@ from .intake import (
     read_submission,
     source_notebook_from_gradebook,
 )
-from .job import ExecJob, ExecResult
+from .job_pool import JobPool, run_jobs
 from .job_queue import is_postgres
-from .jobs import JobPool, run_jobs
 from .journal import Journal
-from .outcome import (
-    FAILED,
-    GRADED,
-    Outcome,
-    ProgressCallback,
-    RunSummary,
-    clean_text,
-    grading_error,
-    in_notebook,
-    not_read,
-    not_recorded,
-)
-from .outputs import validated
+from .notebook_job import ExecJob, ExecResult
+from .output_sanitising import validated
 from .planning import (
     Candidate,
     Plan,

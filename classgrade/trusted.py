@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import channel, codec
-from .outcome import KERNEL_DIED, OUT_OF_TIME, clean_name, clean_text
+from .grade_outcome import KERNEL_DIED, OUT_OF_TIME, clean_name, clean_text
 
 MAX_TEXT_OUTPUT = 20_000
 _POLL_SECONDS = 0.25

@@ -24,9 +24,9 @@ import psycopg_pool
 
 from . import __version__, cgroups, reaper
 from . import job_queue as jq
-from .job import MAX_RESULT_BYTES, ExecJob, ExecResult
-from .jobs import JobPool
-from .outcome import clean_text, grading_error
+from .grade_outcome import clean_text, grading_error
+from .job_pool import JobPool
+from .notebook_job import MAX_RESULT_BYTES, ExecJob, ExecResult
 from .runner import JOB_GRACE_SECONDS
 from .sandbox import Limits, Sandbox, self_test
 

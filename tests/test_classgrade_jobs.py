@@ -15,8 +15,8 @@ import time
 import pytest
 
 from classgrade import cgroups
-from classgrade.job import ExecJob, ExecResult
-from classgrade.jobs import JobPool
+from classgrade.job_pool import JobPool
+from classgrade.notebook_job import ExecJob, ExecResult
 from classgrade.sandbox import Limits
 
 pytestmark = pytest.mark.sandbox

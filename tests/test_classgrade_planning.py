@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from classgrade.outcome import FAILED, GRADED, PENDING, Outcome
+from classgrade.grade_outcome import FAILED, GRADED, PENDING, Outcome
 from classgrade.planning import (
     Candidate,
     fingerprint_has,

@@ -20,8 +20,7 @@ from nbgrader.api import Gradebook
 from sqlalchemy.exc import SAWarning
 
 from classgrade import cli
-from classgrade.journal import Journal
-from classgrade.outcome import (
+from classgrade.grade_outcome import (
     FAILED,
     GRADED,
     MAX_NAME_CHARS,
@@ -31,6 +30,7 @@ from classgrade.outcome import (
     clean_text,
     csv_cell,
 )
+from classgrade.journal import Journal
 from classgrade.report import (
     csv_id,
     export_csv,

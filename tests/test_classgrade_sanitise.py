@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from classgrade import codec, outputs
+from classgrade import codec, output_sanitising
 from classgrade.executor import MAX_KEPT_OUTPUT_BYTES, SandboxedExecute
 from classgrade.intake import (
     MAX_CELLS,
@@ -29,7 +29,7 @@ from classgrade.intake import (
     SubmittedFolder,
     load_submission,
 )
-from classgrade.outputs import (
+from classgrade.output_sanitising import (
     MAX_DEPTH,
     MAX_RENDERED_CHARS,
     MAX_SHOWN_TEXT_CHARS,
@@ -44,7 +44,7 @@ from classgrade.outputs import (
     validated,
 )
 
-ALLOWED_TAGS = set(outputs._TAGS)
+ALLOWED_TAGS = set(output_sanitising._TAGS)
 WEB_SCHEMES = {"", "http", "https", "mailto"}
 
 
@@ -280,8 +280,8 @@ def test_the_depth_count_never_underestimates_the_parsed_depth(tokens):
 def test_deep_or_long_text_is_never_parsed():
     deep = "<div>" * (MAX_DEPTH + 1)
     assert nesting_depth(deep) > MAX_DEPTH
-    assert not outputs.fits(deep)
-    assert outputs.fits("<div>" * MAX_DEPTH)
+    assert not output_sanitising.fits(deep)
+    assert output_sanitising.fits("<div>" * MAX_DEPTH)
     for text in (deep, "<div>" * 40_000, "x" * (MAX_RENDERED_CHARS + 1)):
         stored, spent = safe_markdown(text)
         assert spent == 0  # not rendered

@@ -21,7 +21,7 @@ from classgrade.intake import (
     read_submission,
     rebuild,
 )
-from classgrade.outputs import CapOutputs, SanitizeOutputs, sanitize_html
+from classgrade.output_sanitising import CapOutputs, SanitizeOutputs, sanitize_html
 from classgrade.sandbox import WORKDIR_IN_SANDBOX, Limits, Sandbox
 from classgrade.trusted import GradingNamespace, KernelChannel, NotTransferable, run_trusted_code
 
@@ -384,7 +384,7 @@ def test_a_module_returned_by_the_kernel_is_reported_not_imported(pair):
 
 
 def test_the_grading_process_keeps_the_course_folder_off_sys_path(tmp_path, monkeypatch):
-    from classgrade.job import _trusted_sys_path
+    from classgrade.notebook_job import _trusted_sys_path
 
     course = tmp_path / "course"
     (course / "submitted").mkdir(parents=True)

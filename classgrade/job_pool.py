@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
-from . import job as job_module
-from .job import MAX_RESULT_BYTES, ExecJob, ExecResult
-from .outcome import JOB_PAST_DEADLINE, job_ended
+from . import notebook_job
+from .grade_outcome import JOB_PAST_DEADLINE, job_ended
+from .notebook_job import MAX_RESULT_BYTES, ExecJob, ExecResult
 
 _JOIN_SECONDS = 5.0
 
@@ -35,11 +35,11 @@ class _Running:
 class JobPool:
     """Up to ``workers`` jobs at a time; ``target(job, conn)`` runs in each job's process."""
 
-    def __init__(self, workers: int, target: Callable = job_module.main, preload=()):
+    def __init__(self, workers: int, target: Callable = notebook_job.main, preload=()):
         self.workers = max(1, workers)
         self.target = target
         self.context = multiprocessing.get_context("forkserver")
-        self.context.set_forkserver_preload(["classgrade.job", *preload])
+        self.context.set_forkserver_preload(["classgrade.notebook_job", *preload])
         self.running: list[_Running] = []
         self.on_ended: Callable[[ExecJob], None] = lambda job: None
 

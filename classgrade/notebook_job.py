@@ -1,6 +1,6 @@
 """One notebook, graded in a process of its own: the only part of classgrade that meets a kernel.
 
-The grading run forks a job per notebook from a clean server process (``jobs``): the job never
+The grading run forks a job per notebook from a clean server process (``job_pool``): the job never
 holds the gradebook or a course folder the learner can write to, decodes the kernel's messages
 to plain data only, and hands its result back as JSON. Whatever happens in it (an exception,
 ``SystemExit``, ``os._exit``, a crash) fails that notebook alone.
@@ -32,7 +32,7 @@ from jupyter_core.utils import run_sync
 from . import preprocessors, reaper
 from .cgroups import Cgroup, CgroupParents
 from .executor import NotebookFailed, ProbeStartFailed, SandboxedExecute, describe_execution_failure
-from .outcome import (
+from .grade_outcome import (
     JOB_BAD_ANSWER,
     RESULT_TOO_LARGE,
     clean_text,
@@ -40,7 +40,7 @@ from .outcome import (
     kernel_not_started,
     memory_limit_hit,
 )
-from .outputs import (
+from .output_sanitising import (
     InvalidNotebook,
     invalid_notebook,
     tidy_notebook,
@@ -146,7 +146,7 @@ def _trusted_sys_path(import_dir: str, course_dir: str, learner_folders: list[st
 
 
 def main(job: ExecJob, conn) -> None:
-    """Entry point of the job process (forked by ``jobs``): grade, answer, exit."""
+    """Entry point of the job process (forked by ``job_pool``): grade, answer, exit."""
     _die_with_parent()
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (JOB_ADDRESS_SPACE, JOB_ADDRESS_SPACE))
