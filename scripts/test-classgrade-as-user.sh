@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Run the class-grading tests whose outcome depends on who runs them (marked `sandbox` in
-# tests/test_classgrade_*.py) as an ordinary user, where classgrade's sandbox runs in a user
+# Run the tests whose outcome depends on who runs them (marked `scheduling`: the sandbox's
+# limits, identities and kills) as an ordinary user, where classgrade's sandbox runs in a user
 # namespace (bwrap --unshare-user) instead of dropping root.
 # Arguments, if any, go to pytest instead of that default selection
 # (e.g. tests/test_classgrade_units.py -x).
 #
 # Run by an ordinary user: runs the tests in place, with the Python found on PATH.
 # Run as root: creates (once) the system user $CLASSGRADE_TEST_USER (default classgrade-ci),
-# builds (once per requirements.txt + pyproject.toml) a virtual environment that user can run
-# in $CLASSGRADE_TEST_PREFIX (default /opt/classgrade-ci) from Debian's python3.11 (the
-# default Python may live under root's 0700 home), copies this checkout into that user's home
-# and runs the tests there as that user.
+# copies this checkout into that user's home, and runs the tests there as that user in a virtual
+# environment in $CLASSGRADE_TEST_PREFIX (default /opt/classgrade-ci) made from Debian's
+# python3.11 (the default Python may live under root's 0700 home) and holding the packages of
+# .venv, which scripts/setup.sh installed from the pinned requirements.txt: hard links to them
+# (a copy across file systems), not a second install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +19,7 @@ source scripts/env.sh
 if [ $# -gt 0 ]; then
   tests=("$@")
 else
-  tests=(-m sandbox tests/test_classgrade_*.py)
+  tests=(-m scheduling)
 fi
 
 # The sandbox of an ordinary user needs unprivileged user namespaces; say why they fail.
@@ -62,24 +63,55 @@ tar -C . -cf - \
   . | tar -C "$checkout" --no-same-owner -xf -
 
 # 3. The environment, owned by root and readable by everyone, from an interpreter the user can
-#    run. pip runs as root, so it reuses root's download cache; an unchanged requirements.txt
-#    and pyproject.toml install nothing.
+#    run, with the packages of .venv (installed by scripts/setup.sh from the pinned
+#    requirements.txt). Rebuilt when .venv changed; otherwise reused as it is.
+main_venv="$PWD/.venv"
 venv="$prefix/venv"
 if ! runuser -u "$user" -- "$python" -c '' 2>/dev/null; then
   echo "$python cannot be run by $user (install python3.11 and python3.11-venv)" >&2
   exit 1
 fi
-install -d -m 0755 "$prefix"
-if [ ! -x "$venv/bin/python" ]; then
-  (umask 022 && "$python" -m venv "$venv")
+version='import sys; print("%d.%d" % sys.version_info[:2])'
+if [ "$("$python" -c "$version")" != "$("$main_venv/bin/python" -c "$version")" ]; then
+  echo "$python is not the Python version of $main_venv: set CLASSGRADE_TEST_PYTHON" >&2
+  exit 1
 fi
 stamp="$venv/.requirements.sha256"
-wanted=$( (cat requirements.txt pyproject.toml; echo "$checkout") | sha256sum | cut -d' ' -f1)
+wanted=$( (cat "$main_venv/.requirements.sha256"; echo "$checkout $python") | sha256sum |
+  cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
+  rm -rf "$venv"
+  install -d -m 0755 "$prefix"
   (
     umask 022
-    "$venv/bin/python" -m pip install --quiet --upgrade pip
-    "$venv/bin/python" -m pip install --quiet -r requirements.txt
+    "$python" -m venv --without-pip "$venv"
+    purelib='import sysconfig; print(sysconfig.get_paths()["purelib"])'
+    from=$("$main_venv/bin/python" -c "$purelib")
+    to=$("$venv/bin/python" -c "$purelib")
+    # Hard links where both share a file system (nothing is copied or written: pip and Python
+    # replace files, never rewrite them); a copy otherwise.
+    if ! cp -al "$from/." "$to/" 2>/dev/null; then
+      rm -rf "$to" && mkdir -p "$to" && cp -a "$from/." "$to/"
+    fi
+    [ ! -d "$main_venv/etc" ] || cp -a "$main_venv/etc" "$venv/"
+    [ ! -d "$main_venv/share" ] || cp -al "$main_venv/share" "$venv/" 2>/dev/null ||
+      cp -a "$main_venv/share" "$venv/"
+    # The commands (nbgrader runs alembic from here): each script's interpreter line names
+    # .venv's Python; here it names this environment's. The new venv's own files are kept.
+    for script in "$main_venv"/bin/*; do
+      name=${script##*/}
+      [ ! -e "$venv/bin/$name" ] || continue
+      first=
+      IFS= read -r first <"$script" || true
+      if [ "$first" = "#!$main_venv/bin/python" ]; then
+        { echo "#!$venv/bin/python" && tail -n +2 "$script"; } >"$venv/bin/$name"
+        chmod 0755 "$venv/bin/$name"
+      else
+        cp -a "$script" "$venv/bin/$name"
+      fi
+    done
+    # The course's packages, installed in editable mode from the user's copy (the install
+    # replaces the one that points at this checkout).
     "$venv/bin/python" -m pip install --quiet --no-deps --editable "$checkout"
     "$venv/bin/python" -m pip check
   )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite: lint, then pytest. Extra arguments go to pytest.
-# Without arguments, the grading tests whose outcome depends on the machine's load or on who runs
-# them (marked `sandbox`: the sandbox's limits, identities and kills) then run twice more: beside
+# Without arguments, the few tests whose outcome depends on the machine's load or on who runs them
+# (marked `scheduling`: the sandbox's limits, identities and kills) then run twice more: beside
 # busy CPUs, and (when run as root) as an ordinary user, whose grading sandbox is a user namespace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,16 +19,22 @@ ruff format --check .
 mypy
 [ $# -eq 0 ] || exec python -m pytest "$@"
 
-# Every pass runs even if an earlier one fails; the script then fails, naming them.
+# Every pass runs even if an earlier one fails; the script then fails, naming them. Each pass
+# says how long it took.
 failed=()
-python -m pytest --durations=25 || failed+=("the full run")
-grading_tests=(-m sandbox tests/test_classgrade_*.py)
-echo "== The sandbox's grading tests again, with every CPU busy"
-python scripts/cpu-hogs.py --max-seconds 1800 -- python -m pytest "${grading_tests[@]}" ||
-  failed+=("with busy CPUs")
+run_pass() {
+  local name=$1 started=$SECONDS
+  shift
+  "$@" || failed+=("$name")
+  echo "== $name: $((SECONDS - started)) s"
+}
+run_pass "the full run" python -m pytest --durations=25
+echo "== The tests marked scheduling again, with every CPU busy"
+run_pass "with busy CPUs" \
+  python scripts/cpu-hogs.py --max-seconds 1800 -- python -m pytest -m scheduling
 if [ "$(id -u)" -eq 0 ]; then
-  echo "== The sandbox's grading tests again, as an ordinary user"
-  bash scripts/test-classgrade-as-user.sh || failed+=("as an ordinary user")
+  echo "== The tests marked scheduling again, as an ordinary user"
+  run_pass "as an ordinary user" bash scripts/test-classgrade-as-user.sh
 fi
 if [ ${#failed[@]} -gt 0 ]; then
   printf '== Failed: %s\n' "${failed[@]}" >&2

@@ -19,7 +19,7 @@ from classgrade.job_pool import JobPool
 from classgrade.notebook_job import ExecJob, ExecResult
 from classgrade.sandbox import Limits
 
-pytestmark = pytest.mark.sandbox
+pytestmark = pytest.mark.scheduling
 
 
 def _job(key: str, index: int) -> ExecJob:

@@ -41,7 +41,7 @@ from course import (
 
 from classgrade.sandbox import SANDBOX_UID_BASE, SANDBOX_UID_SPAN, visible_entries
 
-pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
+pytestmark = [pytest.mark.slow, pytest.mark.scheduling]
 
 A = "rnn"
 STEP, SEQUENCE = "rnn_step_answer", "rnn_sequence_answer"

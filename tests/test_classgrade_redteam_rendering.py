@@ -26,7 +26,7 @@ import pytest
 from course import Course, correct, fill, grade_points
 from headless_chromium import CHROMIUM, CHROMIUM_ARGS
 
-pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
+pytestmark = pytest.mark.slow
 
 A = "rnn"
 STEP, SEQUENCE = "rnn_step_answer", "rnn_sequence_answer"

@@ -15,7 +15,7 @@ from course import Course, correct, fill, grade_points, tool_env
 
 from classgrade import reaper
 
-pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
+pytestmark = pytest.mark.slow
 
 A = "rnn"
 FULL = sum(grade_points(A).values())
@@ -83,14 +83,16 @@ def test_unchanged_submissions_are_not_regraded_and_force_regrades(course):
     assert "Graded 1" in forced.stdout
 
 
+@pytest.mark.scheduling
 def test_a_killed_run_leaves_no_process_and_the_next_run_finishes_it(course):
     """SIGKILL of the whole command mid-run: no process of it survives; a rerun grades all."""
     students = {
         f"s{i}": (correct(course, A) if i % 2 else fill(course.release(A), WRONG)) for i in range(6)
     }
-    # A learner whose notebook takes a while: the run is surely mid-way when it is killed.
+    # A learner whose notebook takes a while (the run is killed as its first kernel starts, so
+    # mid-way in any case; the rerun waits this out once more).
     slow = correct(course, A)
-    slow.cells.insert(3, nbformat.v4.new_code_cell("import time\ntime.sleep(25)"))
+    slow.cells.insert(3, nbformat.v4.new_code_cell("import time\ntime.sleep(5)"))
     students["s_slow"] = slow
     for student, nb in students.items():
         course.submit(student, A, nb)
