@@ -17,6 +17,7 @@ if COURSE_ROOT not in sys.path:
     sys.path.append(COURSE_ROOT)
 
 from gradecheck.feedback import MinimalTracebacks  # noqa: E402
+from gradecheck.late_work import LatePenalty, say_which_timestamp_is_not_a_date  # noqa: E402
 
 c.CourseDirectory.course_id = "rnn-course"
 c.CourseDirectory.root = COURSE_ROOT
@@ -53,3 +54,14 @@ c.GenerateFeedback.preprocessors = [
     MinimalTracebacks,
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+
+# Late work, applied alike by `nbgrader autograde` and `python -m classgrade grade` (both run
+# nbgrader's AssignLatePenalties): due dates are the gradebook's (`nbgrader db assignment add
+# <assignment> --duedate=...`); each day or part of a day late takes 10 % of a notebook's score,
+# more than 7 days late all of it; a submission without a valid timestamp.txt is not graded when
+# its assignment has a due date. Extensions, in hours: {assignment: {student id: hours}}.
+c.AssignLatePenalties.plugin_class = LatePenalty
+c.LatePenalty.percent_per_day = 10.0
+c.LatePenalty.zero_after_days = 7.0
+c.LatePenalty.extensions = {}
+c.Autograde.pre_convert_hook = say_which_timestamp_is_not_a_date

@@ -144,12 +144,27 @@ def class_grades(grader: Course, assignments: list[str] | None = None) -> ClassG
                 score = max(0.0, float(submission.score) - penalty)
                 note = ""
                 if penalty:
+                    extension = extension_seconds(grader, assignment, student)
+                    late = max(0.0, submission.total_seconds_late - extension)
+                    after = f" after a {extension / 3600:g} h extension" if extension else ""
                     note = (
-                        f"late by {submission.total_seconds_late / 3600:.1f} h: "
+                        f"late by {late / 3600:.1f} h{after}: "
                         f"{float(submission.score):g} - {penalty:g} late penalty = {score:g}"
                     )
                 grades.cells[(assignment, student)] = Cell(status, score, note=note)
     return grades
+
+
+def extension_seconds(grader: Course, assignment: str, student: str) -> float:
+    """The learner's extension under the course's late-work policy (``gradecheck.late_work``)."""
+    config = getattr(grader, "config", None)
+    if config is None:
+        return 0.0
+    try:
+        from gradecheck.late_work import LatePenalty
+    except ImportError:  # a course without the policy: nbgrader's extensions only
+        return 0.0
+    return LatePenalty(config=config).extension_seconds(assignment, student)
 
 
 def _number(value: float | None) -> str:
