@@ -1,7 +1,8 @@
 """A throwaway copy of the course for the tests: create, release, submit, grade, read back.
 
 The course holds the repository's ``nbgrader_config.py``, ``solutions/`` and ``gradecheck/``;
-``nbgrader generate_assignment`` fills its gradebook and ``exercises/``. nbgrader runs through
+``nbgrader generate_assignment`` fills its gradebook and ``exercises/`` (once per test process
+for each set of assignments: a released course is copied from that first one). nbgrader runs through
 its command line exactly as the instructors' guide says, and finds ``gradecheck`` through
 ``PYTHONPATH`` pointing at a folder that holds only that package (installed courses have it
 installed instead); ``classgrade`` runs as ``python -m classgrade`` from this checkout.
@@ -11,12 +12,14 @@ code (correct), or code written to be wrong, hostile or broken.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -56,21 +59,21 @@ class Course:
 
     @classmethod
     def create(cls, path: Path, assignments=ASSIGNMENTS, release: bool = False) -> Course:
-        """Copy the course; with ``release``, let nbgrader generate each assignment."""
+        """Copy the course; with ``release``, as nbgrader generated each assignment."""
         course = cls(path)
-        path.mkdir(parents=True)
         ignore = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints")
-        shutil.copy(ROOT / "nbgrader_config.py", path / "nbgrader_config.py")
-        shutil.copytree(ROOT / "gradecheck", path / "gradecheck", ignore=ignore)
-        for assignment in assignments:
-            shutil.copytree(
-                ROOT / "solutions" / assignment, path / "solutions" / assignment, ignore=ignore
-            )
+        if release:
+            shutil.copytree(_released(tuple(assignments)), path, symlinks=True)
+        else:
+            path.mkdir(parents=True)
+            shutil.copy(ROOT / "nbgrader_config.py", path / "nbgrader_config.py")
+            shutil.copytree(ROOT / "gradecheck", path / "gradecheck", ignore=ignore)
+            for assignment in assignments:
+                shutil.copytree(
+                    ROOT / "solutions" / assignment, path / "solutions" / assignment, ignore=ignore
+                )
         course.site.mkdir()
         shutil.copytree(ROOT / "gradecheck", course.site / "gradecheck", ignore=ignore)
-        if release:
-            for assignment in assignments:
-                course.nbgrader("generate_assignment", assignment, "--force")
         return course
 
     def env(self) -> dict[str, str]:
@@ -200,6 +203,22 @@ class Course:
 
     def feedback(self, student: str, assignment: str) -> Path:
         return self.path / "feedback" / student / assignment / f"{assignment}.html"
+
+
+_RELEASED: dict[tuple[str, ...], Path] = {}
+
+
+def _released(assignments: tuple[str, ...]) -> Path:
+    """A course in which ``nbgrader generate_assignment`` released ``assignments``: made on
+    first use in this test process (in a temporary folder removed at exit), then copied."""
+    if assignments not in _RELEASED:
+        folder = Path(tempfile.mkdtemp(prefix="released-course-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        course = Course.create(folder / "course", assignments)
+        for assignment in assignments:
+            course.nbgrader("generate_assignment", assignment, "--force")
+        _RELEASED[assignments] = course.path
+    return _RELEASED[assignments]
 
 
 def solution_answers(assignment: str) -> dict[str, str]:

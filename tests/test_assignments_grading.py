@@ -40,8 +40,7 @@ REFERENCE_ONLY = [
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     """The course after generate_assignment, autograde, generate_feedback and export."""
-    course = Course.create(tmp_path_factory.mktemp("grading") / "course")
-    course.nbgrader("generate_assignment", "*", "--force")
+    course = Course.create(tmp_path_factory.mktemp("grading") / "course", release=True)
     for assignment in ASSIGNMENTS:
         release = course.release(assignment)
         for student, submission in SUBMISSIONS[assignment].items():
