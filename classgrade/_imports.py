@@ -7,7 +7,12 @@ anything itself. This file is copied into the sandbox on its own and imported as
 ``_classgrade_imports``; it must not import anything from classgrade.
 """
 
+from __future__ import annotations
+
 import sys
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 
 MESSAGE = (
     "No module named {name!r}: the grading kernel has only NumPy, SciPy and Matplotlib (and the "
@@ -19,7 +24,9 @@ class NotInGradingEnvironment:
     """The last finder on ``sys.meta_path``: reached only when no other finder has the module."""
 
     @staticmethod
-    def find_spec(name, path=None, target=None):
+    def find_spec(
+        name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
         # Only an import statement or import_module of a top-level name gets the message:
         # importlib.util.find_spec, which libraries use to probe for optional packages, still
         # answers None (its caller is not the import machinery's _find_and_load_unlocked).

@@ -21,25 +21,33 @@ sandbox with ``codec.py`` and ``channel.py`` and imported as ``_classgrade_probe
 import anything from classgrade.
 """
 
+from __future__ import annotations
+
 import inspect
 import os
 import socket
 import sys
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-import _classgrade_channel as channel
-import _classgrade_codec as codec
 import numpy as np
 from IPython import get_ipython
+
+if TYPE_CHECKING:  # the modules as classgrade holds them; the kernel imports its copies
+    from classgrade import channel, codec
+else:
+    import _classgrade_channel as channel
+    import _classgrade_codec as codec
 
 _MAX_PARAMETERS = 64  # of a signature sent to the grader
 _CALLBACK_SECONDS = 60.0  # for the grader's answer to a callback
 
-_state = {"serving": None}
-_handles = {}
+_state: dict[str, int | None] = {"serving": None}
+_handles: dict[int, Callable[..., Any]] = {}
 _next_handle = [0]
 _MISSING = object()
-_saved = {}
+_saved: dict[str, Any] = {}
 
 _channel = socket.socket(fileno=int(os.environ.pop("CLASSGRADE_CHANNEL_FD")))
 _channel.setblocking(False)
@@ -49,18 +57,18 @@ class _FromGrader(RuntimeError):
     """The grader's correct version of a function raised (the learner's call was wrong)."""
 
 
-def _handle_for(obj):
+def _handle_for(obj: Callable[..., Any]) -> int:
     _next_handle[0] += 1
     _handles[_next_handle[0]] = obj
     return _next_handle[0]
 
 
-def _encode(obj, arrays):
+def _encode(obj: Any, arrays: codec.Arrays) -> Any:
     """Plain data only: numbers, strings, None, lists, tuples, dicts and numeric arrays."""
     return codec.encode_value(obj, arrays, _encode_other)
 
 
-def _encode_other(obj, arrays, depth):
+def _encode_other(obj: Any, arrays: codec.Arrays, depth: int) -> Any:
     if isinstance(obj, type(sys)):
         raise codec.Unencodable(f"a module ({obj.__name__})")
     if isinstance(obj, type):
@@ -71,7 +79,7 @@ def _encode_other(obj, arrays, depth):
     return _encode_array(obj, arrays)
 
 
-def _signature_of(obj, arrays):
+def _signature_of(obj: Any, arrays: codec.Arrays) -> list[dict[str, Any]] | None:
     """What ``obj`` accepts, as plain data; None when Python cannot tell (or it is too long)."""
     try:
         parameters = list(inspect.signature(obj).parameters.values())
@@ -81,7 +89,7 @@ def _signature_of(obj, arrays):
         return None
     described = []
     for p in parameters:
-        entry = {"name": str(p.name), "kind": p.kind.name}
+        entry: dict[str, Any] = {"name": str(p.name), "kind": p.kind.name}
         if p.default is not p.empty:
             try:
                 entry["default"] = codec.encode_value(p.default, arrays, _encode_default)
@@ -91,13 +99,13 @@ def _signature_of(obj, arrays):
     return described
 
 
-def _encode_default(obj, arrays, depth):
+def _encode_default(obj: Any, arrays: codec.Arrays, depth: int) -> Any:
     if callable(obj) or isinstance(obj, type(sys)):
         raise codec.Unencodable("a function as a default value")
     return _encode_array(obj, arrays)
 
 
-def _encode_array(obj, arrays):
+def _encode_array(obj: Any, arrays: codec.Arrays) -> dict[str, Any]:
     try:
         arr = np.asarray(obj)
     except Exception as exc:  # an object that refuses conversion
@@ -112,7 +120,7 @@ def _encode_array(obj, arrays):
     return codec.array_reference(arr, arrays, scalar)
 
 
-def _decode(obj, arrays):
+def _decode(obj: Any, arrays: codec.Arrays) -> Any:
     """Arguments from the grader, decoded.
 
     Plain data, handles of this kernel's functions, and library functions (``np.tanh``) the
@@ -121,23 +129,23 @@ def _decode(obj, arrays):
     return codec.decode_value(obj, arrays, _function)
 
 
-def _function(obj):
+def _function(obj: dict[str, Any]) -> Any:
     if "__handle__" in obj:
         return _handles[obj["__handle__"]]
     module = __import__(obj["__import__"], fromlist=["_"])
     return getattr(module, obj["attr"])
 
 
-def _send(header, arrays, seconds=30.0):
+def _send(header: dict[str, Any], arrays: codec.Arrays, seconds: float = 30.0) -> None:
     codec.send_frame(_channel, header, arrays, time.monotonic() + seconds)
 
 
-def _serve(request_id):
+def _serve(request_id: int) -> None:
     request, arrays = codec.recv_frame(_channel, time.monotonic() + codec.FRAME_SECONDS)
     if request.get("id") != request_id:
         raise ValueError("the grader's request and its announcement disagree")
-    out_arrays = {}
-    payload = None
+    out_arrays: codec.Arrays = {}
+    payload: dict[str, Any] | None = None
     _state["serving"] = request_id
     try:
         op = request["op"]
@@ -180,14 +188,16 @@ def _serve(request_id):
             )
 
 
-def _fetch(name, out_arrays):
+def _fetch(name: str, out_arrays: codec.Arrays) -> dict[str, Any]:
     user_ns = get_ipython().user_ns
     if name not in user_ns:
         return {"status": channel.STATUS_MISSING}
     return {"status": channel.STATUS_OK, "value": _encode(user_ns[name], out_arrays)}
 
 
-def _call(request, arrays, out_arrays):
+def _call(
+    request: dict[str, Any], arrays: codec.Arrays, out_arrays: codec.Arrays
+) -> dict[str, Any]:
     function = _handles[request["handle"]]
     result, interrupted = _run(function, request, arrays)
     if interrupted is not None:
@@ -202,7 +212,9 @@ def _call(request, arrays, out_arrays):
     return {"status": channel.STATUS_OK, "value": _encode(result, out_arrays)}
 
 
-def _run(function, request, arrays):
+def _run(
+    function: Callable[..., Any], request: dict[str, Any], arrays: codec.Arrays
+) -> tuple[Any, KeyboardInterrupt | None]:
     arrays = {k: v.copy() for k, v in arrays.items()}  # a learner may write into its inputs
     args = _decode(request["args"], arrays)
     kwargs = _decode(request["kwargs"], arrays)
@@ -225,7 +237,7 @@ def _run(function, request, arrays):
     return result, interrupted
 
 
-def _substitute(callbacks, out_arrays):
+def _substitute(callbacks: dict[str, int], out_arrays: codec.Arrays) -> dict[str, Any]:
     """Bind each name to a stub that calls the grader's function back; one request for all.
 
     The answer carries the signature of each name's current binding (the learner's own
@@ -244,13 +256,13 @@ def _substitute(callbacks, out_arrays):
     return {"status": channel.STATUS_OK, "signatures": signatures}
 
 
-def _stub(name, callback):
-    def substituted(*args, **kwargs):
+def _stub(name: str, callback: int) -> Callable[..., Any]:
+    def substituted(*args: Any, **kwargs: Any) -> Any:
         """Runs the grader's correct version of this function (during one hidden test)."""
         request_id = _state["serving"]
         if request_id is None:
             raise RuntimeError(f"the grader's {name} can only be called while it grades")
-        arrays = {}
+        arrays: codec.Arrays = {}
         try:
             payload = {
                 "kind": channel.KIND_CALLBACK,
@@ -272,7 +284,7 @@ def _stub(name, callback):
     return substituted
 
 
-def _restore(names):
+def _restore(names: list[str]) -> dict[str, Any]:
     user_ns = get_ipython().user_ns
     for name in names:
         saved = _saved.pop(name, _MISSING)
@@ -283,7 +295,7 @@ def _restore(names):
     return {"status": channel.STATUS_OK}
 
 
-def _handle_request(stream, idents, parent):
+def _handle_request(stream: Any, idents: list[bytes], parent: dict[str, Any]) -> None:
     """Shell-channel handler for ``REQUEST_MESSAGE`` messages: no cell, no IPython hooks."""
     kernel = get_ipython().kernel
     try:
@@ -294,7 +306,7 @@ def _handle_request(stream, idents, parent):
     kernel.session.send(stream, channel.REPLY_MESSAGE, {"status": status}, parent, idents)
 
 
-def _register():
+def _register() -> None:
     shell = get_ipython()
     kernel = getattr(shell, "kernel", None)
     if kernel is not None:

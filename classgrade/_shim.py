@@ -28,6 +28,7 @@ import signal
 import struct
 import sys
 import threading
+from types import FrameType
 
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_PDEATHSIG = 1
@@ -89,7 +90,7 @@ def _keyring_filter(machine: str) -> bytes:
     return b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
 
 
-def _refuse_keyrings(libc) -> None:
+def _refuse_keyrings(libc: ctypes.CDLL) -> None:
     machine = os.uname().machine
     if machine not in _KEYRING_CALLS:
         raise SystemExit(f"classgrade sandbox: no keyring filter for {machine} machines")
@@ -166,7 +167,7 @@ def main() -> int:
     if channel is not None:
         os.close(int(channel))  # the kernel's copy is the only one left inside
 
-    def forward(signum, _frame):
+    def forward(signum: int, _frame: FrameType | None) -> None:
         try:
             os.kill(child, signum)
         except ProcessLookupError:

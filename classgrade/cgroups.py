@@ -23,6 +23,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,7 @@ _REMOVE_SECONDS = 5.0
 
 def _own_paths() -> dict[str, str]:
     """Controller (or "" for v2) -> this process's group path, from /proc/self/cgroup."""
-    paths = {}
+    paths: dict[str, str] = {}
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
@@ -178,7 +179,7 @@ class Cgroup:
                     time.sleep(0.02)
 
 
-def remove_stale(parents: CgroupParents | None, is_stale) -> int:
+def remove_stale(parents: CgroupParents | None, is_stale: Callable[[str], bool]) -> int:
     """Kill and remove the groups whose run token ``is_stale``; return how many."""
     if parents is None:
         return 0

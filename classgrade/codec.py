@@ -16,6 +16,8 @@ This file is also copied into the sandbox, where the kernel imports it as
 ``_classgrade_codec``: it imports nothing but the standard library and NumPy.
 """
 
+from __future__ import annotations
+
 import collections
 import functools
 import json
@@ -25,6 +27,8 @@ import select
 import socket
 import struct
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +41,14 @@ FRAME_SECONDS = 10.0
 """How long either side waits for the rest of a frame it knows is coming."""
 NUMERIC_KINDS = "biufc"
 
+Arrays = dict[str, np.ndarray]
+"""A frame's arrays by the names its header refers to them by."""
+Encoder = Callable[[Any, Arrays, int], Any]
+"""A side's own encoding of what is not plain data: ``(obj, arrays, depth)`` to JSON data."""
+FunctionMaker = Callable[[dict[str, Any]], Any]
+"""A side's own making (or refusal) of a function sent as ``{"__handle__": ...}`` or
+``{"__import__": ...}``."""
+
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
 MAX_CLEAN_DEPTH = 64
@@ -47,7 +59,7 @@ def clean_string(text: str) -> str:
     return _SURROGATES.sub("\ufffd", text)
 
 
-def clean_strings(value, depth: int = 0):
+def clean_strings(value: Any, depth: int = 0) -> Any:
     """JSON data with every string (keys too) cleaned by :func:`clean_string`.
 
     Anything nested deeper than ``MAX_CLEAN_DEPTH`` becomes None.
@@ -191,7 +203,7 @@ MAX_MESSAGE_CHARS = 2000
 """The longest exception message either side passes on (an error raised in a call)."""
 
 
-def encode_value(obj, arrays: dict, other, depth: int = 0):
+def encode_value(obj: Any, arrays: Arrays, other: Encoder, depth: int = 0) -> Any:
     """``obj`` as JSON data, its arrays added to ``arrays``.
 
     Plain types are recognised by their exact type (a subclass may redefine anything); the rest
@@ -204,9 +216,10 @@ def encode_value(obj, arrays: dict, other, depth: int = 0):
     if type(obj) is complex:
         return {"__complex__": [obj.real, obj.imag]}
     if isinstance(obj, tuple) and hasattr(type(obj), "_fields"):
+        named: Any = type(obj)  # a named tuple's class: ``_fields`` is no attribute of tuple
         return {
-            "__namedtuple__": type(obj).__name__,
-            "fields": [str(f) for f in type(obj)._fields],
+            "__namedtuple__": named.__name__,
+            "fields": [str(f) for f in named._fields],
             "values": [encode_value(x, arrays, other, depth + 1) for x in obj],
         }
     if type(obj) in (list, tuple):
@@ -219,14 +232,14 @@ def encode_value(obj, arrays: dict, other, depth: int = 0):
     return other(obj, arrays, depth)
 
 
-def array_reference(arr, arrays: dict, scalar: bool) -> dict:
+def array_reference(arr: np.ndarray, arrays: Arrays, scalar: bool) -> dict[str, Any]:
     """A numeric array sent with the frame (``scalar``: it stands for a NumPy scalar)."""
     key = f"a{len(arrays)}"
     arrays[key] = arr
     return {"__array__": key, "scalar": scalar}
 
 
-def valid_field(name) -> bool:
+def valid_field(name: object) -> bool:
     """A named tuple's field name that can be nothing but a plain attribute."""
     return (
         isinstance(name, str)
@@ -238,12 +251,12 @@ def valid_field(name) -> bool:
 
 
 @functools.lru_cache(maxsize=64)
-def record_class(name: str, fields: tuple):
+def record_class(name: str, fields: tuple[str, ...]) -> type[tuple[Any, ...]]:
     """A named tuple with the other side's field names (checked identifiers): plain data."""
     return collections.namedtuple(name if valid_field(name) else "Record", fields)
 
 
-def decode_value(obj, arrays: dict, function, depth: int = 0):
+def decode_value(obj: Any, arrays: Arrays, function: FunctionMaker, depth: int = 0) -> Any:
     """Plain data only, whatever the other side sent.
 
     A function (``{"__handle__": ...}``, ``{"__import__": ...}``) is ``function(obj)``'s to make

@@ -11,6 +11,7 @@ import secrets
 import time
 
 import nbformat
+from jupyter_client.manager import KernelManager
 from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
@@ -44,7 +45,7 @@ MAX_CONTENT_DEPTH = 40
 _OUTPUT_MESSAGES = {"stream", "display_data", "execute_result", "error", "update_display_data"}
 
 
-def bounded_content(value, depth: int = 0) -> tuple[object, int]:
+def bounded_content(value: object, depth: int = 0) -> tuple[object, int]:
     """A message's content with every string cut and cleaned, and its size in characters."""
     if isinstance(value, str):
         if len(value) > MAX_MESSAGE_TEXT_CHARS:
@@ -53,7 +54,8 @@ def bounded_content(value, depth: int = 0) -> tuple[object, int]:
     if depth > MAX_CONTENT_DEPTH:
         return None, 1
     if isinstance(value, dict):
-        out, size = {}, 0
+        out: dict[object, object] = {}
+        size = 0
         for key, item in value.items():
             key, key_size = bounded_content(str(key), depth + 1)
             out[key], item_size = bounded_content(item, depth + 1)
@@ -65,7 +67,7 @@ def bounded_content(value, depth: int = 0) -> tuple[object, int]:
     return value, 8
 
 
-def _is_count(value) -> bool:
+def _is_count(value: object) -> bool:
     return value is None or (type(value) is int and value >= 0)
 
 
@@ -89,7 +91,7 @@ class SandboxedExecute(Execute):
     call_timeout = Integer(Limits.cell_seconds)
     on_kernel_ready = Any(None)  # called once the kernel answered, before any cell runs
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: object):
         # The kernel's widget state would land in the notebook's metadata (and feed a widget
         # renderer in a plain nbconvert of it): the course uses no widgets.
         kwargs.setdefault("store_widget_state", False)
@@ -105,7 +107,12 @@ class SandboxedExecute(Execute):
         self.namespace: trusted.GradingNamespace | None = None
         self.probe_ready = False
 
-    def preprocess(self, nb, resources=None, km=None):
+    def preprocess(
+        self,
+        nb: NotebookNode,
+        resources: dict[str, object] | None = None,
+        km: KernelManager | None = None,
+    ) -> tuple[NotebookNode, dict[str, object]]:
         """``nb`` run with a fresh channel to the kernel and a fresh grading namespace."""
         self.channel = trusted.KernelChannel(
             self.channel_socket, self, float(self.call_timeout), self.notebook_deadline
@@ -113,7 +120,9 @@ class SandboxedExecute(Execute):
         self.namespace = trusted.GradingNamespace(self.channel)
         return super().preprocess(nb, resources, km=km)
 
-    def process_message(self, msg, cell, cell_index):
+    def process_message(
+        self, msg: dict[str, object], cell: NotebookNode, cell_index: int
+    ) -> NotebookNode | None:
         """A kernel message made safe before nbclient files it into the notebook.
 
         Every string the kernel sends made writable, its execution count checked, and the
@@ -154,10 +163,14 @@ class SandboxedExecute(Execute):
             )
             return None
 
-    def handle_comm_msg(self, outs, msg, cell_index) -> None:
+    def handle_comm_msg(
+        self, outs: list[NotebookNode], msg: dict[str, object], cell_index: int
+    ) -> None:
         """Comms (widgets) are ignored: nothing of them is kept or answered."""
 
-    def preprocess_cell(self, cell, resources, index):
+    def preprocess_cell(
+        self, cell: NotebookNode, resources: dict[str, object], index: int
+    ) -> tuple[NotebookNode, dict[str, object]]:
         """Run one cell: a grade cell's test in the grader, any other cell in the kernel."""
         if not self.probe_ready:
             self._start_probe()  # before any of the learner's code runs
@@ -168,14 +181,19 @@ class SandboxedExecute(Execute):
             raise NotebookFailed(OUT_OF_TIME)
         cell, resources = super().preprocess_cell(cell, resources, index)
         if cell.cell_type == "code":
-            self.namespace.forget_fetched()
+            self._namespace().forget_fetched()
         if is_read_only_setup(cell):
-            trusted.run_setup_code(cell.source, self.namespace)
+            trusted.run_setup_code(cell.source, self._namespace())
         return cell, resources
 
-    def _run_trusted(self, cell) -> None:
+    def _namespace(self) -> trusted.GradingNamespace:
+        if self.namespace is None:  # made by ``preprocess``, before any cell
+            raise NotebookFailed("a cell ran before the notebook's grading namespace was made")
+        return self.namespace
+
+    def _run_trusted(self, cell: NotebookNode) -> None:
         name = cell.metadata.get("nbgrader", {}).get("grade_id", "?")
-        outputs = trusted.run_trusted_code(cell.source, self.namespace, name)
+        outputs = trusted.run_trusted_code(cell.source, self._namespace(), name)
         cell.outputs = [nbformat.from_dict(clean_strings(o)) for o in outputs]
         cell.execution_count = None
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from nbgrader.api import Gradebook
 
@@ -50,7 +50,7 @@ class _Borrowed:
     def __enter__(self) -> Gradebook:
         return self._gb
 
-    def __exit__(self, *exc: object) -> bool:
+    def __exit__(self, *exc: object) -> Literal[False]:
         return False
 
     def __getattr__(self, name: str) -> Any:
@@ -63,7 +63,8 @@ def lend_gradebook(gb: Gradebook) -> Iterator[None]:
     # nbgrader 0.9's preprocessors take no gradebook: each one's ``preprocess`` builds
     # ``Gradebook(resources["nbgrader"]["db_url"])`` itself, and the name is looked up in its own
     # module. Replacing that name for the run is the only way to hand them the open one.
-    modules = [importlib.import_module(m) for m in _GRADEBOOK_USERS]
+    # Any: the name is set on modules whose type tells nothing of it.
+    modules: list[Any] = [importlib.import_module(m) for m in _GRADEBOOK_USERS]
     saved = [m.Gradebook for m in modules]
     borrowed = _Borrowed(gb)
     for m in modules:
@@ -126,7 +127,7 @@ class RunLock:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
+    ) -> Literal[False]:
         if self.fd is not None:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)

@@ -22,12 +22,16 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nbformat
 from nbformat.notebooknode import NotebookNode
 
 from .codec import clean_string
 from .grade_outcome import clean_name, clean_text
+
+if TYPE_CHECKING:  # the main process's gradebook; nothing else here needs nbgrader
+    from nbgrader.api import Gradebook
 
 NBGRADER_SCHEMA_VERSION = 3
 TIMESTAMP_FILE = "timestamp.txt"
@@ -92,7 +96,7 @@ class SourceNotebook:
 
 
 def source_notebook_from_gradebook(
-    gb, assignment: str, notebook: str, order=None
+    gb: Gradebook, assignment: str, notebook: str, order: list[str] | None = None
 ) -> SourceNotebook:
     """The gradebook's cells of ``notebook``, ordered as ``order`` (grade ids) lists them.
 
@@ -202,7 +206,15 @@ def read_submission(
             os.close(fd)
 
 
-def _walk(dir_fd, prefix, depth, out, wanted, max_bytes, budget) -> None:
+def _walk(
+    dir_fd: int,
+    prefix: str,
+    depth: int,
+    out: SubmittedFolder,
+    wanted: set[str],
+    max_bytes: int,
+    budget: list[int],
+) -> None:
     if depth > MAX_DEPTH:
         raise SubmissionError(f"the submission's folders are nested more than {MAX_DEPTH} deep")
     with os.scandir(dir_fd) as entries:
@@ -233,7 +245,9 @@ def _walk(dir_fd, prefix, depth, out, wanted, max_bytes, budget) -> None:
         out.files[rel] = (st.st_size, digest)
 
 
-def _read_regular(name, dir_fd, shown, budget, keep_limit) -> tuple[bytes, str]:
+def _read_regular(
+    name: str, dir_fd: int, shown: str, budget: list[int], keep_limit: int | None
+) -> tuple[bytes, str]:
     try:
         fd = os.open(name, _OPEN_FILE, dir_fd=dir_fd)
     except OSError as exc:
@@ -280,7 +294,7 @@ def _read_regular(name, dir_fd, shown, budget, keep_limit) -> tuple[bytes, str]:
         os.close(fd)
 
 
-def _source_text(source) -> str:
+def _source_text(source: object) -> str:
     # An unpaired surrogate (JSON allows "\ud800") could never be written out again.
     if isinstance(source, str):
         return clean_string(source)
@@ -387,7 +401,7 @@ def rebuild(data: dict, source: SourceNotebook) -> NotebookNode:
     return nb
 
 
-def _grade_id(cell) -> str | None:
+def _grade_id(cell: object) -> str | None:
     if not isinstance(cell, dict):
         return None
     meta = cell.get("metadata")

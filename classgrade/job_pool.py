@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import Protocol
 
 from . import notebook_job
 from .grade_outcome import JOB_PAST_DEADLINE, job_ended
@@ -27,15 +29,20 @@ _JOIN_SECONDS = 5.0
 @dataclass
 class _Running:
     job: ExecJob
-    process: multiprocessing.Process
-    conn: object
+    process: BaseProcess
+    conn: Connection
     deadline: float
 
 
 class JobPool:
     """Up to ``workers`` jobs at a time; ``target(job, conn)`` runs in each job's process."""
 
-    def __init__(self, workers: int, target: Callable = notebook_job.main, preload=()):
+    def __init__(
+        self,
+        workers: int,
+        target: Callable[[ExecJob, Connection], None] = notebook_job.main,
+        preload: Iterable[str] = (),
+    ):
         self.workers = max(1, workers)
         self.target = target
         self.context = multiprocessing.get_context("forkserver")
@@ -60,7 +67,8 @@ class JobPool:
         if not self.running:
             return []
         nearest = min(r.deadline for r in self.running) - time.monotonic()
-        handles = [r.conn for r in self.running] + [r.process.sentinel for r in self.running]
+        handles: list[Connection | int] = [r.conn for r in self.running]
+        handles += [r.process.sentinel for r in self.running]
         ready = set(wait(handles, timeout=max(0.0, min(timeout, nearest))))
         done = []
         for running in list(self.running):
@@ -108,8 +116,28 @@ class JobPool:
         self.running.clear()
 
 
+class Pool(Protocol):
+    """What :func:`run_jobs` needs of a pool: this module's ``JobPool`` or a queue's."""
+
+    @property
+    def running(self) -> Sized:
+        """The jobs started and not yet ended."""
+
+    def free(self) -> int:
+        """How many more jobs may start now."""
+
+    def start(self, job: ExecJob, seconds: float) -> None:
+        """Start ``job``; it fails if it has not answered within ``seconds``."""
+
+    def wait(self, timeout: float = 1.0) -> list[tuple[ExecJob, ExecResult]]:
+        """Jobs that ended within ``timeout``, with their results."""
+
+    def close(self) -> None:
+        """Stop whatever still runs."""
+
+
 def run_jobs(
-    jobs: Iterable[ExecJob], pool: JobPool, seconds: float
+    jobs: Iterable[ExecJob], pool: Pool, seconds: float
 ) -> Iterator[tuple[ExecJob, ExecResult]]:
     """Run each of ``jobs`` in ``pool`` with a deadline of ``seconds``; yield each as it ends.
 

@@ -38,7 +38,7 @@ class Journal:
         """The entry of ``student``'s ``assignment``, or None."""
         return self.entries.get(self.key(assignment, student))
 
-    def set(self, assignment: str, student: str, **entry) -> None:
+    def set(self, assignment: str, student: str, **entry: object) -> None:
         """Record ``entry`` for ``student``'s ``assignment``, with the time (UTC)."""
         entry["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.entries[self.key(assignment, student)] = entry
@@ -54,6 +54,7 @@ class Journal:
 
     def record(self, outcome: Outcome, fingerprint: str) -> None:
         """After grading: the submission's ``outcome``, saved at once."""
+        details: dict[str, object]
         if outcome.status == GRADED:
             details = {"score": outcome.score, "max_score": outcome.max_score}
         else:

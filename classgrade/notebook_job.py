@@ -24,6 +24,7 @@ import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import nbformat
@@ -145,7 +146,7 @@ def _trusted_sys_path(import_dir: str, course_dir: str, learner_folders: list[st
     return [import_dir, *[p for p in sys.path if allowed(p)]]
 
 
-def main(job: ExecJob, conn) -> None:
+def main(job: ExecJob, conn: Connection) -> None:
     """Entry point of the job process (forked by ``job_pool``): grade, answer, exit."""
     _die_with_parent()
     with contextlib.suppress(ValueError, OSError):
@@ -168,7 +169,9 @@ def main(job: ExecJob, conn) -> None:
         os._exit(0)  # no atexit handlers, no finalizers of the forked server's state
 
 
-def _start(job: ExecJob, sandbox: Sandbox, scratch: Path, lifeline_r: int, theirs: socket.socket):
+def _start(
+    job: ExecJob, sandbox: Sandbox, scratch: Path, lifeline_r: int, theirs: socket.socket
+) -> tuple[SandboxKernelManager, Cgroup | None]:
     """Start the sandboxed kernel; return (kernel manager, cgroup or None)."""
     group = None
     prefix: list[str] = []

@@ -54,12 +54,16 @@ class CapOutputs(NbGraderPreprocessor):
     max_cell_bytes = Integer(500_000).tag(config=True)
     max_notebook_bytes = Integer(8_000_000).tag(config=True)
 
-    def preprocess(self, nb, resources):
+    def preprocess(
+        self, nb: NotebookNode, resources: dict[str, object]
+    ) -> tuple[NotebookNode, dict[str, object]]:
         """``nb`` with its outputs bounded, the notebook's total counted afresh."""
         self._notebook_total = 0
         return super().preprocess(nb, resources)
 
-    def preprocess_cell(self, cell, resources, index):
+    def preprocess_cell(
+        self, cell: NotebookNode, resources: dict[str, object], index: int
+    ) -> tuple[NotebookNode, dict[str, object]]:
         """``cell`` with its outputs bounded in bytes."""
         if cell.cell_type != "code":
             return cell, resources
@@ -229,21 +233,21 @@ def _renders_as_itself(stored: str) -> bool:
     return rendered == stored and sanitize_html(rendered) == stored
 
 
-class _Attachments(dict):
+class _Attachments(dict[str, dict[str, str]]):
     """A cell's attachments as the renderer looks them up: raster images only.
 
     Any other or missing one gives a URL the sanitiser removes (nbconvert raises on a missing
     one).
     """
 
-    def __contains__(self, name) -> bool:
+    def __contains__(self, name: object) -> bool:
         return True
 
-    def __missing__(self, name):
+    def __missing__(self, name: str) -> dict[str, str]:
         return {"application/x-missing": ""}
 
 
-def _attachments(cell_attachments) -> _Attachments:
+def _attachments(cell_attachments: object) -> _Attachments:
     found = _Attachments()
     if isinstance(cell_attachments, dict):
         for name, bundle in cell_attachments.items():
@@ -272,7 +276,7 @@ def escaped_markdown(text: str, why: str = "") -> str:
     return f"<p>{label}: the text could not be shown safely</p>"
 
 
-def safe_markdown(text: str, attachments=None) -> tuple[str, int]:
+def safe_markdown(text: str, attachments: object = None) -> tuple[str, int]:
     """Markdown a cell may keep: its rendering is its own sanitised rendering.
 
     Returns (stored text, characters rendered) so callers can keep a budget.
@@ -294,7 +298,7 @@ def safe_markdown(text: str, attachments=None) -> tuple[str, int]:
 _SAFE_MIME = {"text/plain", "text/html", "text/latex", "image/png", "image/jpeg"}
 
 
-def _text(value) -> str:
+def _text(value: object) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, list):
@@ -321,11 +325,13 @@ class SanitizeOutputs(NbGraderPreprocessor):
 
     max_rendered_chars = Integer(MAX_NOTEBOOK_RENDERED_CHARS).tag(config=True)
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: object):
         super().__init__(**kwargs)
         self._budget = self.max_rendered_chars
 
-    def preprocess(self, nb, resources):
+    def preprocess(
+        self, nb: NotebookNode, resources: dict[str, object]
+    ) -> tuple[NotebookNode, dict[str, object]]:
         """``nb`` made safe to render, with a fresh budget of rendered characters."""
         self._budget = self.max_rendered_chars
         return super().preprocess(nb, resources)
@@ -333,7 +339,9 @@ class SanitizeOutputs(NbGraderPreprocessor):
     def _spend(self, chars: int) -> None:
         self._budget -= chars
 
-    def preprocess_cell(self, cell, resources, index):
+    def preprocess_cell(
+        self, cell: NotebookNode, resources: dict[str, object], index: int
+    ) -> tuple[NotebookNode, dict[str, object]]:
         """``cell`` made safe to render."""
         locked = bool(cell.metadata.get("nbgrader", {}).get("locked"))
         if cell.cell_type == "markdown":
@@ -349,7 +357,7 @@ class SanitizeOutputs(NbGraderPreprocessor):
             cell.pop("attachments", None)
         return cell, resources
 
-    def _markdown(self, text: str, attachments) -> str:
+    def _markdown(self, text: str, attachments: object) -> str:
         if self._budget <= 0:
             return escaped_markdown(text, "the notebook's rendering budget is spent")
         stored, spent = safe_markdown(text, attachments)
@@ -428,7 +436,7 @@ def tidy_notebook(nb: NotebookNode, kernelspec: dict | None) -> None:
                 output["execution_count"] = None
 
 
-def _is_count(value) -> bool:
+def _is_count(value: object) -> bool:
     return value is None or (type(value) is int and value >= 0)
 
 

@@ -37,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -475,7 +476,7 @@ class Sandbox:
         self,
         scratch: Path,
         kernel_argv: list[str],
-        files: list[tuple[str, str]] = (),
+        files: Sequence[tuple[str, str]] = (),
         lifeline_fd: int | None = None,
         channel_fd: int | None = None,
     ) -> list[str]:
@@ -493,6 +494,8 @@ class Sandbox:
             )
             return [sys.executable, "-I", shim, shim_json, "--", *kernel_argv]
         shim_json = self.limits.as_shim_json(self.drops_to_uid, lifeline_fd, channel_fd)
+        if self.bwrap is None:  # found when the sandbox was made, or that raised
+            raise SandboxUnavailable("bubblewrap (bwrap) is not installed")
         argv = [
             self.bwrap,
             "--unshare-net",
@@ -647,10 +650,10 @@ class SandboxKernelManager(AsyncKernelManager):
 
     sandbox = Any()
     scratch = Unicode()
-    files = List()  # (host path, name in the working dir)
+    files: List[list[str]] = List()  # (host path, name in the working dir)
     lifeline_fd = Any(None)
     channel_fd = Any(None)
-    argv_prefix = List()  # e.g. entering the sandbox's cgroup before bubblewrap starts
+    argv_prefix: List[str] = List()  # e.g. entering the sandbox's cgroup before bubblewrap starts
 
     @property
     def kernel_spec(self) -> KernelSpec:
@@ -673,14 +676,13 @@ class SandboxKernelManager(AsyncKernelManager):
             )
         return self._kernel_spec
 
-    def write_connection_file(self, **kwargs):  # type: ignore[override]
+    def write_connection_file(self, **kwargs: object) -> None:
         """Write the connection file, owned by the sandbox's uid if it drops to one."""
-        result = super().write_connection_file(**kwargs)
+        super().write_connection_file(**kwargs)
         # The file holds the session key; only the sandbox's uid needs to read it.
         uid = self.sandbox.drops_to_uid
         if uid is not None:
             os.chown(self.connection_file, uid, uid)
-        return result
 
     def kill_sandbox(self) -> None:
         """Kill every process of this kernel's sandbox, whatever state it is in.

@@ -23,6 +23,7 @@ import inspect
 import io
 import itertools
 import keyword
+import socket
 import time
 import warnings
 from collections.abc import Callable
@@ -125,8 +126,8 @@ def _encode_other(obj: Any, arrays: dict[str, np.ndarray], depth: int) -> Any:
         plain = tuple(obj) if isinstance(obj, tuple) else list(obj)
         return codec.encode_value(plain, arrays, _encode_other, depth)
     if isinstance(obj, dict):
-        plain = {str(k): v for k, v in obj.items()}
-        return codec.encode_value(plain, arrays, _encode_other, depth)
+        entries = {str(k): v for k, v in obj.items()}
+        return codec.encode_value(entries, arrays, _encode_other, depth)
     if callable(obj) and getattr(obj, "__module__", None) and getattr(obj, "__name__", None):
         # A library function (np.tanh): the kernel imports the same one itself.
         module = obj.__module__
@@ -147,7 +148,13 @@ class KernelChannel:
     a request is served are answered here, inside the same deadline.
     """
 
-    def __init__(self, sock, link: KernelLink, timeout: float, deadline: float = float("inf")):
+    def __init__(
+        self,
+        sock: socket.socket,
+        link: KernelLink,
+        timeout: float,
+        deadline: float = float("inf"),
+    ):
         self.sock = sock
         self.link = link
         self.timeout = timeout
@@ -537,9 +544,10 @@ def run_trusted_code(source: str, namespace: GradingNamespace, cell_name: str) -
     except SyntaxError as exc:
         return [_short_error(exc)]
     last_expr = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last_expr = ast.Expression(tree.body.pop().value)
-    error = None
+    if tree.body and isinstance(last := tree.body[-1], ast.Expr):
+        tree.body.pop()
+        last_expr = ast.Expression(last.value)
+    error: BaseException | None = None
     result = None
     with (
         contextlib.redirect_stdout(buffer),
@@ -580,8 +588,15 @@ def run_trusted_code(source: str, namespace: GradingNamespace, cell_name: str) -
     return outputs
 
 
-def _warning_printer(buffer: io.StringIO):
-    def show(message, category, filename, lineno, file=None, line=None):
+def _warning_printer(buffer: io.StringIO) -> Callable[..., None]:
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: io.TextIOBase | None = None,
+        line: str | None = None,
+    ) -> None:
         buffer.write(f"{category.__name__}: {message}\n")
 
     return show

@@ -528,6 +528,9 @@ def test_both_halves_of_the_channel_take_the_protocol_from_one_module():
     # The probe imports only what the sandbox has: the shipped modules, the standard library,
     # NumPy and IPython; never classgrade itself.
     probe = ast.parse((package / "_probe.py").read_text())
+    for node in ast.walk(probe):  # what only the type checker reads never runs in the kernel
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            node.body = []
     imported = {
         alias.name.split(".")[0]
         for n in ast.walk(probe)
