@@ -1,8 +1,10 @@
-"""Random rnn_ref parameters for the tests: one builder, from a NumPy generator or hypothesis.
+"""Random weights for the tests: one builder, from a NumPy generator or hypothesis.
 
-:func:`random_params` draws from a seeded generator (the ``rng`` fixture's), for tests whose
-cases are fixed; :func:`params_strategy` draws the same parameters with hypothesis, whose
-failures then shrink to small weights. Both assemble the arrays with :func:`params_from_arrays`.
+:func:`random_params` draws rnn_ref parameters from a seeded generator (the ``rng`` fixture's),
+for tests whose cases are fixed; :func:`params_strategy` draws the same parameters with
+hypothesis, whose failures then shrink to small weights. Both assemble the arrays with
+:func:`params_from_arrays`. :func:`random_keras_weights` draws weights laid out as a Keras layer
+holds them; :func:`arrays` is the hypothesis strategy of every drawn array.
 """
 
 from __future__ import annotations
@@ -63,6 +65,17 @@ def random_params(
     if kind == "gru" and reset_after:
         arrays["b_hh"] = rng.normal(scale=bias_scale, size=h) if use_bias else None
     return params_from_arrays(kind, arrays, reset_after=reset_after, convention=convention)
+
+
+def random_keras_weights(rng: np.random.Generator, layout, d: int, h: int) -> list[np.ndarray]:
+    """Random ``[kernel, recurrent_kernel, bias]`` in a Keras layout (``rnn_ref.keras_weights``).
+
+    Normal with standard deviation 1; the bias has two rows where the layout has
+    (``two_bias_rows``, the GRU with ``reset_after``).
+    """
+    k = len(layout.gates)
+    bias_shape = (2, k * h) if layout.two_bias_rows else (k * h,)
+    return [rng.normal(size=(d, k * h)), rng.normal(size=(h, k * h)), rng.normal(size=bias_shape)]
 
 
 def arrays(shape, bound: float = 2.0) -> st.SearchStrategy[np.ndarray]:

@@ -1,13 +1,17 @@
 """The backward passes against central finite differences, over shapes drawn by hypothesis.
 
 Every vector–Jacobian product is checked argument by argument (every weight of a params object
-on its own): for a random direction v, the directional derivative of the loss
+on its own): for a direction v, the directional derivative of the loss
 L = Σ (cotangent ⊙ output) by central differences, (L(θ + εv) − L(θ − εv)) / 2ε with
-ε = 1e-6, must agree with ⟨∂L/∂θ, v⟩ within 1e-6 · (1 + |⟨∂L/∂θ, v⟩|), in float64. Smooth
-activations only (tanh, sigmoid, softsign, elu, linear); the kinked ones are compared with Keras in
-test_ref_backward_keras.py. Truncated BPTT is checked against its definition (one full BPTT
-per loss term over the window of steps it reaches), clipping against its formula, and bad
-input against the forward's messages.
+ε = 1e-6, must agree with ⟨∂L/∂θ, v⟩ within 1e-6 · (1 + |⟨∂L/∂θ, v⟩|), in float64. Hypothesis
+draws the sizes and every array (inputs, weights, cotangents, directions: bounded finite floats,
+the direction is fixed), so a failure shrinks to small arrays. Activations that are smooth
+everywhere (tanh, sigmoid, linear) take hypothesis's arrays; softsign and elu, whose second
+derivative jumps at 0, where hypothesis's zeros put their pre-activations and central
+differences are off by O(ε), are checked on NumPy draws, which never land there. The kinked
+ones are compared with Keras in test_ref_backward_keras.py. Truncated BPTT is checked against
+its definition (one full BPTT per loss term over the window of steps it reaches), clipping
+against its formula, and bad input against the forward's messages.
 """
 
 from __future__ import annotations
@@ -18,23 +22,53 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from random_params import random_params
+from random_params import arrays, params_strategy, random_params
 
 import rnn_ref
 from rnn_ref import bptt, clipping, gru_backward, lstm_backward, simple_rnn_backward
 
 EPS = 1e-6
 TOL = 1e-6
-SMOOTH = ["tanh", "sigmoid", "softsign", "elu", "linear"]  # elu: its derivative is continuous
+SMOOTH = ["tanh", "sigmoid", "linear"]  # smooth everywhere: hypothesis may draw any point
+C1_ONLY = ["softsign", "elu"]  # f'' jumps at 0: checked on NumPy's draws (test_c1_activations_*)
+WEIGHT_BOUND = 1.0  # the weights' and biases' range; inputs, states and cotangents take 2
 
 sizes = st.tuples(
     st.integers(1, 3),  # N
     st.integers(1, 5),  # T
     st.integers(1, 4),  # D
     st.integers(1, 4),  # H
-    st.integers(0, 2**32 - 1),  # seed
 )
 FD_SETTINGS = settings(max_examples=15, deadline=None)
+
+
+def draw(data, *shape, bound=2.0) -> np.ndarray:
+    """A float64 array of ``shape`` drawn by hypothesis, finite, in [-bound, bound]."""
+    return data.draw(arrays(shape, bound))
+
+
+def draw_params(data, kind, d, h, use_bias=True, reset_after=False, convention="notes"):
+    return data.draw(
+        params_strategy(
+            kind,
+            d,
+            h,
+            use_bias=use_bias,
+            reset_after=reset_after,
+            convention=convention,
+            bound=WEIGHT_BOUND,
+        )
+    )
+
+
+def direction(shape) -> np.ndarray:
+    """A fixed direction with no entry near 0 and no pattern a gradient could be orthogonal to.
+
+    Fixed rather than drawn: the arrays it is applied to are drawn (and shrink), and every entry
+    of the gradient is tested because every entry of the direction is at least 0.25 in size.
+    """
+    k = np.arange(1, int(np.prod(shape)) + 1)
+    return (np.where(k % 2, 1.0, -1.0) * (0.25 + 0.75 * ((k * 0.6180339887) % 1.0))).reshape(shape)
 
 
 # --- trees of arrays: arrays, lists/tuples of them, params dataclasses, None -------------------
@@ -72,13 +106,14 @@ def _loss(output, cotangent) -> float:
     return float(sum(np.sum(_get(output, p) * _get(cotangent, p)) for p in _leaves(cotangent)))
 
 
-def _cotangent(output, rng):
+def _cotangent(output, normal):
+    """An array from ``normal(*shape)`` for every array of ``output``, in its structure."""
     if isinstance(output, np.ndarray):
-        return rng.normal(size=output.shape)
-    return [_cotangent(o, rng) for o in output]
+        return normal(*output.shape)
+    return [_cotangent(o, normal) for o in output]
 
 
-def assert_vjp(forward, primals: list, grads: list, cotangent, rng) -> None:
+def assert_vjp(forward, primals: list, grads: list, cotangent) -> None:
     """Check ``grads`` (the structure of ``primals``) against central differences of
     ``L(primals) = Σ cotangent ⊙ forward(*primals)``, one array of the primals at a time."""
     paths = list(_leaves(primals))
@@ -88,7 +123,7 @@ def assert_vjp(forward, primals: list, grads: list, cotangent, rng) -> None:
         value = _get(primals, path)
         assert gradient is not None, f"no gradient for {path}"
         assert gradient.shape == value.shape, f"{path}: gradient {gradient.shape} {value.shape}"
-        v = rng.normal(size=value.shape)
+        v = direction(value.shape)
         plus = _loss(forward(*_set(primals, path, value + EPS * v)), cotangent)
         minus = _loss(forward(*_set(primals, path, value - EPS * v)), cotangent)
         numeric = (plus - minus) / (2 * EPS)
@@ -100,6 +135,22 @@ def _gate_params(kind, rng, d, h, use_bias=True, reset_after=False, convention="
     return random_params(
         kind, rng, d, h, use_bias=use_bias, reset_after=reset_after, convention=convention
     )
+
+
+def _gate_case(name, n, d, h, use_bias, activation, normal):
+    """Check one gate's VJP on arrays from ``normal(*shape)``."""
+    forward, backward = GATES[name]
+    primals = [
+        normal(n, d),
+        normal(n, h),
+        normal(d, h),
+        normal(h, h),
+        normal(h) if use_bias else None,
+    ]
+    cotangent = normal(n, h)
+    grads = backward(cotangent, *primals, activation=activation)
+    assert (grads.db is None) == (not use_bias)
+    assert_vjp(lambda *a: forward(*a, activation=activation), primals, list(grads), cotangent)
 
 
 # --- steps and their equations --------------------------------------------------------------
@@ -120,22 +171,20 @@ GATES = {
 
 @pytest.mark.parametrize("name", GATES)
 @FD_SETTINGS
-@given(size=sizes, use_bias=st.booleans(), activation=st.sampled_from(SMOOTH))
-def test_gate_backward(name, size, use_bias, activation):
-    n, _, d, h, seed = size
-    rng = np.random.default_rng(seed)
-    forward, backward = GATES[name]
-    primals = [
-        rng.normal(size=(n, d)),
-        rng.normal(size=(n, h)),
-        rng.normal(size=(d, h)),
-        rng.normal(size=(h, h)),
-        rng.normal(size=h) if use_bias else None,
-    ]
-    cotangent = rng.normal(size=(n, h))
-    grads = backward(cotangent, *primals, activation=activation)
-    assert (grads.db is None) == (not use_bias)
-    assert_vjp(lambda *a: forward(*a, activation=activation), primals, list(grads), cotangent, rng)
+@given(size=sizes, use_bias=st.booleans(), activation=st.sampled_from(SMOOTH), data=st.data())
+def test_gate_backward(name, size, use_bias, activation, data):
+    n, _, d, h = size
+    normal = lambda *shape: draw(data, *shape)  # noqa: E731
+    _gate_case(name, n, d, h, use_bias, activation, normal)
+
+
+@pytest.mark.parametrize("activation", C1_ONLY)
+@pytest.mark.parametrize("name", GATES)
+def test_c1_activations_gate_backward(name, activation, rng):
+    """softsign and elu on NumPy's normal draws: no pre-activation is 0 or within ε of it."""
+    for n, d, h in [(1, 1, 1), (2, 3, 4), (3, 4, 2)]:
+        normal = lambda *shape: rng.normal(size=shape)  # noqa: E731
+        _gate_case(name, n, d, h, True, activation, normal)
 
 
 def test_activations_by_function_or_none(rng):
@@ -158,56 +207,67 @@ ELEMENTWISE = {
 
 @pytest.mark.parametrize("name", ELEMENTWISE)
 @FD_SETTINGS
-@given(size=sizes)
-def test_elementwise_backward(name, size):
-    n, _, _, h, seed = size
-    rng = np.random.default_rng(seed)
+@given(size=sizes, data=st.data())
+def test_elementwise_backward(name, size, data):
+    n, _, _, h = size
     forward, backward, arity = ELEMENTWISE[name]
-    primals = [rng.normal(size=(n, h)) for _ in range(arity)]
-    cotangent = rng.normal(size=(n, h))
-    assert_vjp(forward, primals, list(backward(cotangent, *primals)), cotangent, rng)
+    primals = [draw(data, n, h) for _ in range(arity)]
+    cotangent = draw(data, n, h)
+    assert_vjp(forward, primals, list(backward(cotangent, *primals)), cotangent)
 
 
 @FD_SETTINGS
-@given(size=sizes, use_bias=st.booleans(), reset_after=st.booleans())
-def test_candidate_state_backward(size, use_bias, reset_after):
-    n, _, d, h, seed = size
-    rng = np.random.default_rng(seed)
+@given(size=sizes, use_bias=st.booleans(), reset_after=st.booleans(), data=st.data())
+def test_candidate_state_backward(size, use_bias, reset_after, data):
+    n, _, d, h = size
     primals = [
-        rng.normal(size=(n, d)),
-        rng.normal(size=(n, h)),
-        rng.uniform(size=(n, h)),
-        rng.normal(size=(d, h)),
-        rng.normal(size=(h, h)),
-        rng.normal(size=h) if use_bias else None,
+        draw(data, n, d),
+        draw(data, n, h),
+        data.draw(arrays((n, h), 1.0).map(np.abs)),  # a gate's output, in [0, 1]
+        draw(data, d, h, bound=WEIGHT_BOUND),
+        draw(data, h, h, bound=WEIGHT_BOUND),
+        draw(data, h, bound=WEIGHT_BOUND) if use_bias else None,
     ]
-    cotangent = rng.normal(size=(n, h))
+    cotangent = draw(data, n, h)
     if reset_after:
-        primals.append(rng.normal(size=h) if use_bias else None)
+        primals.append(draw(data, h, bound=WEIGHT_BOUND) if use_bias else None)
         forward = rnn_ref.candidate_state_reset_after
         grads = list(gru_backward.candidate_state_reset_after_backward(cotangent, *primals))
     else:
         forward = rnn_ref.candidate_state
         grads = list(gru_backward.candidate_state_backward(cotangent, *primals))
         assert grads.pop() is None  # db_hh
-    assert_vjp(forward, primals, grads, cotangent, rng)
+    assert_vjp(forward, primals, grads, cotangent)
 
 
-@FD_SETTINGS
-@given(size=sizes, use_bias=st.booleans(), activation=st.sampled_from(SMOOTH))
-def test_lstm_step_backward(size, use_bias, activation):
-    n, _, d, h, seed = size
-    rng = np.random.default_rng(seed)
-    params = _gate_params("lstm", rng, d, h, use_bias)
-    primals = [rng.normal(size=(n, d)), rng.normal(size=(n, h)), rng.normal(size=(n, h)), params]
-    cotangent = [rng.normal(size=(n, h)), rng.normal(size=(n, h))]
+def _lstm_step_case(n, d, h, params, activation, normal):
+    primals = [normal(n, d), normal(n, h), normal(n, h), params]
+    cotangent = [normal(n, h), normal(n, h)]
     grads = lstm_backward.lstm_step_backward(*cotangent, *primals, activation=activation)
     assert isinstance(grads.params, rnn_ref.LSTMParams)
 
     def forward(x_t, h_prev, c_prev, params):
         return list(rnn_ref.lstm_step(x_t, h_prev, c_prev, params, activation=activation))
 
-    assert_vjp(forward, primals, list(grads), cotangent, rng)
+    assert_vjp(forward, primals, list(grads), cotangent)
+
+
+@FD_SETTINGS
+@given(size=sizes, use_bias=st.booleans(), activation=st.sampled_from(SMOOTH), data=st.data())
+def test_lstm_step_backward(size, use_bias, activation, data):
+    n, _, d, h = size
+    params = draw_params(data, "lstm", d, h, use_bias)
+    normal = lambda *shape: draw(data, *shape)  # noqa: E731
+    _lstm_step_case(n, d, h, params, activation, normal)
+
+
+@pytest.mark.parametrize("activation", C1_ONLY)
+def test_c1_activations_lstm_step_backward(activation, rng):
+    """softsign and elu on NumPy's normal draws: no pre-activation is 0 or within ε of it."""
+    for n, d, h in [(1, 1, 1), (2, 3, 4), (3, 4, 2)]:
+        params = _gate_params("lstm", rng, d, h)
+        normal = lambda *shape: rng.normal(size=shape)  # noqa: E731
+        _lstm_step_case(n, d, h, params, activation, normal)
 
 
 @FD_SETTINGS
@@ -216,16 +276,16 @@ def test_lstm_step_backward(size, use_bias, activation):
     use_bias=st.booleans(),
     reset_after=st.booleans(),
     convention=st.sampled_from(["notes", "keras"]),
+    data=st.data(),
 )
-def test_gru_step_backward(size, use_bias, reset_after, convention):
-    n, _, d, h, seed = size
-    rng = np.random.default_rng(seed)
-    params = _gate_params("gru", rng, d, h, use_bias, reset_after, convention)
-    primals = [rng.normal(size=(n, d)), rng.normal(size=(n, h)), params]
-    cotangent = rng.normal(size=(n, h))
+def test_gru_step_backward(size, use_bias, reset_after, convention, data):
+    n, _, d, h = size
+    params = draw_params(data, "gru", d, h, use_bias, reset_after, convention)
+    primals = [draw(data, n, d), draw(data, n, h), params]
+    cotangent = draw(data, n, h)
     grads = gru_backward.gru_step_backward(cotangent, *primals)
     assert (grads.params.reset_after, grads.params.update_convention) == (reset_after, convention)
-    assert_vjp(rnn_ref.gru_step, primals, list(grads), cotangent, rng)
+    assert_vjp(rnn_ref.gru_step, primals, list(grads), cotangent)
 
 
 def test_update_conventions_have_negated_gradients(rng):
@@ -265,19 +325,20 @@ layer_options = st.fixed_dictionaries(
     given_state=st.booleans(),
     reset_after=st.booleans(),
     convention=st.sampled_from(["notes", "keras"]),
+    data=st.data(),
 )
-def test_layer_bptt(kind, size, options, use_bias, given_state, reset_after, convention):
-    n, t, d, h, seed = size
-    rng = np.random.default_rng(seed)
-    params = _gate_params(kind, rng, d, h, use_bias, reset_after, convention)
-    states = [rng.normal(size=(n, h)) for _ in range(2 if kind == "lstm" else 1)]
-    x = rng.normal(size=(n, t, d))
+def test_layer_bptt(kind, size, options, use_bias, given_state, reset_after, convention, data):
+    n, t, d, h = size
+    normal = lambda *shape: draw(data, *shape)  # noqa: E731
+    params = draw_params(data, kind, d, h, use_bias, reset_after, convention)
+    states = [draw(data, n, h) for _ in range(2 if kind == "lstm" else 1)]
+    x = draw(data, n, t, d)
 
     def forward(x, params, initial_state):
         return FORWARD[kind](x, params, initial_state=initial_state, **options)
 
     output = forward(x, params, states if given_state else None)
-    cotangent = _cotangent(output, rng)
+    cotangent = _cotangent(output, normal)
     grads = BPTT[kind](
         cotangent, x, params, initial_state=states if given_state else None, **options
     )
@@ -290,10 +351,9 @@ def test_layer_bptt(kind, size, options, use_bias, given_state, reset_after, con
             [x, params, states],
             [grads.dx, grads.params, grads.d_initial_state],
             cotangent,
-            rng,
         )
     else:  # zeros are the initial state, and its gradient is the same
-        assert_vjp(forward, [x, params, None], [grads.dx, grads.params, None], cotangent, rng)
+        assert_vjp(forward, [x, params, None], [grads.dx, grads.params, None], cotangent)
         zeros = [np.zeros_like(s) for s in states]
         again = BPTT[kind](cotangent, x, params, initial_state=zeros, **options)
         for a, b in zip(again.d_initial_state, grads.d_initial_state, strict=True):
@@ -301,13 +361,17 @@ def test_layer_bptt(kind, size, options, use_bias, given_state, reset_after, con
 
 
 @FD_SETTINGS
-@given(size=sizes, kinds=st.tuples(*[st.sampled_from(["simple_rnn", "lstm", "gru"])] * 2))
-def test_stack_bptt(size, kinds):
-    n, t, d, h, seed = size
-    rng = np.random.default_rng(seed)
+@given(
+    size=sizes,
+    kinds=st.tuples(*[st.sampled_from(["simple_rnn", "lstm", "gru"])] * 2),
+    data=st.data(),
+)
+def test_stack_bptt(size, kinds, data):
+    n, t, d, h = size
+    normal = lambda *shape: draw(data, *shape)  # noqa: E731
     specs = {"simple_rnn": rnn_ref.SimpleRNN, "lstm": rnn_ref.LSTM, "gru": rnn_ref.GRU}
-    params = [_gate_params(kinds[0], rng, d, h + 1), _gate_params(kinds[1], rng, h + 1, h)]
-    x = rng.normal(size=(n, t, d))
+    params = [draw_params(data, kinds[0], d, h + 1), draw_params(data, kinds[1], h + 1, h)]
+    x = draw(data, n, t, d)
 
     def layers(p0, p1):
         return [specs[kinds[0]](params=p0, return_sequences=True), specs[kinds[1]](params=p1)]
@@ -315,10 +379,10 @@ def test_stack_bptt(size, kinds):
     def forward(x, p0, p1):
         return rnn_ref.stack(x, layers(p0, p1))
 
-    cotangent = _cotangent(forward(x, *params), rng)
+    cotangent = _cotangent(forward(x, *params), normal)
     grads = bptt.stack_bptt(cotangent, x, layers(*params))
     primal_grads = [grads.dx, *(g.params for g in grads.layers)]
-    assert_vjp(forward, [x, *params], primal_grads, cotangent, rng)
+    assert_vjp(forward, [x, *params], primal_grads, cotangent)
 
 
 @FD_SETTINGS
@@ -329,14 +393,15 @@ def test_stack_bptt(size, kinds):
     return_sequences=st.booleans(),
     return_state=st.booleans(),
     shared=st.booleans(),
+    data=st.data(),
 )
-def test_bidirectional_bptt(size, kind, merge_mode, return_sequences, return_state, shared):
-    n, t, d, h, seed = size
-    rng = np.random.default_rng(seed)
+def test_bidirectional_bptt(size, kind, merge_mode, return_sequences, return_state, shared, data):
+    n, t, d, h = size
+    normal = lambda *shape: draw(data, *shape)  # noqa: E731
     spec = {"simple_rnn": rnn_ref.SimpleRNN, "lstm": rnn_ref.LSTM, "gru": rnn_ref.GRU}[kind]
     options = {"return_sequences": return_sequences, "return_state": return_state}
-    x = rng.normal(size=(n, t, d))
-    states = [rng.normal(size=(n, h)) for _ in range(4 if kind == "lstm" else 2)]
+    x = draw(data, n, t, d)
+    states = [draw(data, n, h) for _ in range(4 if kind == "lstm" else 2)]
 
     def pair(p_forward, p_backward):
         forward = spec(params=p_forward, **options)
@@ -349,8 +414,8 @@ def test_bidirectional_bptt(size, kind, merge_mode, return_sequences, return_sta
             x, *pair(p_forward, p_backward), merge_mode=merge_mode, initial_state=initial_state
         )
 
-    p_forward, p_backward = _gate_params(kind, rng, d, h), _gate_params(kind, rng, d, h)
-    cotangent = _cotangent(run(x, p_forward, p_backward, states), rng)
+    p_forward, p_backward = draw_params(data, kind, d, h), draw_params(data, kind, d, h)
+    cotangent = _cotangent(run(x, p_forward, p_backward, states), normal)
     grads = bptt.bidirectional_bptt(
         cotangent, x, *pair(p_forward, p_backward), merge_mode=merge_mode, initial_state=states
     )
@@ -362,7 +427,6 @@ def test_bidirectional_bptt(size, kind, merge_mode, return_sequences, return_sta
             [x, p_forward, states],
             [grads.dx, grads.forward, grads.d_initial_state],
             cotangent,
-            rng,
         )
     else:
         assert_vjp(
@@ -370,7 +434,6 @@ def test_bidirectional_bptt(size, kind, merge_mode, return_sequences, return_sta
             [x, p_forward, p_backward, states],
             [grads.dx, grads.forward, grads.backward, grads.d_initial_state],
             cotangent,
-            rng,
         )
 
 
@@ -414,14 +477,15 @@ def _windowed_bptt(kind, d_seq, d_final, x, params, truncate):
 
 @pytest.mark.parametrize("kind", ["simple_rnn", "lstm", "gru"])
 @FD_SETTINGS
-@given(size=sizes, truncate=st.integers(1, 6), return_sequences=st.booleans())
-def test_truncated_bptt_is_a_full_bptt_per_loss_term_window(kind, size, truncate, return_sequences):
-    n, t, d, h, seed = size
-    rng = np.random.default_rng(seed)
-    params = _gate_params(kind, rng, d, h, reset_after=True, convention="keras")
-    x = rng.normal(size=(n, t, d))
-    d_seq = rng.normal(size=(n, t, h)) if return_sequences else None
-    d_final = [rng.normal(size=(n, h)) for _ in range(2 if kind == "lstm" else 1)]
+@given(size=sizes, truncate=st.integers(1, 6), return_sequences=st.booleans(), data=st.data())
+def test_truncated_bptt_is_a_full_bptt_per_loss_term_window(
+    kind, size, truncate, return_sequences, data
+):
+    n, t, d, h = size
+    params = draw_params(data, kind, d, h, reset_after=True, convention="keras")
+    x = draw(data, n, t, d)
+    d_seq = draw(data, n, t, h) if return_sequences else None
+    d_final = [draw(data, n, h) for _ in range(2 if kind == "lstm" else 1)]
     d_output = [d_seq if return_sequences else None, *d_final]
     grads = BPTT[kind](
         d_output, x, params, return_sequences=return_sequences, return_state=True, truncate=truncate
@@ -470,19 +534,20 @@ def test_truncated_bptt_forgets_far_steps(rng):
     shapes=st.lists(st.tuples(st.integers(1, 4), st.integers(1, 4)), min_size=1, max_size=4),
     scale=st.floats(1e-3, 1e3),
     clip_norm=st.floats(1e-2, 1e2),
-    seed=st.integers(0, 2**32 - 1),
+    data=st.data(),
 )
-def test_clip_by_global_norm_formula(shapes, scale, clip_norm, seed):
-    rng = np.random.default_rng(seed)
-    arrays = [rng.normal(scale=scale, size=s) for s in shapes]
-    clipped, norm = clipping.clip_by_global_norm([arrays[0], None, *arrays[1:]], clip_norm)
+def test_clip_by_global_norm_formula(shapes, scale, clip_norm, data):
+    # Not all zero: the norm 0 is test_clip_by_global_norm_edge_cases's.
+    tensors = [draw(data, *s) * scale for s in shapes]
+    tensors[0].flat[0] = data.draw(st.floats(0.5, 2.0)) * scale
+    clipped, norm = clipping.clip_by_global_norm([tensors[0], None, *tensors[1:]], clip_norm)
     assert clipped[1] is None
     clipped = [clipped[0], *clipped[2:]]
-    expected_norm = np.sqrt(sum(np.sum(a**2) for a in arrays))
+    expected_norm = np.sqrt(sum(np.sum(a**2) for a in tensors))
     assert norm == pytest.approx(expected_norm, rel=1e-12)
-    assert clipping.global_norm(arrays) == pytest.approx(expected_norm, rel=1e-12)
+    assert clipping.global_norm(tensors) == pytest.approx(expected_norm, rel=1e-12)
     factor = min(1.0, clip_norm / expected_norm)
-    for a, c in zip(arrays, clipped, strict=True):
+    for a, c in zip(tensors, clipped, strict=True):
         np.testing.assert_allclose(c, a * factor, rtol=1e-12)
     assert clipping.global_norm(clipped) <= clip_norm * (1 + 1e-12)
 

@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 import pytest
 from keras_parity import assert_outputs_close, randomize_weights
+from random_params import random_keras_weights
 
 import rnn_ref
 from rnn_ref import keras_weights
@@ -35,12 +36,6 @@ def test_lstm_blocks_follow_keras_gate_order(rng):
         assert np.all(getattr(p, f"b_{g}") == 20 + k)
 
 
-def _random_weights(rng, layout, d=3, h=2) -> list[np.ndarray]:
-    k = len(layout.gates)
-    bias_shape = (2, k * h) if layout.two_bias_rows else (k * h,)
-    return [rng.normal(size=(d, k * h)), rng.normal(size=(h, k * h)), rng.normal(size=bias_shape)]
-
-
 @pytest.mark.parametrize(
     ("layout", "params"),
     [
@@ -51,7 +46,7 @@ def _random_weights(rng, layout, d=3, h=2) -> list[np.ndarray]:
     ],
 )
 def test_block_names_are_the_split_blocks_and_the_leading_fields_of_the_params(rng, layout, params):
-    blocks = keras_weights.split_keras_weights(_random_weights(rng, layout), layout)
+    blocks = keras_weights.split_keras_weights(random_keras_weights(rng, layout, 3, 2), layout)
     assert sorted(blocks) == sorted(layout.block_names)
     if params is not None:
         fields = [f.name for f in dataclasses.fields(params)]
@@ -63,7 +58,7 @@ def test_block_names_are_the_split_blocks_and_the_leading_fields_of_the_params(r
 )
 def test_reordered_gate_blocks_are_read_as_in_the_given_order(rng, layout):
     """Block of gate g of the result = the block at position order.index(g) of the weights."""
-    weights = _random_weights(rng, layout)
+    weights = random_keras_weights(rng, layout, 3, 2)
     blocks = keras_weights.split_keras_weights(weights, layout)
     for order in itertools.permutations(layout.gates):
         reordered = keras_weights.reorder_gate_blocks(weights, layout, order)
