@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from types import TracebackType
+from typing import Literal
 
 import psycopg
 
@@ -55,7 +56,7 @@ class AdvisoryLock:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
+    ) -> Literal[False]:
         if self.conn is not None:
             try:
                 self.conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key(self.course_id),))

@@ -88,14 +88,14 @@ def is_postgres(db_url: str) -> bool:
     return db_url.startswith(("postgresql", "postgres:", "postgres+"))
 
 
-def connect(url: str, **kwargs) -> psycopg.Connection:
+def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
     """A connection to the queue's database, its search path the queue's schema."""
     try:
         return psycopg.connect(
             conninfo(url),
             connect_timeout=CONNECT_SECONDS,
             options=f"-c search_path={SCHEMA}",
-            **kwargs,
+            autocommit=autocommit,
         )
     except psycopg.Error as exc:
         raise QueueUnavailable(f"cannot reach the database: {redact(one_line(exc))}") from None
@@ -119,8 +119,8 @@ def prepare(url: str) -> None:
                 ).fetchone()
                 if not (exists and exists[0]):
                     schema = procrastinate.schema.SchemaManager.get_schema()
-                    conn.execute(schema)  # type: ignore[arg-type] (no parameters: sent as is)
-                conn.execute(_TABLES)  # type: ignore[arg-type]
+                    conn.execute(schema)  # no parameters: sent as is
+                conn.execute(_TABLES)
         except psycopg.Error as exc:
             raise QueueUnavailable(
                 f"cannot prepare the queue in the database: {redact(one_line(exc))}"

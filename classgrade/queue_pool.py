@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import procrastinate
@@ -219,7 +219,7 @@ class QueuePool:
             self._hinted = True
 
     @contextlib.contextmanager
-    def _database(self, doing: str):
+    def _database(self, doing: str) -> Iterator[None]:
         try:
             yield
         except (psycopg.Error, procrastinate.exceptions.ConnectorException) as exc:

@@ -20,6 +20,7 @@ import sys
 import threading
 
 import procrastinate
+import psycopg
 import psycopg_pool
 
 from . import __version__, cgroups, reaper
@@ -77,7 +78,7 @@ class Worker:
             )
             conn.execute("NOTIFY classgrade_results")
 
-    def _grade(self, conn, job_key: str, payload: object) -> ExecResult:
+    def _grade(self, conn: psycopg.Connection, job_key: str, payload: object) -> ExecResult:
         key = payload.get("key") if isinstance(payload, dict) else None
         if not isinstance(key, str) or not isinstance(payload, dict):
             return ExecResult(str(key), False, reason="the queue's job is malformed")
@@ -102,7 +103,7 @@ class Worker:
         finally:
             pool.close()
 
-    def _exec_job(self, conn, key: str, payload: dict) -> ExecJob:
+    def _exec_job(self, conn: psycopg.Connection, key: str, payload: dict) -> ExecJob:
         if payload.get("sandboxed") is not True:
             raise ValueError("a worker grades only in the sandbox (the run asked for none)")
         files = jq.Materialiser(conn, self.files)
