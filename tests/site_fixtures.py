@@ -1,4 +1,5 @@
-"""A clean build of the course website, shared by the site tests (test_site_*.py).
+"""A clean build of the course website, shared by the site tests (test_site_*.py) and the
+chapter tests (test_book_chapters.py: the build's run of each chapter is the session's only one).
 
 The build runs once per pytest process, from scratch (a fresh output folder and a fresh
 jupyter-cache, so every notebook is executed), with warnings as errors, into
