@@ -111,6 +111,12 @@ def prepare(url: str) -> None:
     """Create the queue's schema, procrastinate's tables and ours, once per database."""
     with connect(url, autocommit=True) as conn:
         try:
+            ready = conn.execute(
+                "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
+                (f"{SCHEMA}.procrastinate_jobs", f"{SCHEMA}.results"),
+            ).fetchone()
+            if ready and ready[0]:
+                return  # a worker's role needs no right to create anything
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")

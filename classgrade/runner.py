@@ -201,8 +201,18 @@ class ClassGrader:
                 else "Limits per notebook: no cgroup could be made here; memory is bounded per "
                 "process, processes per sandbox."
             )
+            if queued:
+                summary.limits_note = (
+                    "Limits per notebook: set on each worker's machine (a cgroup where the "
+                    "worker can make one, else per process)."
+                )
             reaper.reap_stale(self.cgroup_parents)
             summary.backup = backup_gradebook(self.db_url, self.settings.keep_backups)
+            if is_postgres(self.db_url):
+                summary.limits_note += (
+                    "\nThe gradebook is in PostgreSQL: classgrade made no copy of it; back it "
+                    "up with pg_dump."
+                )
             with Gradebook(self.db_url, self.coursedir.course_id) as gb:
                 assignments = self._load_assignments(gb)
             plan = self._plan(assignments)

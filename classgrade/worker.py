@@ -174,7 +174,7 @@ class Worker:
                 concurrency=self.processes,
                 update_heartbeat_interval=max(0.5, self.lease_seconds / 3),
                 stalled_worker_timeout=self.lease_seconds,
-                delete_jobs="successful",
+                # Finished jobs stay (their attempts tell of lost workers); see the guide.
             )
         finally:
             self.pool.close()
@@ -183,6 +183,7 @@ class Worker:
 
 def run_worker(url: str, processes: int, lease_seconds: float = jq.DEFAULT_LEASE_SECONDS) -> None:
     """Check the sandbox, prepare the queue, and grade until stopped."""
+    jq.conninfo(url)  # a database that is not PostgreSQL: refused before anything starts
     self_test(Sandbox(Limits()))  # SandboxUnavailable: the command refuses to start
     jq.prepare(url)
     Worker(url, processes, lease_seconds).run()
