@@ -8,6 +8,10 @@ it once with ``functools.partial``.
 
 The chapters import this module from ``book/``; the chapter notebooks of Colab and Binder carry a
 copy of it (``scripts/sync_chapter_notebooks.py`` inlines it), so that each runs on its own.
+
+The build's cache (jupyter-cache, ``_build/.jupyter_cache``) knows a chapter by its own cells only:
+after changing this module, remove that folder so that ``bash scripts/build.sh`` runs the chapters
+again (the tests' build always starts from scratch).
 """
 
 from collections.abc import Collection, Mapping, Sequence
@@ -121,12 +125,13 @@ def box(
     lw: float = 1.3,
     pad: float = 0.04,
     fontsize: float = 12,
-    text_colour: str = INK,
+    text_colour: str | None = None,
     zorder: float | None = None,
 ) -> None:
     """A rounded box centred on ``(cx, cy)`` with ``text`` in it (a layer, a cell, a value).
 
-    With a ``zorder``, the text lies just above the box; without, both keep Matplotlib's.
+    The text is in Matplotlib's text colour unless ``text_colour`` says otherwise. With a
+    ``zorder``, the text lies just above the box; without, both keep Matplotlib's.
     """
     layer = {} if zorder is None else {"zorder": zorder}
     ax.add_patch(
@@ -142,17 +147,7 @@ def box(
         )
     )
     if text is not None:
-        above = {} if zorder is None else {"zorder": zorder + 1}
-        ax.text(
-            cx,
-            cy,
-            text,
-            ha="center",
-            va="center",
-            fontsize=fontsize,
-            color=text_colour,
-            **above,
-        )
+        _label(ax, cx, cy, text, fontsize, text_colour, zorder)
 
 
 def node(
@@ -165,23 +160,32 @@ def node(
     radius: float = 0.25,
     lw: float = 1.4,
     fontsize: float = 12,
-    text_colour: str = INK,
+    text_colour: str | None = None,
     zorder: float | None = 3,
 ) -> None:
-    """A white circle centred on ``(cx, cy)`` holding an operation (``⊙``, ``+``, ``1-``)."""
+    """A white circle centred on ``(cx, cy)`` holding an operation (``⊙``, ``+``, ``1-``).
+
+    The text is in Matplotlib's text colour unless ``text_colour`` says otherwise.
+    """
     layer = {} if zorder is None else {"zorder": zorder}
     ax.add_patch(Circle((cx, cy), radius, fc="white", ec=edge, lw=lw, **layer))
-    above = {} if zorder is None else {"zorder": zorder + 1}
-    ax.text(
-        cx,
-        cy,
-        text,
-        ha="center",
-        va="center",
-        fontsize=fontsize,
-        color=text_colour,
-        **above,
-    )
+    _label(ax, cx, cy, text, fontsize, text_colour, zorder)
+
+
+def _label(
+    ax: Axes,
+    cx: float,
+    cy: float,
+    text: str,
+    fontsize: float,
+    colour: str | None,
+    zorder: float | None,
+) -> None:
+    """A shape's centred text, just above the shape when it has a ``zorder``."""
+    style: dict[str, Any] = {} if colour is None else {"color": colour}
+    if zorder is not None:
+        style["zorder"] = zorder + 1
+    ax.text(cx, cy, text, ha="center", va="center", fontsize=fontsize, **style)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,10 @@ A chapter's first cell imports what it uses from here and calls :func:`start`::
 The website runs the chapters in ``book/``, where this module is importable. The chapter notebooks
 of Colab and Binder carry a copy of it (``scripts/sync_chapter_notebooks.py`` inlines it), so that
 each runs on its own, with no file to upload.
+
+The build's cache (jupyter-cache, ``_build/.jupyter_cache``) knows a chapter by its own cells only:
+after changing this module, remove that folder so that ``bash scripts/build.sh`` runs the chapters
+again (the tests' build always starts from scratch).
 """
 
 import os
