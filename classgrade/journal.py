@@ -2,8 +2,10 @@
 
 It lives in ``.classgrade/journal.json`` next to the gradebook and is rewritten atomically after
 every submission, so a run killed at any moment leaves it consistent. A submission is only skipped
-by a later run when its entry says ``graded`` for exactly the same submitted files; anything
-else (``pending`` from a killed run, ``failed``, changed files) is graded again.
+by a later run when its entry says ``graded`` for exactly the same submitted files and grading
+inputs; anything else (``pending`` from a killed run, ``failed``, changed files) is graded again
+(``planning`` decides). The run writes it through :meth:`Journal.mark_pending` before grading and
+:meth:`Journal.record` after each submission.
 """
 
 from __future__ import annotations
