@@ -11,11 +11,12 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from classgrade import cgroups
-from classgrade.job_pool import JobPool
+from classgrade.job_pool import JobPool, run_jobs
 from classgrade.notebook_job import ExecJob, ExecResult
 from classgrade.sandbox import Limits
 
@@ -170,3 +171,35 @@ def test_stale_groups_are_removed_with_their_processes():
         assert not any(f.exists() for f in group.folders)
     finally:
         group.remove()
+
+
+def test_run_jobs_takes_a_job_only_when_the_pool_has_room_and_closing_ends_the_rest():
+    """The run's seam: jobs are drawn lazily, every result comes back, closing kills what runs."""
+    pool = JobPool(workers=2, target=stand_in)
+    ended: list[str] = []
+    pool.on_ended = lambda job: ended.append(job.key)
+    running_when_drawn: list[int] = []
+
+    def jobs(kinds: list[str]) -> Iterator[ExecJob]:
+        for i, kind in enumerate(kinds):
+            running_when_drawn.append(len(pool.running))
+            yield _job(f"a/s{i}/{kind}", i)
+
+    kinds = ["answers", "raises", "answers", "answers", "os_exit"]
+    results = dict((job.key, result) for job, result in run_jobs(jobs(kinds), pool, 120))
+    assert sorted(results) == sorted(f"a/s{i}/{kind}" for i, kind in enumerate(kinds))
+    assert [results[f"a/s{i}/answers"].ok for i in (0, 2, 3)] == [True, True, True]
+    assert not results["a/s1/raises"].ok
+    assert not results["a/s4/os_exit"].ok
+    assert max(running_when_drawn) < pool.workers
+    assert sorted(ended) == sorted(results)
+
+    ended.clear()
+    pool = JobPool(workers=2, target=stand_in)
+    pool.on_ended = lambda job: ended.append(job.key)
+    stream = run_jobs(iter([_job("b/s0/hangs", 10), _job("b/s1/answers", 11)]), pool, 120)
+    job, result = next(stream)
+    assert (job.key, result.ok) == ("b/s1/answers", True)
+    stream.close()  # the run stops: the job still running is killed and cleaned up after
+    assert sorted(ended) == ["b/s0/hangs", "b/s1/answers"]
+    assert not pool.running
