@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import subprocess
 import sys
 
@@ -186,3 +187,39 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]  # closed again once this returns: nobody listens there
+
+
+def test_pg_dump_and_pg_restore_keep_the_grades(graded_course, postgres, tmp_path):  # noqa: F811
+    """The instructors' guide's backup: ``pg_dump`` the gradebook, ``pg_restore`` it elsewhere."""
+    _course, url, plain = graded_course
+    dump = tmp_path / "gradebook.dump"
+    env = {**os.environ, "PGPASSWORD": postgres.password}
+    no_password = plain.replace(f":{postgres.password}@", "@")
+    subprocess.run(
+        [str(postgres.bindir / "pg_dump"), "--format=custom", f"--file={dump}", no_password],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    restored = postgres.new_database()
+    subprocess.run(
+        [
+            str(postgres.bindir / "pg_restore"),
+            "--no-owner",
+            f"--dbname={postgres.url(restored).replace(f':{postgres.password}@', '@')}",
+            str(dump),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    with (
+        Gradebook(url, COURSE_ID) as before,
+        Gradebook(postgres.url(restored, "postgresql+psycopg"), COURSE_ID) as after,
+    ):
+        for student in ("ann", "bob"):
+            assert (
+                after.find_submission(A, student).score == before.find_submission(A, student).score
+            )
