@@ -615,10 +615,17 @@ def _step_cases(
 
 
 def _lstm_params(rng: np.random.Generator, D: int, H: int) -> NotebookParams:
-    values: list[np.ndarray | None] = []
-    for _ in "ifco":
-        values.extend(c.weights(rng, D, H))
-    return LSTMParams(*values)
+    return LSTMParams(**_gate_weights(rng, D, H, LSTM_LAYOUT.gates))
+
+
+def _gate_weights(
+    rng: np.random.Generator, D: int, H: int, gates: tuple[str, ...]
+) -> dict[str, np.ndarray | None]:
+    """``W_x?, W_h?, b_?`` of each gate, drawn gate after gate in the order ``gates``."""
+    fields: dict[str, np.ndarray | None] = {}
+    for g in gates:
+        fields[f"W_x{g}"], fields[f"W_h{g}"], fields[f"b_{g}"] = c.weights(rng, D, H)
+    return fields
 
 
 def _step_result(
@@ -669,10 +676,7 @@ def lstm_step_backward(func: object) -> None:
 
 
 def _gru_params(rng: np.random.Generator, D: int, H: int) -> NotebookParams:
-    values: list[np.ndarray | None] = []
-    for _ in "zrh":
-        values.extend(c.weights(rng, D, H))
-    return GRUParams(*values)
+    return GRUParams(**_gate_weights(rng, D, H, GRU_LAYOUT.gates))
 
 
 def _gru_step(
