@@ -226,9 +226,17 @@ class Uploader:
         }
 
 
-def job_key(payload: dict) -> str:
-    """A job's identity: the same notebook of the same learner, graded the same way."""
-    return digest(json.dumps(payload, sort_keys=True).encode())
+def job_key(payload: dict, notebook_json: str) -> str:
+    """A job's identity: the same notebook of the same learner, graded the same way.
+
+    Cell ids do not count: nbformat makes up random ones for a notebook saved without them,
+    so a rerun's rebuilt notebook differs from the last run's in its ids alone.
+    """
+    notebook = json.loads(notebook_json)
+    for cell in notebook.get("cells", []):
+        cell.pop("id", None)
+    stable = {**payload, "notebook": digest(json.dumps(notebook, sort_keys=True).encode())}
+    return digest(json.dumps(stable, sort_keys=True).encode())
 
 
 # -- the worker's side -------------------------------------------------------------------------

@@ -72,6 +72,7 @@ class QueuePool:
             ) from None
         self.uploader = jq.Uploader(self.conn)
         self.queued: dict[str, _Queued] = {}
+        self._recorded: list[str] = []  # results handed back, recorded once wait() is called
         self._next_check = 0.0
         self._last_progress = time.monotonic()
         self._hinted = False
@@ -91,7 +92,7 @@ class QueuePool:
         with self._database("queue a notebook"):
             payload = self.uploader.payload(job)
             payload["version"] = __version__
-            key = jq.job_key(payload)
+            key = jq.job_key(payload, job.notebook_json)
             answered = self.conn.execute(
                 "SELECT 1 FROM results WHERE job_key = %s", (key,)
             ).fetchone()
@@ -121,6 +122,7 @@ class QueuePool:
             return []
         deadline = time.monotonic() + timeout
         with self._database("read the workers' results"):
+            self._forget_recorded()
             while True:
                 done = self._collect()
                 if time.monotonic() >= self._next_check:
@@ -154,9 +156,15 @@ class QueuePool:
                 # Hostile data: parsed field by field, its key must be the job's own.
                 result = ExecResult.from_json(queued.job.key, bytes(answer))
             done.append((queued.job, result))
-            self.conn.execute("DELETE FROM results WHERE job_key = %s", (key,))
+            self._recorded.append(key)
             self.on_ended(queued.job)
         return done
+
+    def _forget_recorded(self) -> None:
+        """Delete the result rows the run has recorded since (a killed run's stay for a rerun)."""
+        if self._recorded:
+            self.conn.execute("DELETE FROM results WHERE job_key = ANY(%s)", (self._recorded,))
+            self._recorded = []
 
     def _check_jobs(self) -> list[tuple[ExecJob, ExecResult]]:
         """Jobs whose worker went silent go to another worker, or fail after too many tries."""
@@ -232,6 +240,8 @@ class QueuePool:
 
     def close(self) -> None:
         """Stop waiting: queued jobs stay in the queue, and a rerun collects their results."""
+        with contextlib.suppress(Exception):
+            self._forget_recorded()
         self.queued.clear()
         with contextlib.suppress(Exception):
             self.app.close()
