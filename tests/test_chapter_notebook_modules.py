@@ -5,7 +5,6 @@ before the first cell that imports it; the corpus module's copy carries the cour
 """
 
 import base64
-import importlib.util
 import json
 import lzma
 import shutil
@@ -13,26 +12,9 @@ import sys
 
 import nbformat
 import pytest
-from site_fixtures import ROOT
-
-spec = importlib.util.spec_from_file_location(
-    "sync_chapter_notebooks", ROOT / "scripts" / "sync_chapter_notebooks.py"
-)
-sync_chapter_notebooks = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(sync_chapter_notebooks)
-
-HEADER = """---
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-    format_version: 0.13
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-"""
+from chapter_notebook_sync import NOTEBOOK_HEADER as HEADER
+from chapter_notebook_sync import sync_chapter_notebooks
+from paths import ROOT
 
 
 def code_cell(source: str) -> str:
@@ -69,6 +51,18 @@ def course(tmp_path):
     )
     (book / "other.md").write_text("(other)=\n# Other\n\n你好。\n", encoding="utf-8")
     return tmp_path
+
+
+def reading_the_corpus(course):
+    """The course's chapter, now also reading the pages through the real corpus module."""
+    shutil.copy(ROOT / "book" / "course_corpus.py", course / "book" / "course_corpus.py")
+    chapter = course / "book" / "chapter.md"
+    chapter.write_text(
+        chapter.read_text(encoding="utf-8")
+        + code_cell("from course_corpus import course_pages\n\npages = course_pages()"),
+        encoding="utf-8",
+    )
+    return chapter
 
 
 @pytest.fixture
@@ -116,13 +110,7 @@ def test_a_module_a_raw_string_cannot_carry_is_an_error(course):
 
 
 def test_the_corpus_module_carries_the_other_pages(course, fresh_modules):
-    shutil.copy(ROOT / "book" / "course_corpus.py", course / "book" / "course_corpus.py")
-    chapter = course / "book" / "chapter.md"
-    chapter.write_text(
-        chapter.read_text(encoding="utf-8")
-        + code_cell("from course_corpus import course_pages\n\npages = course_pages()"),
-        encoding="utf-8",
-    )
+    chapter = reading_the_corpus(course)
     (course / "book" / "third.md").write_text("# Third\n\n第三。\n", encoding="utf-8")
     notebook = sync_chapter_notebooks.chapter_notebook(chapter, course)
     carrier = [
@@ -146,13 +134,7 @@ def test_the_corpus_module_carries_the_other_pages(course, fresh_modules):
 def test_an_edited_page_refreshes_the_corpus_without_making_the_notebook_stale(
     course, fresh_modules
 ):
-    shutil.copy(ROOT / "book" / "course_corpus.py", course / "book" / "course_corpus.py")
-    chapter = course / "book" / "chapter.md"
-    chapter.write_text(
-        chapter.read_text(encoding="utf-8")
-        + code_cell("from course_corpus import course_pages\n\npages = course_pages()"),
-        encoding="utf-8",
-    )
+    chapter = reading_the_corpus(course)
     assert sync_chapter_notebooks.sync(course) == ["notebooks/chapter.ipynb"]
     other = course / "book" / "other.md"
     other.write_text("# Other\n\n改过了。\n", encoding="utf-8")

@@ -13,7 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from site_fixtures import ROOT, notebook_entries
+from paths import ROOT
+from site_fixtures import notebook_entries
 
 # The build's limit is 60 s per cell (_config.yml); here it only stops a hung notebook.
 CELL_TIMEOUT_SECONDS = 180

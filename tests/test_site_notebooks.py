@@ -1,30 +1,11 @@
 """The generator of the chapters' Colab/Binder notebooks (scripts/sync_chapter_notebooks.py)."""
 
-import importlib.util
 import json
 
 import nbformat
 import pytest
-from site_fixtures import ROOT
-
-spec = importlib.util.spec_from_file_location(
-    "sync_chapter_notebooks", ROOT / "scripts" / "sync_chapter_notebooks.py"
-)
-sync_chapter_notebooks = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(sync_chapter_notebooks)
-
-HEADER = """---
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-    format_version: 0.13
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-"""
+from chapter_notebook_sync import NOTEBOOK_HEADER as HEADER
+from chapter_notebook_sync import sync_chapter_notebooks
 
 
 @pytest.fixture
