@@ -1,4 +1,4 @@
-"""Command line: ``python -m classgrade grade|status|export|feedback-bundle|selftest``."""
+"""Command line: ``python -m classgrade <command>`` (grade, status, export, watch, ...)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
 
-from . import lms_export
+from . import lms_export, watch
 from .job_queue import redact
 from .report import Progress, export_csv, format_status, format_summary, status_rows
 from .runner import ClassGrader, GradingSetupError, Settings
@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the lease `grade --lease-seconds` uses (heartbeats every third of it)",
     )
 
+    a = sub.add_parser("watch", help="grade submissions as they arrive, release feedback")
+    _add_course(a)
+    watch.add_arguments(a)
+
     t = sub.add_parser("selftest", help="check that the sandbox works on this machine")
     _add_course(t)
     return parser
@@ -115,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             return lms_export.export_command(
                 ClassGrader(Settings(course_dir=args.course_dir)), args
             )
+        if args.command == "watch":
+            return watch.command(args)
         if args.command == "feedback-bundle":
             return lms_export.bundle_command(
                 ClassGrader(Settings(course_dir=args.course_dir)), args
