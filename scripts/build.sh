@@ -13,7 +13,18 @@ source scripts/env.sh
 # The Colab/Binder notebooks in notebooks/ are generated from the chapters; keep them in step.
 python scripts/sync_chapter_notebooks.py
 
+# jupyter-cache keys a chapter by its own cells only, not by the Python modules its cells import
+# (book/*.py, rnn_ref): when one of those changes, every chapter runs again.
+modules_digest=$(cat book/*.py rnn_ref/*.py | sha256sum | cut -d' ' -f1)
+modules_stamp=_build/.chapter-modules.sha256
+if [ ! -f "$modules_stamp" ] || [ "$(cat "$modules_stamp")" != "$modules_digest" ]; then
+  rm -rf _build/.jupyter_cache
+fi
+
 jupyter-book build . --warningiserror --nitpick --keep-going "$@"
+
+mkdir -p _build
+echo "$modules_digest" > "$modules_stamp"
 
 echo
 echo "The website is in $PWD/_build/html/index.html"
