@@ -9,11 +9,20 @@ grades the class twice from the same submissions, each into a fresh gradebook: w
 ``nbgrader autograde <assignment>`` (its defaults, one batch per assignment). It prints seconds
 per notebook for each, their ratio, peak memory, and checks that both gave the same scores to
 every submission that both graded.
+
+    python benchmarks/bench_grading.py --learners 50 --skip-plain --db temporary
+
+With ``--db`` (a PostgreSQL address, or ``temporary`` for a throwaway server started with
+Debian's initdb/pg_ctl as the tests do) it also grades the class through the queue: the same
+``grade`` with ``--db``, once with one local ``classgrade worker`` and once with two, and
+prints each one's overhead per notebook against the local pool. The gradebook stays the same
+SQLite file, so the difference is the queue's alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -196,6 +205,59 @@ def scores(course: Course) -> dict[tuple[str, str], float]:
     return out
 
 
+@contextlib.contextmanager
+def queue_database(db: str):
+    """The queue's database: ``db``, or a throwaway server's (stopped and removed after)."""
+    if db != "temporary":
+        yield db
+        return
+    sys.path.insert(0, str(ROOT / "tests"))
+    from postgres_server import PostgresServer, postgres_bindir
+
+    bindir = postgres_bindir()
+    if bindir is None:
+        raise SystemExit("PostgreSQL is not installed (scripts/install-debian-packages.sh)")
+    server = PostgresServer.start(bindir)
+    try:
+        yield server.url(server.new_database())
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def local_workers(url: str, count: int, processes: int, logs: Path):
+    """``count`` ``classgrade worker`` processes, each grading ``processes`` at a time."""
+    procs, started = [], []
+    for n in range(count):
+        started.append(logs / f"worker-{n}.stderr")
+        with started[-1].open("w") as stderr:
+            command = [sys.executable, "-m", "classgrade", "worker", "--db", url]
+            procs.append(
+                subprocess.Popen(
+                    [*command, "--processes", str(processes)],
+                    env=tool_env(),
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                )
+            )
+    deadline = time.monotonic() + 300
+    while not all("grading up to" in p.read_text() for p in started):
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            raise SystemExit("the workers did not start: " + started[0].read_text()[-2000:])
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=300)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=60)
+
+
 def main() -> int:
     """Fabricate the class, grade it both ways and print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -203,6 +265,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--skip-plain", action="store_true", help="time classgrade only")
     parser.add_argument("--keep", type=Path, help="build the course here and keep it")
+    parser.add_argument(
+        "--db", help="also grade through the queue in this PostgreSQL database ('temporary')"
+    )
     args = parser.parse_args()
 
     base = args.keep or Path(tempfile.mkdtemp(prefix="bench-grading-"))
@@ -230,6 +295,23 @@ def main() -> int:
     ours = scores(course)
     print(done.stdout.split("\n\n")[0])
 
+    if args.db:
+        with queue_database(args.db) as url:
+            slots = 2 * args.workers  # the local pool's jobs at a time, shared by the workers
+            for count in (1, 2):
+                fresh_gradebook(course, pristine)
+                with local_workers(url, count, slots // count, base):
+                    seconds, peak, done = timed(
+                        [sys.executable, "-m", "classgrade", "grade", "--quiet", "--db", url],
+                        course.path,
+                        tool_env(),
+                    )
+                if "Graded" not in done.stdout or scores(course) != ours:
+                    print(done.stdout, done.stderr[-3000:])
+                    print("the queue's grades differ from the local pool's")
+                    return 1
+                results[f"queue, {count} worker{'s' * (count > 1)}"] = (seconds, peak)
+
     if not args.skip_plain:
         fresh_gradebook(course, pristine)
         plain_seconds, plain_peak = 0.0, 0
@@ -255,6 +337,10 @@ def main() -> int:
     print(f"{'':22s} {'s total':>9s} {'s / notebook':>13s} {'peak MB':>9s}")
     for name, (s, p) in results.items():
         print(f"{name:22s} {s:9.1f} {s / notebooks:13.3f} {p / 1e6:9.0f}")
+    for name, (s, _p) in results.items():
+        if name.startswith("queue"):
+            overhead = (s - results["classgrade"][0]) / notebooks
+            print(f"{name}: overhead {overhead:+.3f} s per notebook against the local pool")
     if "nbgrader autograde" in results:
         ratio = results["nbgrader autograde"][0] / results["classgrade"][0]
         print(f"classgrade is {ratio:.2f}x faster than plain nbgrader autograde")
