@@ -178,35 +178,9 @@ class ClassGrader:
         """Grade the selected submissions; what the run did."""
         started = time.monotonic()
         summary = RunSummary()
-        db = sqlite_path(self.db_url)
-        if db is not None and not db.exists():
-            raise GradingSetupError(
-                f"no gradebook at {db}; run `nbgrader generate_assignment` for each assignment "
-                "first"
-            )
-        queued = self.settings.queue_db is not None
-        if queued and not self.settings.sandboxed:
-            raise GradingSetupError(
-                "the queue's workers always grade in the sandbox: no --no-sandbox"
-            )
-        if not queued:  # with a queue, learners' code runs on the workers, which test theirs
-            self_test(Sandbox(self.settings.limits, enabled=self.settings.sandboxed))
+        self._check_can_start()
         with self._run_lock():
-            local_sandbox = self.settings.sandboxed and not queued
-            self.cgroup_parents = cgroups.detect() if local_sandbox else None
-            summary.limits_note = (
-                f"Limits per notebook: a cgroup (v{self.cgroup_parents.version}) bounds its "
-                "memory and processes as a whole."
-                if self.cgroup_parents is not None
-                else "Limits per notebook: no cgroup could be made here; memory is bounded per "
-                "process, processes per sandbox."
-            )
-            if queued:
-                summary.limits_note = (
-                    "Limits per notebook: set on each worker's machine (a cgroup where the "
-                    "worker can make one, else per process)."
-                )
-            reaper.reap_stale(self.cgroup_parents)
+            summary.limits_note = self._take_machine()
             summary.backup = backup_gradebook(self.db_url, self.settings.keep_backups)
             if is_postgres(self.db_url):
                 summary.limits_note += (
@@ -236,6 +210,46 @@ class ClassGrader:
                 shutil.rmtree(run_dir, ignore_errors=True)
         summary.seconds = time.monotonic() - started
         return summary
+
+    def _check_can_start(self) -> None:
+        """Refuse a run that cannot grade: no gradebook, or no sandbox where one is needed."""
+        db = sqlite_path(self.db_url)
+        if db is not None and not db.exists():
+            raise GradingSetupError(
+                f"no gradebook at {db}; run `nbgrader generate_assignment` for each assignment "
+                "first"
+            )
+        queued = self.settings.queue_db is not None
+        if queued and not self.settings.sandboxed:
+            raise GradingSetupError(
+                "the queue's workers always grade in the sandbox: no --no-sandbox"
+            )
+        if not queued:  # with a queue, learners' code runs on the workers, which test theirs
+            self_test(Sandbox(self.settings.limits, enabled=self.settings.sandboxed))
+
+    def _take_machine(self) -> str:
+        """Under the run lock: this machine's cgroups found, what a dead run left reaped.
+
+        Returns the summary's note on how each notebook's limits are enforced.
+        """
+        queued = self.settings.queue_db is not None
+        local_sandbox = self.settings.sandboxed and not queued
+        self.cgroup_parents = cgroups.detect() if local_sandbox else None
+        reaper.reap_stale(self.cgroup_parents)
+        if queued:
+            return (
+                "Limits per notebook: set on each worker's machine (a cgroup where the "
+                "worker can make one, else per process)."
+            )
+        if self.cgroup_parents is not None:
+            return (
+                f"Limits per notebook: a cgroup (v{self.cgroup_parents.version}) bounds its "
+                "memory and processes as a whole."
+            )
+        return (
+            "Limits per notebook: no cgroup could be made here; memory is bounded per "
+            "process, processes per sandbox."
+        )
 
     # -- 1. what the gradebook knows -------------------------------------------------------
 
