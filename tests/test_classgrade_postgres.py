@@ -374,3 +374,30 @@ def test_workers_log_in_as_the_guides_role_and_cannot_read_grades(pg_course, pos
     run = _grade(course, url)
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]
     assert sum(_scores(course)["ann"].values()) == FULL
+
+
+def test_the_red_team_gets_the_same_outcomes_through_the_queue(tmp_path, postgres):  # noqa: F811
+    """The red team's submissions (all but the limit cases), graded locally and then by two
+    queue workers: every learner's status, score and reason are the same."""
+    import test_classgrade_redteam as red_team
+
+    poisons = red_team._in_run(limits=False)
+    course, local, _, _ = red_team._grade(tmp_path, poisons, red_team.RUN_LIMITS)
+    assert "Graded" in local.stdout, local.stderr[-3000:]
+
+    def outcomes() -> dict[str, tuple]:
+        return {
+            key: (e["status"], e.get("score"), e.get("reason"))
+            for key, e in course.journal().items()
+        }
+
+    expected = outcomes()
+    url = postgres.url(postgres.new_database())
+    workers = Workers(url, tmp_path)
+    workers.start(2, processes=2)
+    try:
+        queued = _grade(course, url, *red_team.RUN_LIMITS, "--force")
+    finally:
+        workers.stop()
+    assert "Graded" in queued.stdout, queued.stderr[-3000:]
+    assert outcomes() == expected
