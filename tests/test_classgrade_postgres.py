@@ -29,7 +29,7 @@ from test_gradebook_postgres import course_api, use_database
 
 from classgrade import job_queue
 
-pytestmark = [pytest.mark.slow, pytest.mark.scheduling]
+pytestmark = pytest.mark.slow
 
 A = "rnn"
 COURSE_ID = "rnn-course"
@@ -165,6 +165,7 @@ def test_two_workers_give_the_grades_of_a_local_run(pg_course):
     assert "unchanged since the last run 4" in again.stdout
 
 
+@pytest.mark.scheduling
 def test_a_killed_worker_loses_its_notebook_to_another(pg_course):
     """SIGKILL of a worker holding a notebook: another grades it; the learner is not charged."""
     course, url, workers = pg_course
@@ -222,6 +223,7 @@ def _alive(p: psutil.Process) -> bool:
         return False
 
 
+@pytest.mark.scheduling
 def test_a_killed_coordinator_is_finished_by_a_rerun(pg_course):
     """The coordinator SIGKILLed mid-run; a second one meanwhile is refused; formgrader and
     ``nbgrader export`` read the gradebook while it is written; a rerun finishes the class."""
