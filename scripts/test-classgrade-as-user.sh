@@ -90,12 +90,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     to=$("$venv/bin/python" -c "$purelib")
     # Hard links where both share a file system (nothing is copied or written: pip and Python
     # replace files, never rewrite them); a copy otherwise.
-    if ! cp -al "$from/." "$to/" 2>/dev/null; then
-      rm -rf "$to" && mkdir -p "$to" && cp -a "$from/." "$to/"
-    fi
-    [ ! -d "$main_venv/etc" ] || cp -a "$main_venv/etc" "$venv/"
-    [ ! -d "$main_venv/share" ] || cp -al "$main_venv/share" "$venv/" 2>/dev/null ||
-      cp -a "$main_venv/share" "$venv/"
+    # (A failed linking is undone before copying: a copy onto a link would write into .venv.)
+    link_or_copy() {
+      if ! cp -al "$1/." "$2/" 2>/dev/null; then
+        rm -rf "$2" && mkdir -p "$2" && cp -a "$1/." "$2/"
+      fi
+    }
+    link_or_copy "$from" "$to"
+    for data in etc share; do
+      [ ! -d "$main_venv/$data" ] || link_or_copy "$main_venv/$data" "$venv/$data"
+    done
     # The commands (nbgrader runs alembic from here): each script's interpreter line names
     # .venv's Python; here it names this environment's. The new venv's own files are kept.
     for script in "$main_venv"/bin/*; do
