@@ -84,16 +84,24 @@ def test_chapter_opens_with_overview_and_ends_with_summary_questions_and_referen
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
-def test_first_code_cell_silences_tensorflow_before_importing_it_and_seeds(name):
+def test_first_code_cell_sets_up_through_course_setup_and_seeds(name):
+    # book/course_setup.py silences TensorFlow before importing it and seeds in start().
     cells = code_cells(read_chapter(name))
     setup = cells[0]
     assert "hide-input" in setup.metadata.get("tags", [])
-    source = setup.source
-    import_at = source.index("import tensorflow")
+    assert "from course_setup import" in setup.source
+    assert re.search(r"^start\(", setup.source, re.MULTILINE), setup.source
+    assert not [cell.source for cell in cells if "import tensorflow" in cell.source]
+    assert not [cell.source for cell in cells[1:] if "course_setup" in cell.source]
+
+
+def test_course_setup_silences_tensorflow_before_importing_it_and_seeds():
+    source = (ROOT / "book" / "course_setup.py").read_text(encoding="utf-8")
+    # The first import statement of TensorFlow or Keras (Keras 3 imports TensorFlow).
+    import_at = re.search(r"^(import|from) (tensorflow|keras)\b", source, re.MULTILINE).start()
     assert source.index('os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"') < import_at
     assert source.index('os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"') < import_at
-    assert "keras.utils.set_random_seed(" in source
-    assert not [cell.source for cell in cells[1:] if "import tensorflow" in cell.source]
+    assert "keras.utils.set_random_seed(seed)" in source
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
