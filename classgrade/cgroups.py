@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PREFIX = "classgrade-"
@@ -56,6 +57,15 @@ class CgroupParents:
     version: int
     memory: Path
     pids: Path
+
+    def to_dict(self) -> dict[str, int | str]:
+        """As plain data, for a job that crosses to a pool process or a queue worker."""
+        return {"version": self.version, "memory": str(self.memory), "pids": str(self.pids)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CgroupParents:
+        """The inverse of :meth:`to_dict`."""
+        return cls(int(data["version"]), Path(data["memory"]), Path(data["pids"]))
 
     def folders(self) -> list[Path]:
         """The hierarchy folders a cgroup is made in: memory on cgroup v2, memory and pids on v1."""

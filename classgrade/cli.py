@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy.exc import OperationalError
 
 from . import lms_export, watch
+from .grading_options import add_grading_arguments, settings_from_arguments
 from .job_queue import redact
 from .report import Progress, export_csv, format_status, format_summary, status_rows
 from .runner import ClassGrader, GradingSetupError, Settings
@@ -37,39 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("assignments", nargs="*", help="assignment names (default: all)")
     _add_course(g)
     g.add_argument("--student", action="append", dest="students", help="only this learner")
-    g.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="parallel kernels")
     g.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
-    g.add_argument(
-        "--no-sandbox",
-        action="store_true",
-        help="run learners' code WITHOUT isolation (only where bubblewrap cannot run)",
-    )
     g.add_argument("--quiet", action="store_true", help="no progress bar")
-    defaults = Limits()
-    g.add_argument("--memory-mb", type=int, default=defaults.memory_mb)
-    g.add_argument("--cpu-seconds", type=int, default=defaults.cpu_seconds)
-    g.add_argument("--processes", type=int, default=defaults.processes)
-    g.add_argument("--notebook-seconds", type=int, default=defaults.notebook_seconds)
-    g.add_argument("--cell-seconds", type=int, default=defaults.cell_seconds)
-    g.add_argument(
-        "--work-mb",
-        type=int,
-        default=defaults.work_size_mb,
-        help="size of each notebook's working folder (a tmpfs in the sandbox)",
-    )
-    g.add_argument("--max-notebook-mb", type=float, default=Settings.max_notebook_mb)
-    g.add_argument(
-        "--db",
-        help="grade through the queue in this PostgreSQL database (postgresql://user@host/db; "
-        "the password from PGPASSWORD or ~/.pgpass): `classgrade worker`s on any machine "
-        "grade the notebooks",
-    )
-    g.add_argument(
-        "--lease-seconds",
-        type=float,
-        default=Settings.lease_seconds,
-        help="with --db: a worker silent this long loses its notebooks to another",
-    )
+    add_grading_arguments(g)
 
     s = sub.add_parser("status", help="every learner's state, failures with their reason")
     _add_course(s)
@@ -159,32 +130,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    limits = Limits(
-        memory_mb=args.memory_mb,
-        cpu_seconds=args.cpu_seconds,
-        processes=args.processes,
-        notebook_seconds=args.notebook_seconds,
-        cell_seconds=args.cell_seconds,
-        work_size_mb=args.work_mb,
-    )
-    if args.no_sandbox:
-        print(
-            "classgrade: WARNING: --no-sandbox: learners' code runs with your rights, can read "
-            "your files and the network. Resource limits still apply.",
-            file=sys.stderr,
-        )
-    settings = Settings(
-        course_dir=args.course_dir,
-        assignments=args.assignments or None,
+    settings = settings_from_arguments(
+        args,
         students=args.students,
-        workers=args.workers,
-        sandboxed=not args.no_sandbox,
         force=args.force,
-        limits=limits,
-        max_notebook_mb=args.max_notebook_mb,
         progress=None if args.quiet else Progress(),
-        queue_db=args.db,
-        lease_seconds=args.lease_seconds,
     )
     grader = ClassGrader(settings)
     summary = grader.run()

@@ -177,9 +177,7 @@ def _start(
     prefix: list[str] = []
     limits = job.limits
     if job.cgroup is not None:
-        parents = CgroupParents(
-            job.cgroup["version"], Path(job.cgroup["memory"]), Path(job.cgroup["pids"])
-        )
+        parents = CgroupParents.from_dict(job.cgroup)
         group = Cgroup.create(
             parents,
             reaper.job_cgroup_name(Path(job.scratch_root), job.index),

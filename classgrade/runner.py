@@ -451,13 +451,7 @@ class ClassGrader:
             scratch_root=str(run_dir),
             limits=self.settings.limits,
             sandboxed=self.settings.sandboxed,
-            cgroup=None
-            if parents is None
-            else {
-                "version": parents.version,
-                "memory": str(parents.memory),
-                "pids": str(parents.pids),
-            },
+            cgroup=None if parents is None else parents.to_dict(),
             course_dir=str(self.course_dir),
             learner_folders=self._learner_folders(),
         )

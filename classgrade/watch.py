@@ -39,9 +39,9 @@ from nbgrader.apps import NbGraderAPI
 from nbgrader.auth import Authenticator
 
 from .grade_outcome import FAILED, GRADED, Outcome, clean_text
+from .grading_options import add_grading_arguments, settings_from_arguments
 from .intake import TIMESTAMP_FILE, SubmissionError, read_submission
 from .runner import ClassGrader, GradingSetupError, Settings
-from .sandbox import Limits
 
 SECRET_FILE = "submission_secret.txt"
 """Written by ``nbgrader submit``; ``release_feedback`` names the feedback after it."""
@@ -336,48 +336,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "submission is graded when they have passed); default 600",
     )
     p.add_argument("--poll", type=float, default=10.0, help="seconds between two looks")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="parallel kernels")
-    p.add_argument(
-        "--no-sandbox",
-        action="store_true",
-        help="run learners' code WITHOUT isolation (only where bubblewrap cannot run)",
-    )
-    defaults = Limits()
-    p.add_argument("--memory-mb", type=int, default=defaults.memory_mb)
-    p.add_argument("--cpu-seconds", type=int, default=defaults.cpu_seconds)
-    p.add_argument("--processes", type=int, default=defaults.processes)
-    p.add_argument("--notebook-seconds", type=int, default=defaults.notebook_seconds)
-    p.add_argument("--cell-seconds", type=int, default=defaults.cell_seconds)
-    p.add_argument("--work-mb", type=int, default=defaults.work_size_mb)
-    p.add_argument("--max-notebook-mb", type=float, default=Settings.max_notebook_mb)
-    p.add_argument("--db", help="grade through the queue in this PostgreSQL database")
-    p.add_argument("--lease-seconds", type=float, default=Settings.lease_seconds)
+    add_grading_arguments(p)
 
 
 def command(args: argparse.Namespace) -> int:
     """``python -m classgrade watch``: runs until SIGTERM or SIGINT."""
-    limits = Limits(
-        memory_mb=args.memory_mb,
-        cpu_seconds=args.cpu_seconds,
-        processes=args.processes,
-        notebook_seconds=args.notebook_seconds,
-        cell_seconds=args.cell_seconds,
-        work_size_mb=args.work_mb,
-    )
-    settings = Settings(
-        course_dir=args.course_dir,
-        assignments=args.assignments or None,
-        workers=args.workers,
-        sandboxed=not args.no_sandbox,
-        limits=limits,
-        max_notebook_mb=args.max_notebook_mb,
-        queue_db=args.db,
-        lease_seconds=args.lease_seconds,
-    )
-    if not settings.sandboxed:
-        print(
-            "classgrade: WARNING: --no-sandbox: learners' code runs with your rights",
-            file=sys.stderr,
-        )
+    settings = settings_from_arguments(args)
     Watcher(settings, min_interval=args.min_interval).run(poll=args.poll)
     return 0

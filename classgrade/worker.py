@@ -125,13 +125,7 @@ class Worker:
             scratch_root=str(self.run_dir),
             limits=jq.limits_of(payload.get("limits")),
             sandboxed=True,
-            cgroup=None
-            if parents is None
-            else {
-                "version": parents.version,
-                "memory": str(parents.memory),
-                "pids": str(parents.pids),
-            },
+            cgroup=None if parents is None else parents.to_dict(),
         )
 
     def _clean_after(self, job: ExecJob) -> None:
