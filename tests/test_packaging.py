@@ -23,7 +23,7 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 SELF = canonicalize_name(PROJECT["name"])
 # What each first-party package may import, by the extras it is declared with.
 # gradecheck runs in the grading kernel, beside nbgrader.
-PACKAGE_EXTRAS = {"rnn_ref": (), "gradecheck": ("grading",), "classgrade": ("grading",)}
+PACKAGE_EXTRAS = {"rnn_ref": (), "gradecheck": ("grading",), "classgrade": ("grading", "queue")}
 
 
 def declared(extras: tuple[str, ...]) -> list[Requirement]:
