@@ -24,6 +24,7 @@ import pytest
 from course import Course, correct, fill, grade_points, partial, tool_env
 from nbgrader.api import Gradebook
 from postgres_server import postgres  # noqa: F401 (the session fixture)
+from red_team_runs import copy_course, red_team_run  # noqa: F401 (the session fixture)
 from test_classgrade_launchers import section_blocks
 from test_gradebook_postgres import course_api, use_database
 
@@ -378,22 +379,27 @@ def test_workers_log_in_as_the_guides_role_and_cannot_read_grades(pg_course, pos
     assert sum(_scores(course)["ann"].values()) == FULL
 
 
-def test_the_red_team_gets_the_same_outcomes_through_the_queue(tmp_path, postgres):  # noqa: F811
-    """The red team's submissions (all but the limit cases), graded locally and then by two
-    queue workers: every learner's status, score and reason are the same."""
+def test_the_red_team_gets_the_same_outcomes_through_the_queue(
+    tmp_path,
+    postgres,  # noqa: F811
+    red_team_run,  # noqa: F811
+):
+    """The red team's submissions (all but the limit cases), graded by the local pool (the
+    red team's own run, shared) and then, in a copy of that graded course, by two queue workers:
+    every learner's status, score and reason are the same."""
     import test_classgrade_redteam as red_team
 
-    poisons = red_team._in_run(limits=False)
-    course, local, _, _ = red_team._grade(tmp_path, poisons, red_team.RUN_LIMITS)
+    graded, local, _, _ = red_team_run
     assert "Graded" in local.stdout, local.stderr[-3000:]
 
-    def outcomes() -> dict[str, tuple]:
+    def outcomes(course: Course) -> dict[str, tuple]:
         return {
             key: (e["status"], e.get("score"), e.get("reason"))
             for key, e in course.journal().items()
         }
 
-    expected = outcomes()
+    expected = outcomes(graded)
+    course = copy_course(graded, tmp_path / "course")
     url = postgres.url(postgres.new_database())
     workers = Workers(url, tmp_path)
     workers.start(2, processes=2)
@@ -402,4 +408,6 @@ def test_the_red_team_gets_the_same_outcomes_through_the_queue(tmp_path, postgre
     finally:
         workers.stop()
     assert "Graded" in queued.stdout, queued.stderr[-3000:]
-    assert outcomes() == expected
+    # --force marked every entry of the copied journal pending before grading: each outcome
+    # compared is the queue run's own.
+    assert outcomes(course) == expected

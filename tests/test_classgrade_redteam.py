@@ -37,6 +37,7 @@ from course import (
     grade_points,
     solution_answers,
 )
+from red_team_runs import red_team_run  # noqa: F401 (the session fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -1354,9 +1355,10 @@ def _grade(folder: Path, poisons: list[Poison], limits: tuple[str, ...]):
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    """The run of every case but the limit cases, with generous limits."""
-    return _grade(tmp_path_factory.mktemp("redteam"), _in_run(limits=False), RUN_LIMITS)
+def graded(red_team_run):  # noqa: F811 (the session fixture)
+    """The run of every case but the limit cases, with generous limits: made once per session
+    (``red_team_runs``), since the PostgreSQL queue's test grades a copy of it again."""
+    return red_team_run
 
 
 @pytest.fixture(scope="module")
