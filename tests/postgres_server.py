@@ -7,7 +7,8 @@ ordinary user ``nobody`` and every PostgreSQL program runs as that user. The ser
 and its folder removed at the end of the session; each wait has a deadline.
 
 Use the session fixture ``postgres`` (``from postgres_server import postgres`` in a test
-module) or ``PostgresServer`` directly; ``new_database()`` gives each test a database of its own.
+module; every module that imports it shares one server) or ``PostgresServer`` directly;
+``new_database()`` gives each test a database of its own.
 """
 
 from __future__ import annotations
@@ -198,14 +199,26 @@ class PostgresServer:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+_SHARED: dict[str, PostgresServer] = {}
+_USERS: list[str] = []
+
+
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL server for the session (Debian's postgresql must be installed)."""
-    bindir = postgres_bindir()
-    if bindir is None:
-        pytest.fail("PostgreSQL is not installed: run scripts/install-debian-packages.sh")
-    server = PostgresServer.start(bindir)
+def postgres(request) -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the session (Debian's postgresql must be installed).
+
+    pytest makes a session fixture imported into several test modules once per module: they
+    all get the one server started here on first use, stopped when the last of them ends.
+    """
+    if "server" not in _SHARED:
+        bindir = postgres_bindir()
+        if bindir is None:
+            pytest.fail("PostgreSQL is not installed: run scripts/install-debian-packages.sh")
+        _SHARED["server"] = PostgresServer.start(bindir)
+    _USERS.append(request.node.nodeid)
     try:
-        yield server
+        yield _SHARED["server"]
     finally:
-        server.stop()
+        _USERS.pop()
+        if not _USERS:
+            _SHARED.pop("server").stop()
