@@ -3,9 +3,13 @@ chapter tests (test_book_chapters.py: the build's run of each chapter is the ses
 
 The build runs once per pytest process, from scratch (a fresh output folder and a fresh
 jupyter-cache, so every notebook is executed), with warnings as errors, into
-_build/test-site/_build/html. It never reuses the developer's _build/html.
+_build/test-site/_build/html. It never reuses the developer's _build/html. As scripts/build.sh
+does, scripts/execute_chapters.py first runs the chapters a few at a time into the build's
+jupyter-cache; the build then takes them from there, and the script's --after-build gives the
+executed notebooks the build wrote for them (the pages' downloads) their outputs.
 """
 
+import dataclasses
 import functools
 import os
 import re
@@ -34,6 +38,8 @@ class SiteBuild:
     returncode: int
     log: str
     seconds: float
+    execution: "ChapterExecution | None" = None
+    after_build: "ChapterExecution | None" = None
 
     @property
     def html(self) -> Path:
@@ -64,6 +70,15 @@ class SiteBuild:
         return "\n".join(self.problems()) or self.log_tail()
 
 
+@dataclass(frozen=True)
+class ChapterExecution:
+    """What scripts/execute_chapters.py did before the build: exit status, log and time."""
+
+    returncode: int
+    log: str
+    seconds: float
+
+
 def build_environment() -> dict[str, str]:
     """The environment scripts/build.sh gives the build (and so the notebook kernels)."""
     env = dict(os.environ)
@@ -72,12 +87,12 @@ def build_environment() -> dict[str, str]:
     return env
 
 
-def build_site(output: Path, *extra_args: str) -> SiteBuild:
-    """Run `jupyter-book build` on the repository into ``output`` and record the result."""
+def build_site(output: Path, *extra_args: str, source: Path = ROOT) -> SiteBuild:
+    """Run `jupyter-book build` on ``source`` into ``output`` and record the result."""
     command = [
         str(Path(sys.executable).parent / "jupyter-book"),
         "build",
-        str(ROOT),
+        str(source),
         "--path-output",
         str(output),
         "--warningiserror",
@@ -103,11 +118,41 @@ def build_site(output: Path, *extra_args: str) -> SiteBuild:
     )
 
 
+def execute_chapters(output: Path, *extra_args: str, source: Path = ROOT) -> ChapterExecution:
+    """Run scripts/execute_chapters.py for a build of ``source`` into ``output``."""
+    command = [
+        sys.executable,
+        str(ROOT / "scripts" / "execute_chapters.py"),
+        str(source),
+        "--path-output",
+        str(output),
+        *extra_args,
+    ]
+    start = time.perf_counter()
+    result = subprocess.run(
+        command,
+        cwd=ROOT,
+        env=build_environment(),
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_S,
+        check=False,
+    )
+    return ChapterExecution(
+        returncode=result.returncode,
+        log=ANSI_COLOUR.sub("", result.stdout + result.stderr),
+        seconds=time.perf_counter() - start,
+    )
+
+
 @functools.cache
 def clean_site_build() -> SiteBuild:
     """The one clean build of this test session (cached: both test modules share it)."""
     shutil.rmtree(TEST_OUTPUT, ignore_errors=True)
-    return build_site(TEST_OUTPUT, "--all")
+    execution = execute_chapters(TEST_OUTPUT)
+    build = build_site(TEST_OUTPUT, "--all")
+    after = execute_chapters(TEST_OUTPUT, "--after-build")
+    return dataclasses.replace(build, execution=execution, after_build=after)
 
 
 def toc_entries() -> list[str]:

@@ -19,7 +19,9 @@ import yaml
 from site_fixtures import (
     ROOT,
     SiteBuild,
+    build_site,
     clean_site_build,
+    execute_chapters,
     notebook_entries,
     read_notebook,
     toc_entries,
@@ -93,6 +95,19 @@ def built(site) -> SiteBuild:
 def test_clean_build_passes_with_warnings_as_errors(site):
     assert site.returncode == 0, f"the build failed:\n{site.failure_report()}"
     assert not site.problems(), "\n".join(site.problems())
+
+
+@pytest.mark.slow
+def test_the_build_takes_every_chapter_from_the_cache_filled_beforehand(site):
+    """scripts/execute_chapters.py ran the chapters; the build itself executes nothing."""
+    assert site.execution is not None
+    assert site.after_build is not None
+    assert site.execution.returncode == 0, site.execution.log
+    for entry in notebook_entries():
+        assert f"{entry}.md: executed in" in site.execution.log, entry
+        assert f"{ROOT / entry}.md: Using cached notebook" in site.log, entry
+    assert "Executing notebook" not in site.log
+    assert site.after_build.returncode == 0, site.after_build.log
 
 
 @pytest.mark.slow
@@ -301,6 +316,74 @@ def test_api_reference_documents_every_public_name(built):
     # Docstring math is rendered by MathJax, not left as reST.
     assert ":math:" not in html
     assert '<span class="math notranslate nohighlight">' in html
+
+
+MYST_NOTEBOOK = """---
+jupytext:
+  text_representation:
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+"""
+
+
+@pytest.mark.slow
+def test_a_chapter_that_raises_still_fails_the_build_with_its_traceback(tmp_path):
+    """A page that raises is left out of the cache filled beforehand: the build runs it again,
+    prints its traceback and fails; the other pages come from the cache, with their outputs."""
+    book = tmp_path / "book"
+    book.mkdir()
+    (book / "_config.yml").write_text(
+        "title: Test\nonly_build_toc_files: true\n"
+        "execute:\n  execute_notebooks: cache\n  timeout: 60\n  show_tb: true\n"
+        # A launch button makes the theme copy each page's notebook to _sources (its download).
+        "repository:\n  url: https://github.com/example/book\n"
+        "launch_buttons:\n  colab_url: https://colab.research.google.com\n",
+        encoding="utf-8",
+    )
+    (book / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nchapters:\n  - file: good\n  - file: bad\n",
+        encoding="utf-8",
+    )
+    (book / "intro.md").write_text("# Intro\n", encoding="utf-8")
+    (book / "good.md").write_text(
+        MYST_NOTEBOOK + "# Good\n\n```{code-cell} ipython3\nimport os\nprint(os.getcwd())\n```\n"
+        "\n```{code-cell} ipython3\n:tags: [raises-exception]\n\nraise KeyError('shown')\n```\n",
+        encoding="utf-8",
+    )
+    (book / "bad.md").write_text(
+        MYST_NOTEBOOK + "# Bad\n\n```{code-cell} ipython3\n1 / 0\n```\n", encoding="utf-8"
+    )
+    output = tmp_path / "output"
+
+    execution = execute_chapters(output, source=book)
+    assert execution.returncode == 0, execution.log
+    assert "good.md: executed in" in execution.log
+    assert "bad.md: executing the notebook failed" in execution.log
+    assert "ZeroDivisionError" in execution.log
+
+    site = build_site(output, source=book)
+    assert site.returncode != 0, site.log_tail()
+    assert f"{book / 'good.md'}: Using cached notebook" in site.log
+    assert f"{book / 'bad.md'}: Executing notebook" in site.log
+    assert "ZeroDivisionError" in site.log
+    assert "Traceback" in site.log
+
+    # myst-nb writes a cached page's notebook without outputs; --after-build gives them back.
+    good = site.executed / "good.ipynb"
+    assert not any(cell.get("outputs") for cell in read_notebook(good).cells)
+    after = execute_chapters(output, "--after-build", source=book)
+    assert after.returncode == 0, after.log
+    for notebook in (good, site.html / "_sources" / "good.ipynb"):
+        cells = [cell for cell in read_notebook(notebook).cells if cell.cell_type == "code"]
+        cwd, raised = (cell.outputs for cell in cells)
+        assert cwd[0]["text"].strip() == str(book), notebook
+        assert raised[0]["ename"] == "KeyError", notebook
+    bad = read_notebook(site.executed / "bad.ipynb")
+    assert bad.cells[-1].outputs[0]["ename"] == "ZeroDivisionError"
 
 
 # Fast checks: no build needed.

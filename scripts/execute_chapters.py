@@ -1,0 +1,252 @@
+"""Run the site's notebook pages a few at a time into the jupyter-cache the build reads.
+
+`jupyter-book build` (myst-nb, `execute_notebooks: cache`) runs each page whose outputs are not
+cached, one after the other. This script runs those pages first, as many at once as the machine
+has cores (at most --jobs), and stores each executed notebook in the same cache the way myst-nb
+does, so the build that follows takes every page from the cache and runs nothing itself.
+
+What a page's run gets is what the build would give it: the page is read by myst-nb's own reader
+with the site's MyST configuration (so it hashes to the same cache entry), and executed by the
+same call (jupyter_cache's single_nb_execution) with the configured cell timeout, allow_errors
+(and the raises-exception tags nbclient honours), the page's folder as working directory unless
+run_in_temp, and this process's environment. A page that raises is reported with its traceback
+and left out of the cache: the build then runs it again, prints the traceback and fails, as
+before. Only the `cache` execution mode is handled; with any other mode this does nothing.
+
+After the build, --after-build gives the executed notebooks myst-nb wrote for the pages it took
+from the cache (the pages' downloads) the outputs it left out (see restore_outputs).
+
+    python scripts/execute_chapters.py [SOURCE] [--path-output DIR] [--jobs N]
+    jupyter-book build [SOURCE] [--path-output DIR] ...
+    python scripts/execute_chapters.py [SOURCE] [--path-output DIR] --after-build
+
+SOURCE (the repository by default) and --path-output are those given to `jupyter-book build`:
+the cache is DIR/_build/.jupyter_cache, unless _config.yml names another (execute.cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
+
+import nbformat
+from jupyter_book.config import get_final_config
+from jupyter_cache import get_cache
+from jupyter_cache.base import CacheBundleIn
+from jupyter_cache.cache.db import NbProjectRecord
+from jupyter_cache.executors.utils import ExecutionResult, single_nb_execution
+from myst_nb.core.config import NbParserConfig
+from myst_nb.core.read import create_nb_reader
+from myst_parser.config.main import MdParserConfig
+from sphinx_external_toc.parsing import parse_toc_yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+# Each chapter's kernel keeps about one core busy; more at once than cores only makes each slower.
+MAX_JOBS = 4
+# The source suffixes Jupyter Book reads pages from.
+SOURCE_SUFFIXES = (".md", ".ipynb")
+
+
+@dataclasses.dataclass
+class Page:
+    """A notebook page, read as the build reads it, and the settings its run gets."""
+
+    path: Path
+    notebook: nbformat.NotebookNode
+    read_fmt: dict | None
+    config: NbParserConfig
+
+
+def site_configs(root: Path) -> tuple[MdParserConfig, NbParserConfig]:
+    """MyST and myst-nb settings as the build derives them from _config.yml."""
+    sphinx_config, _ = get_final_config(
+        user_yaml=root / "_config.yml",
+        cli_config={"latex_individualpages": False},
+        sourcedir=root,
+    )
+    md_values = {
+        name: sphinx_config[f"myst_{name}"]
+        for name, _, field in MdParserConfig().as_triple()
+        if "sphinx" not in field.metadata.get("omit", []) and f"myst_{name}" in sphinx_config
+    }
+    nb_values = {
+        name: sphinx_config[f"nb_{name}"]
+        for name, _, field in NbParserConfig().as_triple()
+        if not field.metadata.get("sphinx_exclude") and f"nb_{name}" in sphinx_config
+    }
+    return MdParserConfig(**md_values), NbParserConfig(**nb_values)
+
+
+def toc_sources(root: Path) -> list[Path]:
+    """The source file of every page in _toc.yml, root first."""
+    site_map = parse_toc_yaml(root / "_toc.yml")
+    sources = []
+    for docname in site_map:
+        for suffix in SOURCE_SUFFIXES:
+            if (root / f"{docname}{suffix}").is_file():
+                sources.append(root / f"{docname}{suffix}")
+                break
+    return sources
+
+
+def read_page(path: Path, md_config: MdParserConfig, nb_config: NbParserConfig) -> Page | None:
+    """The page as myst-nb reads it (sphinx_.Parser.parse), or None if it is not a notebook."""
+    text = path.read_text(encoding="utf-8")
+    reader = create_nb_reader(str(path), md_config, nb_config, text)
+    if reader is None:
+        return None
+    notebook = reader.read(text)
+    kernel = notebook.metadata.get("kernelspec", {}).get("name")
+    if kernel is not None:
+        for pattern, alias in nb_config.kernel_rgx_aliases.items():
+            if re.fullmatch(pattern, kernel):
+                notebook.metadata["kernelspec"]["name"] = alias
+                break
+    if nb_config.metadata_key in notebook.metadata:
+        overrides = dict(notebook.metadata[nb_config.metadata_key])
+        overrides.pop("output_folder", None)
+        nb_config = nb_config.copy(**overrides)
+    return Page(path, notebook, reader.read_fmt, nb_config)
+
+
+def is_excluded(page: Page) -> bool:
+    """Whether execute.exclude_patterns keeps the page from running (as myst-nb matches)."""
+    posix_path = PurePosixPath(page.path.as_posix())
+    return any(posix_path.match(pattern) for pattern in page.config.execution_excludepatterns)
+
+
+def execute(page: Page) -> ExecutionResult:
+    """myst-nb's NotebookClientCache.start_client, without the cache: the same call."""
+    if page.config.execution_in_temp:
+        with tempfile.TemporaryDirectory() as cwd:
+            return run(page, os.path.abspath(cwd))
+    return run(page, os.path.abspath(str(page.path.parent)))
+
+
+def run(page: Page, cwd: str) -> ExecutionResult:
+    """Execute the page's notebook in place in ``cwd``, with the arguments myst-nb passes."""
+    return single_nb_execution(
+        page.notebook,
+        cwd=cwd,
+        allow_errors=page.config.execution_allow_errors,
+        timeout=page.config.execution_timeout,
+        meta_override=True,
+    )
+
+
+def restore_outputs(pages: list[Page], source: Path, output: Path, cache) -> list[Path]:
+    """Give back the outputs of the executed notebooks myst-nb wrote for cached pages.
+
+    For a page it takes from the cache, myst-nb 1.4 renders the cached outputs but writes the
+    page's notebook (_build/jupyter_execute/<page>.ipynb, which the theme copies to
+    _build/html/_sources/ as the page's download) as read, without outputs. Each such file
+    becomes the notebook the page was rendered from: the page merged with its cached run, as
+    myst-nb merges it. Returns the files rewritten.
+    """
+    build = output / "_build"
+    rewritten = []
+    for page in pages:
+        try:
+            _, merged = cache.merge_match_into_notebook(page.notebook)
+        except KeyError:
+            continue  # not cached: the build ran it and wrote its outputs, or it failed
+        content = nbformat.writes(merged).encode("utf-8")
+        docname = page.path.relative_to(source).with_suffix(".ipynb")
+        for path in (build / "jupyter_execute" / docname, build / "html" / "_sources" / docname):
+            if path.is_file() and path.read_bytes() != content:
+                path.write_bytes(content)
+                rewritten.append(path)
+    return rewritten
+
+
+def default_jobs() -> int:
+    """As many pages at once as this process may use cores, at most MAX_JOBS."""
+    return max(1, min(len(os.sched_getaffinity(0)), MAX_JOBS))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the uncached notebook pages into the cache; 0 unless this script itself failed."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("source", nargs="?", type=Path, default=ROOT, help="the book's folder")
+    parser.add_argument("--path-output", type=Path, help="as jupyter-book build's (the source)")
+    parser.add_argument("--jobs", type=int, default=default_jobs(), help="pages run at once")
+    parser.add_argument(
+        "--after-build",
+        action="store_true",
+        help="run nothing; give the notebooks the build wrote for cached pages their outputs",
+    )
+    args = parser.parse_args(argv)
+    source = args.source.resolve()
+    output = (args.path_output or source).resolve()
+
+    md_config, nb_config = site_configs(source)
+    if nb_config.execution_mode != "cache":
+        print(f"execute_notebooks is {nb_config.execution_mode!r}: the build runs the pages")
+        return 0
+    cache_path = nb_config.execution_cache_path or str(output / "_build" / ".jupyter_cache")
+    cache = get_cache(cache_path)
+
+    read = [read_page(path, md_config, nb_config) for path in toc_sources(source)]
+    pages = [page for page in read if page is not None]
+    if args.after_build:
+        rewritten = restore_outputs(pages, source, output, cache)
+        print(f"gave {len(rewritten)} executed notebooks their cached outputs", flush=True)
+        return 0
+    pending = []
+    for page in pages:
+        if page.config.execution_mode != "cache" or is_excluded(page):
+            continue
+        try:
+            cache.match_cache_notebook(page.notebook)
+        except KeyError:
+            pending.append(page)
+    jobs = max(1, min(args.jobs, len(pending)))
+    print(
+        f"{len(pages)} notebook pages, {len(pages) - len(pending)} cached; "
+        f"running {len(pending)}, {jobs} at a time, into {cache_path}",
+        flush=True,
+    )
+
+    start = time.perf_counter()
+    failed = []
+    # Each page runs in its own kernel process; the threads only wait on them. The cache is
+    # written from this thread alone, as each page finishes.
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {page.path: pool.submit(execute, page) for page in pending}
+        for page in pending:
+            result = futures[page.path].result()
+            name = page.path.relative_to(source).as_posix()
+            record = cache.add_nb_to_project(str(page.path), read_data=page.read_fmt)
+            NbProjectRecord.remove_tracebacks([record.pk], cache.db)
+            if result.err is not None:
+                failed.append(name)
+                NbProjectRecord.set_traceback(record.uri, result.exc_string, cache.db)
+                message = f"{name}: executing the notebook failed: {type(result.err).__name__}"
+                if page.config.execution_show_tb:
+                    message += f"\n{result.exc_string}"
+                print(message, file=sys.stderr, flush=True)
+                continue
+            cache.cache_notebook_bundle(
+                CacheBundleIn(result.nb, record.uri, data={"execution_seconds": result.time}),
+                check_validity=False,
+                overwrite=True,
+            )
+            print(f"{name}: executed in {result.time:.1f} s and cached", flush=True)
+    print(f"ran {len(pending)} notebook pages in {time.perf_counter() - start:.1f} s", flush=True)
+    if failed:
+        print(
+            f"not cached, the build runs them again and reports them: {', '.join(failed)}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
