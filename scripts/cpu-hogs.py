@@ -1,9 +1,11 @@
 """Run a command while every CPU is kept busy, to check that it does not depend on an idle machine.
 
-Usage: python scripts/cpu-hogs.py [--hogs N] [--max-seconds S] -- COMMAND [ARG...]
+Usage: python scripts/cpu-hogs.py [--hogs N] [--max-seconds S] [-- COMMAND [ARG...]]
 
 Starts N busy-loop processes (default: one per CPU this process may run on), runs COMMAND,
-stops the hogs and exits with COMMAND's exit status. The hogs are bounded: each one exits by
+stops the hogs and exits with COMMAND's exit status. Without a command, the hogs run until this
+script gets SIGTERM, SIGHUP or SIGINT (it then exits with status 0) or --max-seconds pass, so
+that several commands can run beside them (scripts/test.sh). The hogs are bounded: each one exits by
 itself after --max-seconds, and on Linux the kernel also stops it when this script dies.
 Only the standard library is used.
 """
@@ -65,12 +67,11 @@ def main() -> int:
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        parser.error("no command given")
 
     # A SIGTERM (e.g. from a CI timeout) unwinds through the finally below, like Ctrl-C does.
+    # Without a command, a signal is how the hogs are meant to stop: a success.
     def terminate(signum, _frame):
-        raise SystemExit(128 + signum)
+        raise SystemExit(128 + signum if command else 0)
 
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGHUP, terminate)
@@ -81,11 +82,19 @@ def main() -> int:
     try:
         for _ in range(args.hogs):
             hogs.append(subprocess.Popen(hog_argv))
+        beside = " ".join(command) if command else "what runs until this is stopped"
         print(
             f"cpu-hogs: {len(hogs)} busy processes (at most {args.max_seconds:g} s) beside: "
-            + " ".join(command),
+            + beside,
             flush=True,
         )
+        if not command:
+            try:
+                for hog in hogs:
+                    hog.wait()
+            except KeyboardInterrupt:
+                pass
+            return 0
         child = subprocess.Popen(command)
         try:
             return child.wait()
