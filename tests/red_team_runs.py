@@ -4,9 +4,10 @@
 a correct submission, graded by classgrade with the sandbox on); ``test_classgrade_postgres``
 grades a copy of the same graded course again through the PostgreSQL queue and compares the
 outcomes. Use the session fixture ``red_team_run`` (``from red_team_runs import red_team_run`` in
-a test module): pytest makes a session fixture imported into several modules once per module, so
-the run itself is kept here, made on first use. Read the graded course, never change it: a test
-that grades it again grades a ``copy_course`` of it.
+a test module, and mark its tests ``xdist_group(RED_TEAM_GROUP)``, so that one pytest-xdist
+worker runs them all): pytest makes a session fixture imported into several modules once per
+module, so the run itself is kept here, made on first use. Read the graded course, never change
+it: a test that grades it again grades a ``copy_course`` of it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from pathlib import Path
 
 import pytest
 from course import Course
+
+RED_TEAM_GROUP = "red-team"
+"""The pytest-xdist group of every test that reads the run: one worker makes it once."""
 
 _RUNS: dict[str, tuple] = {}
 

@@ -24,7 +24,11 @@ import pytest
 from course import Course, correct, fill, grade_points, partial, tool_env
 from nbgrader.api import Gradebook
 from postgres_server import postgres  # noqa: F401 (the session fixture)
-from red_team_runs import copy_course, red_team_run  # noqa: F401 (the session fixture)
+from red_team_runs import (  # noqa: F401 (the session fixture)
+    RED_TEAM_GROUP,
+    copy_course,
+    red_team_run,
+)
 from test_classgrade_launchers import section_blocks
 from test_gradebook_postgres import course_api, use_database
 
@@ -379,6 +383,7 @@ def test_workers_log_in_as_the_guides_role_and_cannot_read_grades(pg_course, pos
     assert sum(_scores(course)["ann"].values()) == FULL
 
 
+@pytest.mark.xdist_group(RED_TEAM_GROUP)  # on the worker that makes the red team's run
 def test_the_red_team_gets_the_same_outcomes_through_the_queue(
     tmp_path,
     postgres,  # noqa: F811

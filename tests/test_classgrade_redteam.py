@@ -37,9 +37,13 @@ from course import (
     grade_points,
     solution_answers,
 )
-from red_team_runs import red_team_run  # noqa: F401 (the session fixture)
+from red_team_runs import RED_TEAM_GROUP, red_team_run  # noqa: F401 (the session fixture)
 
-pytestmark = pytest.mark.slow
+# One pytest-xdist worker makes each run once: the generous run's tests (and the queue's test that
+# grades a copy of it) in one group, the limit run's in another (both marks join its name). Named
+# here, since many tests find their run by name (request.getfixturevalue).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(RED_TEAM_GROUP)]
+LIMIT_RUN_GROUP = pytest.mark.xdist_group("red-team-limits")
 
 A = "rnn"  # the assignment most poisons are built from
 STEP, SEQUENCE = "rnn_step_answer", "rnn_sequence_answer"
@@ -1373,14 +1377,14 @@ def _run_of(request, p: Poison):
 
 
 def _case(p: Poison):
-    marks = [pytest.mark.scheduling] if p.name in LIMIT_CASES else []
+    marks = [pytest.mark.scheduling, LIMIT_RUN_GROUP] if p.name in LIMIT_CASES else []
     return pytest.param(p, id=p.name, marks=marks)
 
 
 # Tests that hold for each run.
 BOTH_RUNS = [
     pytest.param("graded", id="generous"),
-    pytest.param("graded_limits", id="limits", marks=pytest.mark.scheduling),
+    pytest.param("graded_limits", id="limits", marks=[pytest.mark.scheduling, LIMIT_RUN_GROUP]),
 ]
 
 
@@ -1511,6 +1515,7 @@ def test_a_keras_call_fails_saying_keras_is_not_available(graded):
 
 
 @pytest.mark.scheduling
+@LIMIT_RUN_GROUP
 def test_hidden_files_and_gradebook_were_unreachable(graded_limits):
     course, _, _, _ = graded_limits
     text = _outputs_text(course, "read_hidden_files_and_gradebook")
@@ -1534,6 +1539,7 @@ def test_no_learner_module_was_imported_outside_the_sandbox(graded):
 
 
 @pytest.mark.scheduling
+@LIMIT_RUN_GROUP
 def test_the_notebook_limits_held(graded_limits):
     from classgrade import cgroups
 
@@ -1596,6 +1602,7 @@ def test_a_learners_timestamp_is_written_anew_and_clean(graded):
 
 
 @pytest.mark.scheduling
+@LIMIT_RUN_GROUP
 def test_a_cut_import_does_not_break_a_later_import(graded_limits):
     course, _, _, _ = graded_limits
     p = _by_name("import_cut_then_matplotlib")
@@ -1605,6 +1612,7 @@ def test_a_cut_import_does_not_break_a_later_import(graded_limits):
 
 
 @pytest.mark.scheduling
+@LIMIT_RUN_GROUP
 def test_outputs_are_capped(graded_limits):
     course, _, _, _ = graded_limits
     p = _by_name("huge_output")
