@@ -49,13 +49,40 @@ def _alive() -> list[psutil.Process]:
 
 
 def _describe(processes: list[psutil.Process]) -> list[dict]:
+    """What ``ps -o pid,ppid,pgid,stat,etime,wchan,cmd`` shows of each (this tree's own only).
+
+    A survivor's parent and what it waits on tell which guarantee failed: a sandbox whose
+    parent is this subreaper outlived the process that started it.
+    """
     out = []
+    now = time.time()
     for p in processes:
         try:
-            out.append({"pid": p.pid, "cmdline": p.cmdline()[:8]})
-        except psutil.Error:
+            with p.oneshot():
+                cmdline = p.cmdline()
+                tail = ["...", *cmdline[-3:]] if len(cmdline) > 8 else []
+                out.append(
+                    {
+                        "pid": p.pid,
+                        "ppid": p.ppid(),
+                        "pgid": os.getpgid(p.pid),
+                        "status": p.status(),
+                        "seconds": round(now - p.create_time(), 1),
+                        "wchan": _wchan(p.pid),
+                        "cmdline": cmdline[:8] + tail,
+                    }
+                )
+        except (psutil.Error, OSError):
             pass
     return out
+
+
+def _wchan(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def _runs_a_kernel(pid: int) -> bool:
@@ -102,12 +129,13 @@ def main() -> int:
                 time.sleep(0.05)
         returncode = proc.wait()
     at_exit = _alive()
+    described_at_exit = _describe(at_exit)  # before they end: who they were, what they waited on
     psutil.wait_procs(at_exit, timeout=args.grace)  # those that are ending as it ended
     survivors = _alive()
     report = {
         "returncode": returncode,
         "saw_kernel": saw_kernel,
-        "at_exit": _describe(at_exit),
+        "at_exit": described_at_exit,
         "alive": _describe(survivors),
     }
     for p in survivors:  # leave nothing behind, whatever the outcome
