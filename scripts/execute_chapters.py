@@ -11,7 +11,8 @@ same call (jupyter_cache's single_nb_execution) with the configured cell timeout
 (and the raises-exception tags nbclient honours), the page's folder as working directory unless
 run_in_temp, and this process's environment. A page that raises is reported with its traceback
 and left out of the cache: the build then runs it again, prints the traceback and fails, as
-before. Only the `cache` execution mode is handled; with any other mode this does nothing.
+before. A page whose cell outlives the timeout while sharing the cores runs again alone first.
+Only the `cache` execution mode is handled; with any other mode this does nothing.
 
 After the build, --after-build gives the executed notebooks myst-nb wrote for the pages it took
 from the cache (the pages' downloads) the outputs it left out (see restore_outputs).
@@ -33,6 +34,7 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
@@ -45,6 +47,7 @@ from jupyter_cache.executors.utils import ExecutionResult, single_nb_execution
 from myst_nb.core.config import NbParserConfig
 from myst_nb.core.read import create_nb_reader
 from myst_parser.config.main import MdParserConfig
+from nbclient.exceptions import CellTimeoutError
 from sphinx_external_toc.parsing import parse_toc_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,6 +144,34 @@ def run(page: Page, cwd: str) -> ExecutionResult:
     )
 
 
+def run_pages(
+    pages: list[Page], jobs: int, md_config: MdParserConfig, nb_config: NbParserConfig
+) -> Iterator[tuple[Page, ExecutionResult]]:
+    """Each page with its run, ``jobs`` pages at a time, in the order given.
+
+    Each page runs in its own kernel process; the threads only wait on them, and the caller
+    (who writes the cache) gets the results in this thread. A page whose cell outlived the cell
+    timeout while it shared the machine with other pages runs again alone afterwards, as the
+    build would have run it, with the same timeout.
+    """
+    alone = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [(page, pool.submit(execute, page)) for page in pages]
+        for page, future in futures:
+            result = future.result()
+            if jobs > 1 and isinstance(result.err, CellTimeoutError):
+                print(
+                    f"{page.path.name}: a cell timed out beside another page; it runs again alone"
+                )
+                alone.append(page)
+                continue
+            yield page, result
+    for page in alone:
+        again = read_page(page.path, md_config, nb_config)
+        assert again is not None
+        yield again, execute(again)
+
+
 def restore_outputs(pages: list[Page], source: Path, output: Path, cache) -> list[Path]:
     """Give back the outputs of the executed notebooks myst-nb wrote for cached pages.
 
@@ -216,29 +247,24 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     failed = []
-    # Each page runs in its own kernel process; the threads only wait on them. The cache is
-    # written from this thread alone, as each page finishes.
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {page.path: pool.submit(execute, page) for page in pending}
-        for page in pending:
-            result = futures[page.path].result()
-            name = page.path.relative_to(source).as_posix()
-            record = cache.add_nb_to_project(str(page.path), read_data=page.read_fmt)
-            NbProjectRecord.remove_tracebacks([record.pk], cache.db)
-            if result.err is not None:
-                failed.append(name)
-                NbProjectRecord.set_traceback(record.uri, result.exc_string, cache.db)
-                message = f"{name}: executing the notebook failed: {type(result.err).__name__}"
-                if page.config.execution_show_tb:
-                    message += f"\n{result.exc_string}"
-                print(message, file=sys.stderr, flush=True)
-                continue
-            cache.cache_notebook_bundle(
-                CacheBundleIn(result.nb, record.uri, data={"execution_seconds": result.time}),
-                check_validity=False,
-                overwrite=True,
-            )
-            print(f"{name}: executed in {result.time:.1f} s and cached", flush=True)
+    for page, result in run_pages(pending, jobs, md_config, nb_config):
+        name = page.path.relative_to(source).as_posix()
+        record = cache.add_nb_to_project(str(page.path), read_data=page.read_fmt)
+        NbProjectRecord.remove_tracebacks([record.pk], cache.db)
+        if result.err is not None:
+            failed.append(name)
+            NbProjectRecord.set_traceback(record.uri, result.exc_string, cache.db)
+            message = f"{name}: executing the notebook failed: {type(result.err).__name__}"
+            if page.config.execution_show_tb:
+                message += f"\n{result.exc_string}"
+            print(message, file=sys.stderr, flush=True)
+            continue
+        cache.cache_notebook_bundle(
+            CacheBundleIn(result.nb, record.uri, data={"execution_seconds": result.time}),
+            check_validity=False,
+            overwrite=True,
+        )
+        print(f"{name}: executed in {result.time:.1f} s and cached", flush=True)
     print(f"ran {len(pending)} notebook pages in {time.perf_counter() - start:.1f} s", flush=True)
     if failed:
         print(
