@@ -137,23 +137,30 @@ class Pool(Protocol):
 
 
 def run_jobs(
-    jobs: Iterable[ExecJob], pool: Pool, seconds: float
+    jobs: Iterable[ExecJob | None], pool: Pool, seconds: float
 ) -> Iterator[tuple[ExecJob, ExecResult]]:
     """Run each of ``jobs`` in ``pool`` with a deadline of ``seconds``; yield each as it ends.
 
     A job is taken from ``jobs`` only when the pool has room for it, so a lazy iterable
-    prepares each notebook just before it starts. Closing the iterator kills what still runs.
+    prepares each notebook just before it starts. A ``None`` from ``jobs`` means "nothing to
+    start yet": ``jobs`` is asked again once the pool has waited for what runs (so a source
+    that is still being fed, such as ``classgrade watch``'s, yields ``None`` only while some
+    job runs). The run ends when ``jobs`` is exhausted and nothing runs. Closing the iterator
+    kills what still runs.
     """
     pending = iter(jobs)
     exhausted = False
     try:
         while True:
             while not exhausted and pool.free() > 0:
-                job = next(pending, None)
-                if job is None:
+                try:
+                    job = next(pending)
+                except StopIteration:
                     exhausted = True
-                else:
-                    pool.start(job, seconds)
+                    break
+                if job is None:
+                    break
+                pool.start(job, seconds)
             if exhausted and not pool.running:
                 return
             yield from pool.wait(timeout=1.0)

@@ -21,6 +21,7 @@ A broken or hostile notebook only ever fails its own submission.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import importlib.util
@@ -89,6 +90,9 @@ from .planning import (
 )
 from .queue_pool import QueuePool
 from .sandbox import Limits, Sandbox, self_test
+
+Feed = Callable[[], Iterable[tuple[str, str]]]
+"""A running run's source of further submissions: ``(assignment, student)`` pairs."""
 
 JOB_GRACE_SECONDS = 60
 """A job's deadline past the notebook's own budget: kernel start-up and the handing back."""
@@ -171,11 +175,19 @@ class ClassGrader:
         self.duedates: dict[str, str] = {}  # a due date decides a late penalty
         self.cgroup_parents: cgroups.CgroupParents | None = None
         self._job_count = 0
+        self._unchanged: list[Outcome] = []  # of the last planning
 
     # -- the run ---------------------------------------------------------------------------
 
-    def run(self) -> RunSummary:
-        """Grade the selected submissions; what the run did."""
+    def run(self, feed: Feed | None = None) -> RunSummary:
+        """Grade the selected submissions; what the run did.
+
+        With ``feed``, the run grades what ``feed()`` names instead: it is asked at the start,
+        then again whenever a job slot is free while some notebook is still being graded, and
+        each ``(assignment, student)`` it returns joins the running run (planned, marked
+        ``pending`` and graded as any other; one unchanged since its last grading is reported
+        at once). The run ends when nothing is being graded and ``feed()`` names nothing new.
+        """
         started = time.monotonic()
         summary = RunSummary()
         self._check_can_start()
@@ -189,23 +201,23 @@ class ClassGrader:
                 )
             with Gradebook(self.db_url, self.coursedir.course_id) as gb:
                 assignments = self._load_assignments(gb)
-            plan = self._plan(assignments)
-            summary.skipped.extend(plan.unchanged)
-            todo = [
-                _Submission(c.assignment, c.student, c.fingerprint, failure=c.unreadable)
-                for c in plan.to_grade
-            ]
-            self.journal.mark_pending((s.assignment, s.student, s.fingerprint) for s in todo)
-            total = len(todo)
+            if feed is None:
+                todo = self._planned(self._candidates(assignments), summary)
+            else:
+                todo = []
+            total = [len(todo)]
             progress = self.settings.progress or (lambda _total, _outcome: None)
-            progress(total, None)
+            progress(total[0], None)
             run_dir = reaper.scratch_root(reaper.run_token())
             run_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(run_dir, 0o700)
             try:
                 with Gradebook(self.db_url, self.coursedir.course_id) as gb, lend_gradebook(gb):
-                    run = _Run(gb, run_dir, summary, lambda o: progress(total, o))
-                    self._grade(todo, run)
+                    run = _Run(gb, run_dir, summary, lambda o: progress(total[0], o))
+                    more = None
+                    if feed is not None:
+                        more = functools.partial(self._fed, feed, assignments, run, total)
+                    self._grade(todo, run, more)
             finally:
                 shutil.rmtree(run_dir, ignore_errors=True)
         summary.seconds = time.monotonic() - started
@@ -278,20 +290,52 @@ class ClassGrader:
 
     # -- 2. planning -----------------------------------------------------------------------
 
-    def _plan(self, assignments: list[str]) -> Plan:
-        """Each submission's fingerprint; which ones to grade (``planning.plan_run``)."""
-        candidates = []
-        for assignment in assignments:
-            inputs = self._grading_inputs(assignment)
-            for student in self._students(assignment):
-                try:
-                    folder = self._read(assignment, student, keep=False)
-                except SubmissionError as exc:
-                    fingerprint = unreadable_fingerprint(inputs)
-                    candidates.append(Candidate(assignment, student, fingerprint, str(exc)))
-                else:
-                    fingerprint = submission_fingerprint(folder.digest(), inputs)
-                    candidates.append(Candidate(assignment, student, fingerprint))
+    def _candidates(self, assignments: list[str]) -> list[Candidate]:
+        """Every submission of ``assignments`` (of the selected learners), fingerprinted."""
+        return [
+            self._candidate(assignment, student)
+            for assignment in assignments
+            for student in self._students(assignment)
+        ]
+
+    def _candidate(self, assignment: str, student: str) -> Candidate:
+        """The submission's fingerprint: its files and the grading inputs."""
+        inputs = self._grading_inputs_once(assignment)
+        try:
+            folder = self._read(assignment, student, keep=False)
+        except SubmissionError as exc:
+            return Candidate(assignment, student, unreadable_fingerprint(inputs), str(exc))
+        return Candidate(assignment, student, submission_fingerprint(folder.digest(), inputs))
+
+    def _planned(self, candidates: list[Candidate], summary: RunSummary) -> list[_Submission]:
+        """The submissions to grade, marked ``pending``; the unchanged ones go to ``summary``."""
+        plan = self._plan(candidates)
+        summary.skipped.extend(plan.unchanged)
+        self._unchanged = plan.unchanged
+        todo = [
+            _Submission(c.assignment, c.student, c.fingerprint, failure=c.unreadable)
+            for c in plan.to_grade
+        ]
+        self.journal.mark_pending((s.assignment, s.student, s.fingerprint) for s in todo)
+        return todo
+
+    def _fed(
+        self, feed: Feed, assignments: list[str], run: _Run, total: list[int]
+    ) -> list[_Submission]:
+        """What ``feed`` names now, planned: those to grade (the unchanged are reported)."""
+        pairs = sorted({(a, s) for a, s in feed() if a in assignments})
+        todo = self._planned([self._candidate(a, s) for a, s in pairs], run.summary)
+        total[0] += len(todo)
+        for outcome in self._unchanged:  # answered as they were last graded
+            run.on_outcome(outcome)
+        return todo
+
+    @functools.cache  # noqa: B019 (one grader per run; its inputs are read once)
+    def _grading_inputs_once(self, assignment: str) -> str:
+        return self._grading_inputs(assignment)
+
+    def _plan(self, candidates: list[Candidate]) -> Plan:
+        """Which of ``candidates`` to grade (``planning.plan_run``)."""
         last_gradings = {
             (c.assignment, c.student): entry
             for c in candidates
@@ -355,11 +399,19 @@ class ClassGrader:
 
     # -- 3. each submission's notebooks, sanitised -----------------------------------------
 
-    def _grade(self, todo: list[_Submission], run: _Run) -> None:
-        """Grade every submission of ``todo``; each is done when its last notebook is back."""
+    def _grade(
+        self,
+        todo: list[_Submission],
+        run: _Run,
+        more: Callable[[], list[_Submission]] | None = None,
+    ) -> None:
+        """Grade every submission of ``todo`` (and what ``more`` adds while some are graded).
+
+        Each is done when its last notebook is back.
+        """
         waiting: dict[str, _Submission] = {}
         left: dict[str, int] = {}
-        jobs = self._notebook_jobs(todo, waiting, left, run)
+        jobs = self._notebook_jobs(todo, waiting, left, run, more)
         with contextlib.closing(self._fan_out(jobs, run.run_dir)) as results:
             for job, result in results:
                 sub_key, name = job.key.rsplit("/", 1)
@@ -376,12 +428,27 @@ class ClassGrader:
         waiting: dict[str, _Submission],
         left: dict[str, int],
         run: _Run,
-    ) -> Iterator[ExecJob]:
+        more: Callable[[], list[_Submission]] | None = None,
+    ) -> Iterator[ExecJob | None]:
         """Each submission prepared as its turn comes, then a job per notebook.
 
-        A submission that cannot be prepared is done at once, as failed.
+        A submission that cannot be prepared is done at once, as failed. Once ``todo`` is
+        done, ``more()`` is asked for further submissions each time a job could start: with
+        none, ``None`` (nothing to start yet) while some submission is still being graded,
+        else the end.
         """
-        for sub in todo:
+        queue = collections.deque(todo)
+        while True:
+            if not queue:
+                if more is None:
+                    return
+                queue.extend(more())
+                if not queue:
+                    if not waiting:
+                        return
+                    yield None
+                    continue
+            sub = queue.popleft()
             sub.started = time.monotonic()
             if not sub.failure:
                 try:
@@ -526,7 +593,7 @@ class ClassGrader:
         return RunLock(self._state_dir() / "run.lock")
 
     def _fan_out(
-        self, jobs: Iterable[ExecJob], run_dir: Path
+        self, jobs: Iterable[ExecJob | None], run_dir: Path
     ) -> Generator[tuple[ExecJob, ExecResult], None, None]:
         """Where the notebooks' jobs leave the main process: here, to a local process pool.
 
@@ -592,7 +659,7 @@ class ClassGrader:
             try:
                 score, max_score = self._record(sub, gb, out_dir)
             except Exception as exc:
-                failure = not_recorded(exc)
+                failure = _refusal(exc) or not_recorded(exc)
                 gb.db.rollback()
                 _remove_submission(gb, sub)
         if failure:
@@ -654,6 +721,18 @@ def _remove_submission(gb: Gradebook, sub: _Submission) -> None:
         gb.remove_submission(sub.assignment, sub.student)
     except MissingEntry:
         gb.db.rollback()
+
+
+def _refusal(exc: BaseException) -> str:
+    """The reason an exception raised while recording gives for not grading the submission.
+
+    A course's recording code (its late-work plugin, ``gradecheck.late_work.LateWorkError``)
+    marks such an exception with ``refuses_submission = True``: its message is the reason,
+    shown as it is, as a ``SubmissionError``'s is. Any other exception is a failure to record.
+    """
+    if getattr(exc, "refuses_submission", False) is True:
+        return clean_text(str(exc))
+    return ""
 
 
 def _timestamp(text: str | None) -> datetime | None:

@@ -10,7 +10,10 @@ Every ``poll`` seconds the watcher
    (by then, only the learner's latest submission is left);
 3. grades them with the class grader, as ``classgrade grade`` would (the same sandbox, limits,
    journal, and the same single gradebook writer; the run lock keeps it from overlapping an
-   instructor's run, in which case it tries again at the next poll);
+   instructor's run, in which case it tries again at the next poll); while that run grades, it
+   keeps looking every ``poll`` seconds, and what becomes due joins the running run as soon as
+   a job slot is free, so no submission waits for a slow one (a hostile notebook, up to its
+   time limit) to end; the run ends when nothing is left to grade;
 4. answers each: nbgrader's ``generate_feedback`` for a graded one, a short page with the
    reason for a failed one, headed by the time of the submission it is for, then nbgrader's
    ``release_feedback``, so that ``nbgrader fetch_feedback`` (or the Assignments panel) shows it.
@@ -31,7 +34,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,9 +79,11 @@ class Watcher:
         settings: Settings,
         min_interval: float = 600.0,
         log: Callable[[str], None] | None = None,
+        poll_seconds: float = 10.0,
     ):
         self.settings = settings
         self.min_interval = min_interval
+        self.poll_seconds = poll_seconds
         self.grader = ClassGrader(dataclasses.replace(settings, students=None, progress=None))
         self.state_path = self.grader._state_dir() / "watch.json"
         self.state: dict[str, dict] = self._load_state()
@@ -160,40 +165,61 @@ class Watcher:
             found[student] = stamp
         return found
 
-    def poll(self) -> list[Answer]:
-        """Collect, grade what is due, answer it; what was answered."""
-        answers: list[Answer] = []
+    def look(self, exclude: Container[tuple[str, str]] = ()) -> dict[tuple[str, str], str]:
+        """Collect every watched assignment; ``(assignment, learner)`` -> submission to grade.
+
+        Those in ``exclude`` (being graded) are left for later.
+        """
+        found: dict[tuple[str, str], str] = {}
         for assignment in self.assignments():
             self.collect(assignment)
-            due = self.due(assignment, time.time())
-            if not due:
-                continue
+            for student, stamp in self.due(assignment, time.time()).items():
+                if (assignment, student) not in exclude:
+                    found[(assignment, student)] = stamp
+        return found
 
-            def answer(_total: int, outcome: Outcome | None, due: dict[str, str] = due) -> None:
-                # Called as each submission is recorded: one that takes long (a hostile
-                # notebook, up to its time limit) delays no one else's feedback.
-                if outcome is None or outcome.student not in due:
-                    return
-                stamp = due.pop(outcome.student)
-                try:
-                    answers.append(
-                        self._answer(outcome.assignment, outcome.student, stamp, outcome)
-                    )
-                except Exception as exc:  # the run goes on; this learner is tried again
-                    self.log(f"{outcome.assignment} {outcome.student}: not answered ({exc!r})")
+    def poll(self) -> list[Answer]:
+        """Collect, grade what is due, answer it; what was answered.
 
-            grader = ClassGrader(
-                dataclasses.replace(
-                    self.settings, assignments=[assignment], students=sorted(due), progress=answer
-                )
-            )
+        What becomes due while the run grades (looked for every ``poll_seconds``, whenever a
+        job slot is free) joins that run, so a submission never waits for a slow one (a
+        hostile notebook, up to its time limit) to end: each is answered as it is recorded.
+        """
+        answers: list[Answer] = []
+        due = self.look()  # (assignment, learner) -> the submission being graded
+        if not due:
+            return answers
+        fresh = list(due)
+        looked = time.monotonic()
+
+        def feed() -> list[tuple[str, str]]:
+            nonlocal fresh, looked
+            if not fresh and time.monotonic() - looked >= self.poll_seconds:
+                looked = time.monotonic()
+                more = self.look(exclude=due)
+                due.update(more)
+                fresh = list(more)
+            named, fresh = fresh, []
+            return named
+
+        def answer(_total: int, outcome: Outcome | None) -> None:
+            # Called as each submission is recorded.
+            if outcome is None or (outcome.assignment, outcome.student) not in due:
+                return
+            stamp = due.pop((outcome.assignment, outcome.student))
             try:
-                summary = grader.run()
-            except GradingSetupError as exc:  # e.g. an instructor's run holds the lock
-                self.log(f"{assignment}: not graded now ({exc}); trying again at the next poll")
-                continue
-            for outcome in summary.skipped:  # unchanged since graded: answered as it was
-                answer(0, outcome)
+                answers.append(self._answer(outcome.assignment, outcome.student, stamp, outcome))
+            except Exception as exc:  # the run goes on; this learner is tried again
+                self.log(f"{outcome.assignment} {outcome.student}: not answered ({exc!r})")
+
+        assignments = sorted({a for a, _ in due})
+        grader = ClassGrader(
+            dataclasses.replace(self.settings, assignments=assignments, progress=answer)
+        )
+        try:
+            grader.run(feed=feed)
+        except GradingSetupError as exc:  # e.g. an instructor's run holds the lock
+            self.log(f"not graded now ({exc}); trying again at the next poll")
         return answers
 
     # -- answering ----------------------------------------------------------------------------
@@ -293,8 +319,9 @@ class Watcher:
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def run(self, poll: float = 10.0) -> None:
-        """Poll until SIGTERM or SIGINT."""
+    def run(self, poll: float | None = None) -> None:
+        """Poll (every ``poll`` seconds, else ``poll_seconds``) until SIGTERM or SIGINT."""
+        poll = self.poll_seconds = self.poll_seconds if poll is None else poll
         with _stop_on_signals(self):
             self.log(
                 f"watching {', '.join(self.assignments())}: one graded attempt per learner and "

@@ -27,8 +27,9 @@ from classgrade.watch import Watcher
 
 A = "rnn"
 COURSE_ID = "rnn-course"
-MIN_INTERVAL = 60  # seconds between two graded attempts of one learner
+MIN_INTERVAL = 5  # seconds between two graded attempts of one learner
 DEADLINE = 600  # for any one thing the test waits for
+LONG = ("--cell-seconds", str(2 * DEADLINE), "--notebook-seconds", str(2 * DEADLINE))
 # An answer cell that ignores the interrupt and never ends: the notebook fails at its limit.
 STALLS = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n"
 
@@ -99,6 +100,48 @@ def _answered(course: Course, student: str) -> list[dict]:
     return state[f"{A}/{student}"]["answered"]
 
 
+class Watch:
+    """``python -m classgrade watch`` under the subreaper, with its stderr in a file."""
+
+    def __init__(self, course: Course, err: Path, *limits: str):
+        self.err = err
+        watch = [sys.executable, "-m", "classgrade", "watch", A, "--course-dir", str(course.path)]
+        watch += ["--min-interval", str(MIN_INTERVAL), "--poll", "1", "--workers", "2", *limits]
+        self.launcher = subprocess.Popen(
+            [
+                *(sys.executable, str(SUBREAPER_RUN), "--grace", "30"),
+                *(str(err.with_suffix(".out")), str(err), "--", *watch),
+            ],
+            cwd=course.path,
+            env=tool_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def answer(self, name: str, stamp: str) -> str:
+        """The watcher's line answering ``name``'s submission of ``stamp``, waiting for it."""
+        return _wait_for(self.err, rf"^{A} {name} \(submitted {re.escape(stamp)}\)", name)
+
+    def stop(self) -> None:
+        """SIGTERM: it ends cleanly (exit code 0, "stopped") and leaves nothing running."""
+        watcher = psutil.Process(self.launcher.pid).children()[0]
+        os.kill(watcher.pid, signal.SIGTERM)
+        out = self.launcher.communicate(timeout=DEADLINE)[0]
+        report = json.loads(out.strip().splitlines()[-1])
+        assert report["returncode"] == 0, self.err.read_text()
+        assert self.err.read_text().rstrip().endswith("stopped")
+        assert report["alive"] == []
+
+    def kill(self) -> None:
+        """Whatever is left (the test failed): killed, the pipe closed."""
+        if self.launcher.poll() is None:
+            for child in psutil.Process(self.launcher.pid).children(recursive=True):
+                child.kill()
+            self.launcher.kill()
+        if self.launcher.stdout is not None and not self.launcher.stdout.closed:
+            self.launcher.communicate(timeout=60)
+
+
 @pytest.mark.slow
 def test_watch_grades_on_submit(tmp_path):
     course = Course.create(tmp_path / "course", assignments=(A,), release=True)
@@ -107,84 +150,86 @@ def test_watch_grades_on_submit(tmp_path):
     with open(course.path / "nbgrader_config.py", "a", encoding="utf-8") as f:
         f.write(f"\nc.Exchange.root = {str(exchange)!r}\n")
     course.nbgrader("release_assignment", A)
-
-    # Four learners hand in before the watcher starts: its first look finds them all, and
-    # grades them in one run, where the stalling one must hold up no one else's answer.
     learners = {
         name: Learner(course, exchange, name, tmp_path / "homes")
         for name in ("mallory", "alice", "bob", "eve")
     }
-    stamps = {
-        "mallory": learners["mallory"].submit(_stalling(course)),
-        "alice": learners["alice"].submit(correct(course, A)),
-        "bob": learners["bob"].submit(partial(course, A, keep=1)),
-        "eve": learners["eve"].submit('{"cells": [ not a notebook'),
-    }
-    out, err = tmp_path / "watch.out", tmp_path / "watch.err"
-    watch = [sys.executable, "-m", "classgrade", "watch", A, "--course-dir", str(course.path)]
-    watch += ["--min-interval", str(MIN_INTERVAL), "--poll", "1", "--workers", "2"]
-    watch += ["--cell-seconds", "30", "--notebook-seconds", "90"]
-    started = time.monotonic()
-    launcher = subprocess.Popen(
-        [sys.executable, str(SUBREAPER_RUN), "--grace", "30", str(out), str(err), "--", *watch],
-        cwd=course.path,
-        env=tool_env(),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    stamps = {"mallory": learners["mallory"].submit(_stalling(course))}
+
+    # First watcher: a time limit longer than any wait of this test, so the stalling notebook
+    # is still running whatever the machine's load when the others, handed in after the
+    # watcher started grading it, are answered: they join its run and wait for nothing.
+    first = Watch(course, tmp_path / "first.err", *LONG)
+    first_err = first.err
     try:
-        pattern = {n: rf"^{A} {n} \(submitted {re.escape(t)}\)" for n, t in stamps.items()}
-        lines = {"alice": _wait_for(err, pattern["alice"], "alice's answer")}
-        # Answered while the stalling notebook of the same run is still being graded.
+        _wait_for_journal(course, "mallory", "pending")
+        stamps["alice"] = learners["alice"].submit(correct(course, A))
+        stamps["bob"] = learners["bob"].submit(partial(course, A, keep=1))
+        stamps["eve"] = learners["eve"].submit('{"cells": [ not a notebook')
+        lines = {name: first.answer(name, stamps[name]) for name in ("alice", "bob", "eve")}
+        pages = {name: learners[name].feedback() for name in ("alice", "bob", "eve")}
+        # All answered and fetched while the stalling notebook is still being graded.
         assert course.journal()[f"{A}/mallory"]["status"] == "pending"
-        for name in ("bob", "eve", "mallory"):
-            lines[name] = _wait_for(err, pattern[name], f"{name}'s answer")
-        all_answered_seconds = time.monotonic() - started
-        for name in stamps:
-            assert "feedback released" in lines[name], lines[name]
+        assert "mallory" not in first_err.read_text()
+        print(f"\nwhile a stalling notebook runs: {lines['alice']}")
+        for line in lines.values():
+            assert "feedback released" in line, line
         full = f"{sum(grade_points(A).values()):g}"
         assert f"{full}/{full}" in lines["alice"]
         assert "failed" not in lines["bob"]
         assert "failed: rnn.ipynb is not valid JSON" in lines["eve"]
-        assert "ignored the interrupt" in lines["mallory"]
-
-        pages = {name: learners[name].feedback() for name in stamps}
-        for name, stamp in stamps.items():
-            (page,) = pages[name].values()
-            assert f"Feedback on your submission of {stamp}." in page
-        assert "could not be graded" in pages["eve"][next(iter(pages["eve"]))]
-        assert "not valid JSON" in next(iter(pages["eve"].values()))
-        assert "ignored the interrupt" in next(iter(pages["mallory"].values()))
+        for name, found in pages.items():
+            (page,) = found.values()
+            assert f"Feedback on your submission of {stamps[name]}." in page
+        (page,) = pages["eve"].values()
+        assert "could not be graded" in page
+        assert "not valid JSON" in page
 
         # The rate limit: a second submission is answered at once or when the window after
-        # the first answer ends; two more handed in right after that answer are both inside the
-        # next window, and only the later one is graded, once it ends.
+        # the first answer ends, in the same run still.
         second = learners["alice"].submit(partial(course, A, keep=1))
-        _wait_for(err, rf"^{A} alice \(submitted {re.escape(second)}\)", "the second")
-        third = learners["alice"].submit(partial(course, A, keep=2))
-        fourth = learners["alice"].submit(correct(course, A))
-        _wait_for(err, rf"^{A} alice \(submitted {re.escape(fourth)}\)", "the fourth")
+        first.answer("alice", second)
+        assert course.journal()[f"{A}/mallory"]["status"] == "pending"
+        # SIGTERM in the middle of the stalling notebook: its kernel and sandbox end too.
+        first.stop()
+    finally:
+        first.kill()
+
+    # Two more handed in while no watcher runs: only the later one is graded, when the window
+    # after the second ends. The stalling notebook, left pending, is graded again by the next
+    # watcher, at the short time limit of a cell (10 s; the notebook's, 60 s, is a backstop).
+    third = learners["alice"].submit(partial(course, A, keep=2))
+    fourth = learners["alice"].submit(correct(course, A))
+    then = Watch(course, tmp_path / "then.err", "--cell-seconds", "10", "--notebook-seconds", "60")
+    try:
+        line = then.answer("mallory", stamps["mallory"])
+        stopped = r"ignored the interrupt|ran longer than 60 s \(wall-clock limit\)"
+        assert re.search(f"failed: {A}.ipynb: .*({stopped})", line), line
+        assert "feedback released" in line, line
+        then.answer("alice", fourth)
+        (page,) = learners["mallory"].feedback().values()
+        assert f"Feedback on your submission of {stamps['mallory']}." in page
+        assert re.search(stopped, page), page
         answered = _answered(course, "alice")
         assert [a["submitted"] for a in answered] == [stamps["alice"], second, fourth]
         for before, after in itertools.pairwise(answered):
             assert after["graded_at"] - before["graded_at"] >= MIN_INTERVAL
-        assert third not in err.read_text()
+        assert third not in first_err.read_text() + then.err.read_text()
         assert len(learners["alice"].feedback()) == 3  # all but the third
-        print(f"\nall four answered {all_answered_seconds:.0f} s after the watcher started")
-
-        watcher = psutil.Process(launcher.pid).children()[0]
-        os.kill(watcher.pid, signal.SIGTERM)
-        report = json.loads(launcher.communicate(timeout=DEADLINE)[0].strip().splitlines()[-1])
+        then.stop()
     finally:
-        if launcher.poll() is None:
-            for child in psutil.Process(launcher.pid).children(recursive=True):
-                child.kill()
-            launcher.kill()
-        if launcher.stdout is not None and not launcher.stdout.closed:
-            launcher.communicate(timeout=60)  # closes its pipe, whichever way it ended
-    assert report["returncode"] == 0, err.read_text()
-    assert err.read_text().rstrip().endswith("stopped")
-    assert report["alive"] == []
+        then.kill()
+
+
+def _wait_for_journal(course: Course, student: str, status: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        found = (course.path / ".classgrade" / "journal.json").exists()
+        journal = course.journal() if found else {}
+        if journal.get(f"{A}/{student}", {}).get("status") == status:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{student} not {status} within {DEADLINE} s")
 
 
 def _stalling(course: Course) -> nbformat.NotebookNode:
