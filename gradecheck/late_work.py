@@ -35,7 +35,13 @@ SECONDS_PER_DAY = 86400.0
 
 
 class LateWorkError(ValueError):
-    """A submission's lateness cannot be judged (no valid submission time)."""
+    """A submission's lateness cannot be judged (no valid submission time).
+
+    Its message is the whole reason: ``classgrade`` shows it as it is (``refuses_submission``)
+    to the instructor and in the learner's feedback, not as a failure to record grades.
+    """
+
+    refuses_submission = True
 
 
 def penalty_for(
