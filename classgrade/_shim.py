@@ -16,6 +16,13 @@ end-of-file and the shim kills every other process it can signal in the sandbox'
 parent-death signal tied to the shim. bubblewrap's own init (PID 1 of the namespace) ends when
 the shim has ended.
 
+The lifeline may end before the shim has started its kernel (the grading process is killed
+while bubblewrap starts): the shim then races its own start. Two rules close that race. The
+watcher and the fork take one lock, so no kernel is forked after the watcher's kill(-1), which
+would miss it. And the kernel, once it has asked for its parent-death signal, checks that its
+parent is still the shim: a signal asked for after the parent ended never comes (the kernel
+would have been re-parented to the namespace's init, which would then wait for it forever).
+
 Usage (inside the sandbox): python -I _shim.py LIMITS_JSON -- KERNEL_COMMAND...
 This file is copied into the sandbox on its own; it must not import anything from classgrade.
 """
@@ -106,6 +113,23 @@ def _refuse_keyrings(libc: ctypes.CDLL) -> None:
         raise SystemExit(f"classgrade sandbox: no seccomp filter: {os.strerror(error)}")
 
 
+_ending = threading.Lock()
+"""Taken by the main thread around its fork, and for good by the lifeline's watcher before it
+ends the sandbox: a kernel is either forked before the watcher's kill(-1), which reaches it,
+or never forked."""
+
+
+def die_with(parent: int, libc: ctypes.CDLL) -> None:
+    """Ask for SIGKILL when ``parent`` (this process's parent before the fork) ends.
+
+    A parent that ended between the fork and the prctl sends no signal (the child has been
+    re-parented already): getppid() afterwards tells, and the child ends itself.
+    """
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(137)
+
+
 def _watch_lifeline(fd: int, own_pid_namespace: bool) -> None:
     def watch() -> None:
         while True:
@@ -116,6 +140,7 @@ def _watch_lifeline(fd: int, own_pid_namespace: bool) -> None:
                 continue
             except OSError:
                 break
+        _ending.acquire()  # never released: the main thread forks no kernel after this
         # The grading process is gone: end the whole sandbox. kill(-1) reaches every process
         # of the namespace but its init and this one (never used outside a PID namespace of
         # its own, where it would reach all of the user's processes).
@@ -154,16 +179,18 @@ def main() -> int:
     if channel is not None:
         env["CLASSGRADE_CHANNEL_FD"] = str(int(channel))
 
-    child = os.fork()
-    if child == 0:
-        try:
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # dies with the shim
-            os.chdir(limits.get("cwd", "/"))
-            os.execvpe(command[0], command, env)
-        except OSError as exc:
-            print(f"classgrade sandbox: cannot start {command[0]}: {exc}", file=sys.stderr)
-        finally:
-            os._exit(127)
+    shim = os.getpid()
+    with _ending:  # not while the lifeline's watcher ends the sandbox (see _ending)
+        child = os.fork()
+        if child == 0:
+            try:
+                die_with(shim, libc)
+                os.chdir(limits.get("cwd", "/"))
+                os.execvpe(command[0], command, env)
+            except OSError as exc:
+                print(f"classgrade sandbox: cannot start {command[0]}: {exc}", file=sys.stderr)
+            finally:
+                os._exit(127)
     if channel is not None:
         os.close(int(channel))  # the kernel's copy is the only one left inside
 

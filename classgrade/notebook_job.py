@@ -5,7 +5,10 @@ holds the gradebook or a course folder the learner can write to, decodes the ker
 to plain data only, and hands its result back as JSON. Whatever happens in it (an exception,
 ``SystemExit``, ``os._exit``, a crash) fails that notebook alone.
 
-A job dies with the run (parent-death signal), and the sandbox dies with its job (lifeline).
+A job dies with the run, and the sandbox dies with its job (lifeline). The job's parent is the
+fork server, which outlives the run while any job lives (each job holds a copy of the run's end
+of the server's own lifeline): so a job watches the run's process itself (``_end_with_run``), and
+also dies with the server (parent-death signal).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import ctypes
 import json
 import os
 import resource
+import select
 import shutil
 import signal
 import socket
@@ -119,12 +123,54 @@ class ExecResult:
         return result
 
 
+_IMPORTED_BY = os.getpid()
+"""The process that imported this module: for a job, the fork server that forked it (``job_pool``
+preloads this module there), known from before the fork."""
+
+
 def _die_with_parent() -> None:
-    parent = os.getppid()
+    # The parent's pid must come from before the fork: read in the job, getppid() would already
+    # name a subreaper or init had the server ended in between, and the check would pass.
+    parent = _IMPORTED_BY if _IMPORTED_BY != os.getpid() else os.getppid()
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the parent ended before the signal was armed
         os._exit(1)
+
+
+def _end_with_run(scratch_root: str) -> None:
+    """End this process as soon as the run whose scratch folder is ``scratch_root`` ends.
+
+    The folder's name holds the run's token (``reaper``): its pid and start time. A pidfd of
+    that pid, opened and then checked against the token (a pid reused before the opening would
+    fail the check), becomes readable when the run ends, however it ends. A folder without a
+    token (no run's) adds no watch.
+    """
+    name = Path(scratch_root).name
+    if not name.startswith(reaper.SCRATCH_PREFIX):
+        return
+    token = name.removeprefix(reaper.SCRATCH_PREFIX)
+    pid = token.partition(".")[0]
+    if not pid.isdigit():
+        return
+    try:
+        run = os.pidfd_open(int(pid))
+    except ProcessLookupError:
+        os._exit(1)
+    except OSError:
+        return  # no pidfds (Linux before 5.3): the parent-death signal alone
+    if reaper.is_stale(token) or select.select([run], [], [], 0)[0]:  # ended, or a zombie
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            try:
+                select.select([run], [], [])
+            except InterruptedError:
+                continue
+            os._exit(1)  # the sandbox's lifeline ends with this process
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _trusted_sys_path(import_dir: str, course_dir: str, learner_folders: list[str]) -> list[str]:
@@ -149,6 +195,7 @@ def _trusted_sys_path(import_dir: str, course_dir: str, learner_folders: list[st
 def main(job: ExecJob, conn: Connection) -> None:
     """Entry point of the job process (forked by ``job_pool``): grade, answer, exit."""
     _die_with_parent()
+    _end_with_run(job.scratch_root)
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (JOB_ADDRESS_SPACE, JOB_ADDRESS_SPACE))
     os.environ.update(QUIET_TENSORFLOW, OPENBLAS_NUM_THREADS="1")

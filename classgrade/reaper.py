@@ -80,6 +80,26 @@ def kill_recorded(scratch: Path) -> None:
             p.kill()
 
 
+def kill_naming(folder: Path) -> None:
+    """Kill, with their descendants, this user's processes whose command line names ``folder``.
+
+    A sandbox's bubblewrap names its scratch folder (the folder it binds): this finds a sandbox
+    whose grading process was killed before it could record it (``record_sandbox`` follows the
+    start of bubblewrap), where no cgroup holds it either.
+    """
+    inside = str(folder).rstrip("/") + "/"
+    for process in psutil.process_iter(["cmdline", "uids"]):
+        cmdline, uids = process.info["cmdline"], process.info["uids"]
+        if not cmdline or uids is None or uids.effective != os.geteuid():
+            continue
+        if any(arg == str(folder) or arg.startswith(inside) for arg in cmdline):
+            with contextlib.suppress(psutil.Error):
+                tree = [process, *process.children(recursive=True)]
+                for p in tree:
+                    with contextlib.suppress(psutil.Error):
+                        p.kill()
+
+
 def reap_stale(parents: cgroups.CgroupParents | None) -> int:
     """End and remove everything left by grading runs that no longer exist; return a count."""
     reaped = cgroups.remove_stale(parents, is_stale)
@@ -91,6 +111,7 @@ def reap_stale(parents: cgroups.CgroupParents | None) -> int:
         for job in folder.iterdir():
             if job.is_dir() and not job.is_symlink():
                 kill_recorded(job)
+        kill_naming(folder)
         shutil.rmtree(folder, ignore_errors=True)
         reaped += 1
     return reaped

@@ -7,20 +7,28 @@ a signal, a hang past the deadline, bytes that are not an answer.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import psutil
 import pytest
+from course import SUBREAPER_RUN
 
-from classgrade import cgroups
+from classgrade import cgroups, reaper
 from classgrade.job_pool import JobPool, run_jobs
 from classgrade.notebook_job import ExecJob, ExecResult
 from classgrade.sandbox import Limits
 
 pytestmark = pytest.mark.scheduling
+
+SHIM = Path(cgroups.__file__).with_name("_shim.py")
 
 
 def _job(key: str, index: int) -> ExecJob:
@@ -203,3 +211,152 @@ def test_run_jobs_takes_a_job_only_when_the_pool_has_room_and_closing_ends_the_r
     stream.close()  # the run stops: the job still running is killed and cleaned up after
     assert sorted(ended) == ["b/s0/hangs", "b/s1/answers"]
     assert not pool.running
+
+
+# -- a parent that ends before its child asks to die with it -----------------------------------
+
+# Run as a child subreaper, so the orphan below comes back here and its end can be read.
+# This process forks P, which sets up ``which`` and forks C, then ends at once. C waits until
+# it has been re-parented (P is gone: the window between fork and prctl, forced), then asks for
+# the parent-death signal as the shim's kernel or a grading job does. A child that carries on
+# afterwards would never get the signal: it must end itself. Prints C's exit code.
+_ORPHAN = r"""
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+which = sys.argv[1]
+p = os.fork()
+if p == 0:
+    if which == "job":
+        from classgrade import notebook_job  # imported by P, as the fork server imports it
+    else:
+        from classgrade import _shim
+    parent = os.getpid()  # before the fork: P may be gone before C first runs
+    c = os.fork()
+    if c == 0:
+        deadline = time.monotonic() + 120
+        while os.getppid() == parent and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert os.getppid() != parent, "the parent did not end"
+        if which == "job":
+            notebook_job._die_with_parent()
+        else:
+            _shim.die_with(parent, libc)
+        os._exit(0)  # carried on: it would outlive its parent
+    os._exit(0)
+codes = {}
+while True:
+    try:
+        pid, status = os.waitpid(-1, 0)
+    except ChildProcessError:
+        break
+    codes[pid] = os.waitstatus_to_exitcode(status)
+codes.pop(p)
+print(list(codes.values())[0])
+"""
+
+
+@pytest.mark.parametrize("which", ["shim", "job"])
+def test_a_child_whose_parent_ended_before_it_asked_to_die_with_it_ends_itself(which):
+    done = subprocess.run(
+        [sys.executable, "-c", _ORPHAN, which], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.split()[-1]) != 0
+
+
+def test_a_job_ends_when_its_run_ends(tmp_path):
+    """The run's process watched through a pidfd: SIGKILL of the run alone ends the job."""
+    run = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    job = None
+    try:
+        token = reaper._token(psutil.Process(run.pid))
+        scratch = tmp_path / f"{reaper.SCRATCH_PREFIX}{token}"
+        watching = (
+            "import sys, time\n"
+            "from classgrade import notebook_job\n"
+            "notebook_job._end_with_run(sys.argv[1])\n"
+            "print('watching', flush=True)\n"
+            "time.sleep(600)\n"
+        )
+        job = subprocess.Popen(
+            [sys.executable, "-c", watching, str(scratch)], stdout=subprocess.PIPE, text=True
+        )
+        assert job.stdout is not None
+        assert job.stdout.readline().strip() == "watching"
+        assert job.poll() is None
+        run.kill()
+        assert job.wait(timeout=120) == 1
+        run.wait(timeout=60)
+        # A job whose run has already ended does not start.
+        late = subprocess.run(
+            [sys.executable, "-c", watching, str(scratch)], capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+        assert (late.returncode, late.stdout) == (1, "")
+    finally:
+        for process in (run, job):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(timeout=60)
+        if job is not None and job.stdout is not None:
+            job.stdout.close()
+
+
+def test_a_shim_whose_lifeline_ended_before_it_started_leaves_nothing(tmp_path):
+    """The grading process killed as the sandbox starts: the shim races its own kernel's start.
+
+    Run under a child subreaper (``subreaper_run.py``), each time: whatever the order of the
+    lifeline's watcher and the fork, the kernel (here a sleep) ends with the shim.
+    """
+    settings = {"lifeline_fd": 5, "own_pid_namespace": False, "cwd": str(tmp_path)}
+    shim = [sys.executable, "-I", str(SHIM), json.dumps(settings), "--"]
+    kernel = [sys.executable, "-c", "import time; time.sleep(600)"]
+    # fd 5 reads /dev/null: end-of-file at once, as a lifeline whose writer is dead.
+    command = ["/bin/sh", "-c", 'exec "$@" 5</dev/null', "sh", *shim, *kernel]
+    for attempt in range(8):
+        out, err = tmp_path / f"out{attempt}", tmp_path / f"err{attempt}"
+        launched = subprocess.run(
+            [sys.executable, str(SUBREAPER_RUN), "--grace", "60", str(out), str(err), "--",
+             *command],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert launched.returncode == 0, launched.stderr[-2000:]
+        report = json.loads(launched.stdout.strip().splitlines()[-1])
+        assert report["returncode"] == 137, err.read_text()[-2000:]
+        assert report["alive"] == [], report
+
+
+def test_a_later_run_reaps_a_sandbox_its_dead_run_never_recorded(tmp_path, monkeypatch):
+    """A grading process killed as bubblewrap starts records nothing: the command line tells."""
+    monkeypatch.setattr(reaper.tempfile, "gettempdir", lambda: str(tmp_path))
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+    stale = tmp_path / f"{reaper.SCRATCH_PREFIX}{int(finished.stdout)}.12345"
+    live = reaper.scratch_root(reaper.run_token())
+    for folder in (stale / "job-3-0", live / "job-3-0"):
+        folder.mkdir(parents=True)
+    # Stand-ins for bubblewrap: the scratch folder in their arguments, and a child without it.
+    parent_of = "import subprocess, sys, time; subprocess.Popen(sys.argv[2:]); time.sleep(600)"
+    child = [sys.executable, "-c", "import time; time.sleep(600)"]
+    unrecorded = subprocess.Popen([sys.executable, "-c", parent_of, str(stale / "job-3-0"), *child])
+    kept = subprocess.Popen([sys.executable, "-c", parent_of, str(live / "job-3-0"), *child])
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not all(
+            psutil.Process(p.pid).children() for p in (unrecorded, kept)
+        ):
+            time.sleep(0.05)
+        grandchild = psutil.Process(unrecorded.pid).children()[0]
+        assert reaper.reap_stale(None) == 1
+        assert unrecorded.wait(timeout=60) == -9
+        grandchild.wait(timeout=60)
+        assert not stale.exists()
+        assert kept.poll() is None
+    finally:
+        for process in (unrecorded, kept):
+            with contextlib.suppress(psutil.Error):
+                for descendant in psutil.Process(process.pid).children(recursive=True):
+                    descendant.kill()
+            process.kill()
+            process.wait(timeout=60)
