@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import secrets
 import time
+from typing import Any as AnyType
 
 import nbformat
+from jupyter_client.client import KernelClient
 from jupyter_client.manager import KernelManager
 from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -29,6 +31,7 @@ from .grade_outcome import (
     clean_text,
     not_run,
     over_wall_clock,
+    timings,
 )
 from .sandbox import Limits
 
@@ -118,7 +121,44 @@ class SandboxedExecute(Execute):
             self.channel_socket, self, float(self.call_timeout), self.notebook_deadline
         )
         self.namespace = trusted.GradingNamespace(self.channel)
-        return super().preprocess(nb, resources, km=km)
+        timings.mark("execute")
+        try:
+            return super().preprocess(nb, resources, km=km)
+        finally:
+            timings.mark("executed")
+            timings.flush()
+
+    async def async_start_new_kernel_client(self) -> KernelClient:
+        """The client started as nbclient starts it (channels, kernel_info, IOPub flushed), timed.
+
+        With timings on, the moment the kernel's first ``kernel_info_reply`` is taken is marked
+        too: what follows it is jupyter_client's wait for a quiet IOPub channel.
+        """
+        if not timings.enabled():
+            return await super().async_start_new_kernel_client()
+        timings.mark("client")
+        km = self.km
+        if km is not None:
+            make_client = km.client
+
+            def timed_client(**kwargs: AnyType) -> KernelClient:
+                kc = make_client(**kwargs)
+                handle = kc._handle_kernel_info_reply
+
+                def handled(msg: dict[str, AnyType]) -> None:
+                    timings.mark("kernel_info_reply")
+                    handle(msg)
+
+                kc._handle_kernel_info_reply = handled
+                return kc
+
+            km.client = timed_client
+        kc = await super().async_start_new_kernel_client()
+        timings.mark("kernel_ready")
+        return kc
+
+    # nbclient's own synchronous name is bound to its base method: point it at this one.
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     def process_message(
         self, msg: dict[str, object], cell: NotebookNode, cell_index: int
@@ -175,15 +215,18 @@ class SandboxedExecute(Execute):
         if not self.probe_ready:
             self._start_probe()  # before any of the learner's code runs
         if is_trusted_test(cell):
-            self._run_trusted(cell)
+            with timings.adding("grade_cells"):
+                self._run_trusted(cell)
             return cell, resources
         if time.monotonic() >= self.notebook_deadline:
             raise NotebookFailed(OUT_OF_TIME)
-        cell, resources = super().preprocess_cell(cell, resources, index)
+        with timings.adding("kernel_cells"):
+            cell, resources = super().preprocess_cell(cell, resources, index)
         if cell.cell_type == "code":
             self._namespace().forget_fetched()
         if is_read_only_setup(cell):
-            trusted.run_setup_code(cell.source, self._namespace())
+            with timings.adding("setup_cells_in_grader"):
+                trusted.run_setup_code(cell.source, self._namespace())
         return cell, resources
 
     def _namespace(self) -> trusted.GradingNamespace:
@@ -215,9 +258,11 @@ class SandboxedExecute(Execute):
     # -- the probe -------------------------------------------------------------------------
 
     def _start_probe(self) -> None:
+        timings.mark("probe")
         if self.on_kernel_ready is not None:
             self.on_kernel_ready()
         status = run_sync(self._async_start_probe)()
+        timings.mark("probe_ready")
         if status != "ok":
             raise ProbeStartFailed(f"the grading probe could not start in the kernel: {status}")
         self.probe_ready = True

@@ -13,8 +13,12 @@ name the file at fault, stay with the checks that find them: ``intake``.)
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,3 +178,93 @@ def csv_cell(value: object) -> str:
     if text.startswith(_FORMULA_STARTS):
         return "'" + text
     return text
+
+
+# -- where a notebook's time goes (the grading benchmark only) ----------------------------------
+
+TIMINGS_ENV = "CLASSGRADE_TIMINGS"
+
+
+class NotebookTimings:
+    """Marks on the monotonic clock along a notebook's path, kept only when the benchmark asks.
+
+    Off unless the environment variable ``CLASSGRADE_TIMINGS`` names a folder (the grading
+    benchmark's ``--timings`` sets it): then each grading process (a notebook's job, the run's
+    main process) keeps a few ``(name, seconds)`` marks and sums and appends them, one JSON line
+    per key and flush, to a file of its own in that folder. When off, a mark costs one
+    attribute test. ``time.monotonic`` is the machine's one monotonic clock, so the marks of
+    different processes compare. Every mark is taken by a grading process, never by the
+    learner's kernel (the folder is not in the sandbox); the benchmark still reads the files as
+    untrusted data, and nothing in a grade depends on them. A forked process (a notebook's job)
+    starts with no marks and notes when it was forked.
+    """
+
+    def __init__(self) -> None:
+        self.folder: str | None = os.environ.get(TIMINGS_ENV) or None
+        self.key = ""
+        self.forked: float | None = None
+        self.marks: dict[str, list[tuple[str, float]]] = {}
+        self.sums: dict[str, float] = {}
+
+    def after_fork(self) -> None:
+        """In a forked child: fresh marks, and the fork's time."""
+        self.folder = os.environ.get(TIMINGS_ENV) or None
+        self.key = ""
+        self.marks = {}
+        self.sums = {}
+        self.forked = time.monotonic() if self.folder else None
+
+    def enabled(self) -> bool:
+        """Whether this process keeps timings."""
+        return self.folder is not None
+
+    def begin(self, key: str) -> None:
+        """Name what this process's next marks belong to (a notebook's job key)."""
+        if self.folder is not None:
+            self.key = key
+
+    def mark(self, name: str, key: str | None = None) -> None:
+        """Note that ``name`` happened now (for ``key``, else for this process's current key)."""
+        if self.folder is not None:
+            now = time.monotonic()
+            self.marks.setdefault(self.key if key is None else key, []).append((name, now))
+
+    def add(self, name: str, seconds: float) -> None:
+        """Add ``seconds`` to the sum ``name`` (time spread over many steps, e.g. cells)."""
+        if self.folder is not None:
+            self.sums[name] = self.sums.get(name, 0.0) + seconds
+
+    @contextlib.contextmanager
+    def adding(self, name: str) -> Iterator[None]:
+        """Add the time the ``with`` block takes to the sum ``name``."""
+        if self.folder is None:
+            yield
+            return
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.add(name, time.monotonic() - start)
+
+    def flush(self) -> None:
+        """Append what this process noted since its last flush to its file; never raises."""
+        if self.folder is None or not (self.marks or self.sums):
+            return
+        lines = []
+        for key in set(self.marks) | ({self.key} if self.sums else set()):
+            entry: dict[str, object] = {"pid": os.getpid(), "forked": self.forked, "key": key}
+            entry["marks"] = self.marks.get(key, [])
+            if key == self.key:
+                entry["sums"] = self.sums
+            lines.append(json.dumps(entry) + "\n")
+        self.marks = {}
+        self.sums = {}
+        with contextlib.suppress(OSError):
+            path = Path(self.folder) / f"{os.getpid()}.jsonl"
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "a") as out:
+                out.write("".join(lines))
+
+
+timings = NotebookTimings()
+os.register_at_fork(after_in_child=timings.after_fork)

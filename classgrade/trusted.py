@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import channel, codec
-from .grade_outcome import KERNEL_DIED, OUT_OF_TIME, clean_name, clean_text
+from .grade_outcome import KERNEL_DIED, OUT_OF_TIME, clean_name, clean_text, timings
 
 MAX_TEXT_OUTPUT = 20_000
 _POLL_SECONDS = 0.25
@@ -164,6 +164,10 @@ class KernelChannel:
         self._callback_errors: list[Exception] = []
 
     def _request(self, payload: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, dict]:
+        with timings.adding("channel_requests"):  # benchmark only: the kernel's share
+            return self._request_untimed(payload, arrays)
+
+    def _request_untimed(self, payload: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, dict]:
         now = time.monotonic()
         if now >= self.deadline:
             raise KernelUnavailable(OUT_OF_TIME)
