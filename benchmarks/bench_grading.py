@@ -17,6 +17,15 @@ Debian's initdb/pg_ctl as the tests do) it also grades the class through the que
 ``grade`` with ``--db``, once with one local ``classgrade worker`` and once with two, and
 prints each one's overhead per notebook against the local pool. The gradebook stays the same
 SQLite file, so the difference is the queue's alone.
+
+    python benchmarks/bench_grading.py --learners 8 --skip-plain --timings
+
+With ``--timings`` classgrade's run notes where each notebook's time goes
+(``classgrade.grade_outcome.timings``, off otherwise) and the benchmark prints the breakdown,
+from the submission's preparation to its recorded grade: median and 90th percentile seconds per
+notebook of each phase and its share of the total; then what the sandboxed kernel imports as it
+starts (``python -X importtime`` inside a sandbox made as a notebook's is), heaviest first.
+The timing files are read as untrusted data (``read_timings``).
 """
 
 from __future__ import annotations
@@ -25,14 +34,17 @@ import argparse
 import contextlib
 import functools
 import json
+import math
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -258,6 +270,277 @@ def local_workers(url: str, count: int, processes: int, logs: Path):
                 p.wait(timeout=60)
 
 
+# -- where a notebook's time goes (--timings) --------------------------------------------------
+
+MAX_NAME_CHARS = 40
+MAX_ENTRIES = 200
+"""Marks and sums kept per line of a timing file (a line is one process's flush)."""
+PHASES = (
+    # (label, from mark, to mark): consecutive on one notebook's path
+    ("prepare: read, sanitise (run)", "prepare", "prepared"),
+    ("wait for a slot, fork (run)", "prepared", "forked"),
+    ("job process starts", "forked", "job"),
+    ("sandbox set-up (scratch, sys.path)", "job", "kernel_start"),
+    ("cgroup made", "kernel_start", "cgroup"),
+    ("kernel process spawned (bwrap)", "cgroup", "kernel_spawned"),
+    ("executor set-up", "kernel_spawned", "client"),
+    ("kernel start to kernel_info reply", "client", "kernel_info_reply"),
+    ("IOPub flush poll (jupyter_client)", "kernel_info_reply", "kernel_ready"),
+    ("probe import in the kernel", "probe", "probe_ready"),
+    ("outputs capped and sanitised, answer", "executed", "answer"),
+    ("answer reaches the run", "answer", "answered"),
+    ("recorded: files, gradebook, journal", "answered", "recorded"),
+)
+SUMS = (
+    ("learner and setup cells (kernel)", "kernel_cells"),
+    ("grade cells: learner calls (kernel)", "channel_requests"),
+    ("setup cells again in the grader", "setup_cells_in_grader"),
+)
+FIRST_MARKS = ("prepare", "forked", "job")
+LAST_MARKS = ("recorded", "answered", "answer", "executed")
+
+
+@dataclass
+class ProcessTimes:
+    """What one process noted for one key: marks (name -> seconds) and sums (name -> seconds)."""
+
+    key: str
+    pid: int
+    forked: float | None
+    marks: dict[str, float] = field(default_factory=dict)
+    sums: dict[str, float] = field(default_factory=dict)
+
+
+def _number(value: object, low: float, high: float) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and low <= value <= high else None
+
+
+def _name(value: object) -> str | None:
+    if isinstance(value, str) and 0 < len(value) <= MAX_NAME_CHARS and value.isprintable():
+        return value
+    return None
+
+
+def read_timings(folder: Path, start: float, end: float) -> list[ProcessTimes]:
+    """Every line of the folder's files, checked: untrusted data, whoever wrote it.
+
+    A mark outside ``[start, end]`` (the run's own span on this clock), a sum outside
+    ``[0, end - start]``, a name that is not short printable text, or a line that is not
+    the expected JSON is dropped; the first value of a name repeated in a line is kept.
+    """
+    out = []
+    for path in sorted(folder.glob("*.jsonl")):
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            for line in path.read_text().splitlines()[:100_000]:
+                try:
+                    data = json.loads(line)
+                except ValueError:
+                    continue
+                if not isinstance(data, dict) or not isinstance(data.get("key", ""), str):
+                    continue
+                pid = data.get("pid")
+                times = ProcessTimes(
+                    key=data.get("key", "")[:500],
+                    pid=pid if type(pid) is int else -1,
+                    forked=_number(data.get("forked"), start, end),
+                )
+                marks = data.get("marks")
+                for item in marks[:MAX_ENTRIES] if isinstance(marks, list) else []:
+                    if isinstance(item, list) and len(item) == 2:
+                        name, t = _name(item[0]), _number(item[1], start, end)
+                        if name is not None and t is not None:
+                            times.marks.setdefault(name, t)
+                sums = data.get("sums")
+                for name, s in list(sums.items())[:MAX_ENTRIES] if isinstance(sums, dict) else []:
+                    checked, seconds = _name(name), _number(s, 0.0, end - start)
+                    if checked is not None and seconds is not None:
+                        times.sums.setdefault(checked, seconds)
+                out.append(times)
+    return out
+
+
+def _notebook_timings(folder: Path, start: float, end: float) -> list[dict[str, float]]:
+    """Each notebook's marks and sums (seconds), from the run's and its job's timing files."""
+    run_marks: dict[str, dict[str, float]] = {}
+    jobs: dict[tuple[int, float], dict] = {}
+    for record in read_timings(folder, start, end):
+        if record.forked is None:  # the run's main process, which forks nothing it times
+            marks = run_marks.setdefault(record.key, {})
+            for name, t in record.marks.items():
+                marks.setdefault(name, t)
+            continue
+        job = jobs.setdefault((record.pid, record.forked), {"key": "", "marks": {}, "sums": {}})
+        job["key"] = job["key"] or record.key
+        for name, t in record.marks.items():
+            job["marks"].setdefault(name, t)
+        for name, value in record.sums.items():
+            job["sums"].setdefault(name, value)
+        job["marks"]["forked"] = record.forked
+    out = []
+    for job in jobs.values():
+        key = job["key"]
+        marks = dict(job["marks"])
+        if key:
+            for name, t in run_marks.get(key, {}).items():
+                marks.setdefault(name, t)
+            for name, t in run_marks.get(key.rsplit("/", 1)[0], {}).items():
+                marks.setdefault(name, t)
+        out.append({**{f"sum:{k}": v for k, v in job["sums"].items()}, **marks})
+    return out
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def print_breakdown(folder: Path, start: float, end: float) -> None:
+    """Per phase: median and 90th percentile seconds per notebook, and share of the total."""
+    notebooks = _notebook_timings(folder, start, end)
+    complete = [n for n in notebooks if "executed" in n and any(m in n for m in FIRST_MARKS)]
+    if not complete:
+        print("No timings were recorded (is classgrade.timings hooked into this tree?)")
+        return
+    first = next(m for m in FIRST_MARKS if all(m in n for n in complete))
+    last = next(m for m in LAST_MARKS if all(m in n for n in complete))
+    totals = [max(0.0, n[last] - n[first]) for n in complete]
+    rows: list[tuple[str, list[float]]] = []
+    for label, a, b in PHASES:
+        values = [max(0.0, n[b] - n[a]) for n in complete if a in n and b in n]
+        if values:
+            rows.append((label, values))
+    for label, name in SUMS:
+        values = [n.get(f"sum:{name}", 0.0) for n in complete]
+        rows.append((label, values))
+    grader = [
+        max(0.0, n.get("sum:grade_cells", 0.0) - n.get("sum:channel_requests", 0.0))
+        for n in complete
+    ]
+    rows.append(("grade cells: the grader's own work", grader))
+    counted = {name for _, name in SUMS} | {"grade_cells"}
+    rest = [
+        max(
+            0.0,
+            n["executed"]
+            - n.get("probe_ready", n.get("kernel_ready", n["executed"]))
+            - sum(n.get(f"sum:{k}", 0.0) for k in counted),
+        )
+        for n in complete
+    ]
+    rows.append(("nbclient between cells, kernel end", rest))
+    whole = sum(totals)
+    print()
+    print(
+        f"Where a notebook's time goes ({len(complete)} of {len(notebooks)} notebooks timed, "
+        f"from '{first}' to '{last}'; seconds per notebook):"
+    )
+    print(f"  {'phase':40s} {'median':>8s} {'p90':>8s} {'share':>7s}")
+    shown = 0.0
+    for label, values in rows:
+        share = sum(values) / whole if whole else 0.0
+        shown += sum(values)
+        print(
+            f"  {label:40s} {statistics.median(values):8.3f} "
+            f"{_quantile(values, 0.9):8.3f} {share:7.1%}"
+        )
+    print(f"  {'(not in a phase above)':40s} {'':8s} {'':8s} {1 - shown / whole:7.1%}")
+    print(
+        f"  {'total':40s} {statistics.median(totals):8.3f} {_quantile(totals, 0.9):8.3f} {1:7.0%}"
+    )
+
+
+IMPORTING_KERNEL = """\
+import os, sys
+from ipykernel.kernelapp import IPKernelApp
+app = IPKernelApp.instance()
+app.initialize(sys.argv[1:])
+import numpy, _classgrade_codec, _classgrade_channel
+sys.stderr.flush()
+os._exit(0)
+"""
+
+
+def _in_sandbox(argv_of: object, runs: int) -> tuple[list[float], str]:
+    """Run a command in a fresh notebook sandbox ``runs`` times: seconds, last stderr."""
+    sys.path.insert(0, str(ROOT))
+    from classgrade.sandbox import Limits, Sandbox, kernel_environment, sandbox_uid
+
+    seconds, stderr = [], ""
+    sandbox = Sandbox(Limits(), uid=sandbox_uid(0))
+    try:
+        for _ in range(runs):
+            with tempfile.TemporaryDirectory(prefix="bench-importtime-") as tmp:
+                scratch = Path(tmp) / "scratch"
+                sandbox.prepare_scratch(scratch)
+                command = sandbox.command(scratch, argv_of(scratch))  # type: ignore[operator]
+                began = time.monotonic()
+                done = subprocess.run(
+                    command,
+                    env=kernel_environment(),
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                    check=False,
+                )
+                seconds.append(time.monotonic() - began)
+                if done.returncode != 0:
+                    raise SystemExit(f"the sandboxed command failed: {done.stderr[-2000:]}")
+                stderr = done.stderr
+    finally:
+        sandbox.release()
+    return seconds, stderr
+
+
+def print_kernel_imports(top: int = 15, runs: int = 3) -> None:
+    """What the sandboxed kernel imports as it starts, measured with ``python -X importtime``."""
+    bare, _ = _in_sandbox(lambda scratch: [sys.executable, "-P", "-c", "pass"], runs)
+
+    def kernel(scratch: Path) -> list[str]:
+        return [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-P",
+            "-c",
+            IMPORTING_KERNEL,
+            "-f",
+            str(scratch / "ipc" / "kernel.json"),
+            "--transport=ipc",
+            f"--ip={scratch / 'ipc' / 'k'}",
+            "--HistoryManager.enabled=False",
+            "--HistoryManager.hist_file=:memory:",
+            "--IPKernelApp.log_level=ERROR",
+        ]
+
+    started, report = _in_sandbox(kernel, runs)
+    rows = []  # (self us, cumulative us, depth, name)
+    for line in report.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, cumulative, name = line[len("import time:") :].split("|", 2)
+        depth = (len(name) - len(name.lstrip(" ")) - 1) // 2
+        rows.append((int(self_us), int(cumulative), depth, name.strip()))
+    total = sum(r[0] for r in rows) / 1e6
+    print()
+    print(
+        f"The sandboxed kernel's start, outside a grading run ({runs} runs each, median): "
+        f"sandbox and a bare Python {statistics.median(bare):.3f} s; sandbox, Python, "
+        f"the kernel's imports and set-up {statistics.median(started):.3f} s, of which "
+        f"imports {total:.3f} s (-X importtime, {len(rows)} modules, last run)."
+    )
+    print("  Heaviest top-level imports (cumulative; 'self' is the module's own code):")
+    print(f"  {'module':38s} {'cumulative s':>12s} {'self s':>8s}")
+    top_level = sorted((r for r in rows if r[2] == 0), key=lambda r: -r[1])[:top]
+    for self_us, cumulative, _depth, name in top_level:
+        print(f"  {name:38s} {cumulative / 1e6:12.3f} {self_us / 1e6:8.3f}")
+    print("  Heaviest modules by their own code:")
+    for self_us, _cumulative, _depth, name in sorted(rows, key=lambda r: -r[0])[:top]:
+        print(f"  {name:38s} {'':12s} {self_us / 1e6:8.3f}")
+
+
 def main() -> int:
     """Fabricate the class, grade it both ways and print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -267,6 +550,11 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="build the course here and keep it")
     parser.add_argument(
         "--db", help="also grade through the queue in this PostgreSQL database ('temporary')"
+    )
+    parser.add_argument(
+        "--timings",
+        action="store_true",
+        help="print where a notebook's time goes, and what the sandboxed kernel imports",
     )
     args = parser.parse_args()
 
@@ -283,11 +571,19 @@ def main() -> int:
 
     results = {}
     fresh_gradebook(course, pristine)
+    env = tool_env()
+    timing_dir = base / "timings"
+    if args.timings:
+        shutil.rmtree(timing_dir, ignore_errors=True)
+        timing_dir.mkdir()
+        env["CLASSGRADE_TIMINGS"] = str(timing_dir)  # grade_outcome.TIMINGS_ENV
+    began = time.monotonic()
     seconds, peak, done = timed(
         [sys.executable, "-m", "classgrade", "grade", "--quiet", "--workers", str(args.workers)],
         course.path,
-        tool_env(),
+        env,
     )
+    ended = time.monotonic()
     if "Graded" not in done.stdout:
         print(done.stdout, done.stderr[-3000:])
         return 1
@@ -351,6 +647,9 @@ def main() -> int:
         f"{os.cpu_count()} cores; this process's own peak "
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3:.0f} MB)"
     )
+    if args.timings:
+        print_breakdown(timing_dir, began, ended)
+        print_kernel_imports()
     if not args.keep:
         shutil.rmtree(base, ignore_errors=True)
     return 0
