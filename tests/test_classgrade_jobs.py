@@ -360,3 +360,59 @@ def test_a_later_run_reaps_a_sandbox_its_dead_run_never_recorded(tmp_path, monke
                     descendant.kill()
             process.kill()
             process.wait(timeout=60)
+
+
+def watches_its_run(job: ExecJob, conn) -> None:
+    """A job target that starts as a grading job does, then waits to be ended."""
+    from classgrade import notebook_job
+
+    notebook_job._die_with_parent()
+    notebook_job._end_with_run(job.scratch_root)
+    conn.send_bytes(b"started")
+    time.sleep(600)
+
+
+_RUN = r"""
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from classgrade import reaper
+from classgrade.job_pool import JobPool
+from classgrade.notebook_job import ExecJob
+from classgrade.sandbox import Limits
+from test_classgrade_jobs import watches_its_run
+
+if __name__ == "__main__":
+    pool = JobPool(1, target=watches_its_run)
+    scratch = str(reaper.scratch_root(reaper.run_token()))
+    pool.start(ExecJob("a/b/c", 1, "", [], ".", ".", scratch, Limits()), 600)
+    assert pool.running[0].conn.recv_bytes() == b"started"
+    print(pool.running[0].process.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_job_ends_when_the_run_alone_is_killed():
+    """The fork server outlives its run while a job lives (the job holds the server's lifeline):
+    the job ends by watching the run itself, and the server then ends with its last client."""
+    run = subprocess.Popen(
+        [sys.executable, "-c", _RUN, str(Path(__file__).parent)], stdout=subprocess.PIPE, text=True
+    )
+    job = None
+    try:
+        assert run.stdout is not None
+        job = psutil.Process(int(run.stdout.readline()))
+        server = job.parent()
+        assert server is not None
+        assert server.pid != run.pid  # the fork server, not the run
+        run.kill()
+        run.wait(timeout=60)
+        job.wait(timeout=120)
+        server.wait(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(timeout=60)
+        if run.stdout is not None:
+            run.stdout.close()
+        if job is not None and job.is_running():
+            job.kill()
