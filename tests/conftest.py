@@ -92,7 +92,7 @@ def _shared_artefacts(item) -> set[str]:
             if definition.scope == "session":
                 keys.add(name)
             elif definition.scope in ("module", "package"):
-                keys.add(f"{name}@{item.module.__name__}")
+                keys.add(f"{name} in {item.module.__name__}")
     return keys | _cached_helpers(f for f in functions if f is not None)
 
 
@@ -101,8 +101,40 @@ def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): run on one pytest-xdist worker")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items) -> None:
-    """Put the tests that share an expensive artefact in one xdist group (see above)."""
+    """Put the tests that share an expensive artefact in one xdist group (see above).
+
+    First: a pytest-xdist worker's own hook reads the groups to name each test's group in its id.
+    """
+    _group_tests(items)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_finish(session) -> None:
+    """On a pytest-xdist worker with --dist loadgroup, each grouped test's id ends in
+    ``@<group>``, the suffix by which the controller keeps a group on one worker.
+
+    pytest-xdist 3.8 writes it to ``item._nodeid``, which pytest 9.2 no longer reads (the id is
+    ``item._id``, a ``NodeId``): it is written here where it is missing, in the same form, before
+    the worker sends its tests' ids to the controller.
+    """
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in session.items:
+        names = {
+            str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+            for mark in item.iter_markers("xdist_group")
+        }
+        suffix = "@" + "_".join(sorted(names))
+        if names and not item.nodeid.endswith(suffix):
+            item._id = NodeId.parse(item.nodeid + suffix)
+
+
+def _group_tests(items) -> None:
+    """The union of the tests' shared artefacts, as xdist groups (see above)."""
     parent: dict[str, str] = {}
 
     def root(key: str) -> str:
