@@ -44,6 +44,7 @@ from .grade_outcome import (
     grading_error,
     kernel_not_started,
     memory_limit_hit,
+    timings,
 )
 from .output_sanitising import (
     InvalidNotebook,
@@ -195,6 +196,8 @@ def _trusted_sys_path(import_dir: str, course_dir: str, learner_folders: list[st
 def main(job: ExecJob, conn: Connection) -> None:
     """Entry point of the job process (forked by ``job_pool``): grade, answer, exit."""
     _die_with_parent()
+    timings.begin(job.key)
+    timings.mark("job")
     _end_with_run(job.scratch_root)
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (JOB_ADDRESS_SPACE, JOB_ADDRESS_SPACE))
@@ -210,8 +213,10 @@ def main(job: ExecJob, conn: Connection) -> None:
         raw = result.to_json()
         if len(raw) > MAX_RESULT_BYTES:
             raw = ExecResult(job.key, False, reason=RESULT_TOO_LARGE).to_json()
+        timings.mark("answer")
         conn.send_bytes(raw)
         conn.close()
+        timings.flush()
     finally:
         os._exit(0)  # no atexit handlers, no finalizers of the forked server's state
 
@@ -232,6 +237,7 @@ def _start(
             limits.processes,
         )
         prefix = group.enter_command()
+    timings.mark("cgroup")
     km = SandboxKernelManager(
         sandbox=sandbox,
         scratch=str(scratch),
@@ -307,7 +313,9 @@ def _grade_once(job: ExecJob, limits: Limits, scratch: Path, deadline: float) ->
     watchdog.daemon = True
     try:
         try:
+            timings.mark("kernel_start")
             km, group = _start(job, sandbox, scratch, lifeline_r, theirs)
+            timings.mark("kernel_spawned")
         except Exception as exc:
             raise _KernelStartFailed(clean_text(exc)) from exc
         finally:
@@ -341,6 +349,7 @@ def _grade_once(job: ExecJob, limits: Limits, scratch: Path, deadline: float) ->
             return ExecResult(job.key, False, reason=reason)
         # Everything the learner wrote or the kernel sent is bounded and made safe to render
         # here, under this notebook's deadline, never in the run's main process.
+        timings.mark("outputs")
         for pp in preprocessors.after_execution():
             nb, _ = pp.preprocess(nb, {})
         tidy_notebook(nb, kernelspec)

@@ -56,6 +56,7 @@ from .grade_outcome import (
     in_notebook,
     not_read,
     not_recorded,
+    timings,
 )
 from .gradebook import (
     GradingSetupError,
@@ -414,6 +415,7 @@ class ClassGrader:
         jobs = self._notebook_jobs(todo, waiting, left, run, more)
         with contextlib.closing(self._fan_out(jobs, run.run_dir)) as results:
             for job, result in results:
+                timings.mark("answered", job.key)
                 sub_key, name = job.key.rsplit("/", 1)
                 sub = waiting[sub_key]
                 sub.executed[name] = result
@@ -421,6 +423,8 @@ class ClassGrader:
                 if left[sub_key] == 0:
                     del waiting[sub_key], left[sub_key]
                     self._done(sub, run)
+                    timings.mark("recorded", sub_key)
+        timings.flush()
 
     def _notebook_jobs(
         self,
@@ -450,6 +454,7 @@ class ClassGrader:
                     continue
             sub = queue.popleft()
             sub.started = time.monotonic()
+            timings.mark("prepare", sub.key)
             if not sub.failure:
                 try:
                     self._prepare(sub)
@@ -462,6 +467,7 @@ class ClassGrader:
                 continue
             waiting[sub.key] = sub
             left[sub.key] = len(sub.notebooks)
+            timings.mark("prepared", sub.key)
             for name, nb in sub.notebooks.items():
                 yield self._exec_job(sub, name, nb, run.run_dir)
 
