@@ -294,6 +294,28 @@ class _KernelStartFailed(Exception):
     pass
 
 
+class ClosedOnce:
+    """A file descriptor that is closed once, whichever thread closes it first.
+
+    The watchdog closes the lifeline when the notebook's time is up, and the job closes it
+    again when it ends. A second ``os.close`` of the same number would close whatever reused
+    it meanwhile (ZeroMQ's signalling descriptors are opened as the executor stops its
+    channels), and ZeroMQ then aborts the whole grading process.
+    """
+
+    def __init__(self, fd: int):
+        self._fd = fd
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the descriptor if no thread has yet."""
+        with self._lock:
+            fd, self._fd = self._fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
 def _grade_once(job: ExecJob, limits: Limits, scratch: Path, deadline: float) -> ExecResult:
     sandbox = Sandbox(limits, enabled=job.sandboxed, uid=sandbox_uid(job.index))
     scratch.mkdir(parents=True)
@@ -301,13 +323,13 @@ def _grade_once(job: ExecJob, limits: Limits, scratch: Path, deadline: float) ->
     ours, theirs = socket.socketpair()
     ours.setblocking(False)
     lifeline_r, lifeline_w = os.pipe()
+    lifeline = ClosedOnce(lifeline_w)
     km = group = executor = None
     timed_out = threading.Event()
 
     def end_sandbox() -> None:
         timed_out.set()
-        with contextlib.suppress(OSError):
-            os.close(lifeline_w)  # the shim sees end-of-file and ends the whole sandbox
+        lifeline.close()  # the shim sees end-of-file and ends the whole sandbox
 
     watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), end_sandbox)
     watchdog.daemon = True
@@ -360,8 +382,7 @@ def _grade_once(job: ExecJob, limits: Limits, scratch: Path, deadline: float) ->
         return ExecResult(job.key, True, notebook_json=nbformat.writes(nb))
     finally:
         watchdog.cancel()
-        with contextlib.suppress(OSError):
-            os.close(lifeline_w)
+        lifeline.close()
         if executor is not None and executor.kc is not None:
             with contextlib.suppress(Exception):
                 executor.kc.stop_channels()

@@ -416,3 +416,22 @@ def test_a_job_ends_when_the_run_alone_is_killed():
             run.stdout.close()
         if job is not None and job.is_running():
             job.kill()
+
+
+def test_the_lifeline_is_closed_once_whichever_thread_closes_it():
+    """A second close (the watchdog's, then the job's own) never closes the descriptor that
+    reused the lifeline's number meanwhile (a ZeroMQ one aborts the job when closed under it)."""
+    from classgrade.notebook_job import ClosedOnce
+
+    read_end, write_end = os.pipe()
+    lifeline = ClosedOnce(write_end)
+    lifeline.close()
+    reused_read, reused_write = os.pipe()  # the lowest free numbers: the lifeline's comes back
+    try:
+        assert write_end in (reused_read, reused_write)
+        lifeline.close()
+        os.fstat(reused_read)
+        os.fstat(reused_write)
+    finally:
+        for fd in (read_end, reused_read, reused_write):
+            os.close(fd)
