@@ -128,6 +128,7 @@ class Course:
         done = subprocess.CompletedProcess(
             command, report["returncode"], out.read_text(), err.read_text()
         )
+        done.pid = report["pid"]  # the run's token, so its scratch folder's name, begins with it
         return done, report["alive"], report["at_exit"]
 
     def release(self, assignment: str) -> nbformat.NotebookNode:

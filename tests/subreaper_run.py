@@ -133,6 +133,7 @@ def main() -> int:
     psutil.wait_procs(at_exit, timeout=args.grace)  # those that are ending as it ended
     survivors = _alive()
     report = {
+        "pid": proc.pid,
         "returncode": returncode,
         "saw_kernel": saw_kernel,
         "at_exit": described_at_exit,
