@@ -7,22 +7,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+from test_classgrade_jobs import _job  # the stand-in jobs' one builder
+
 from classgrade.job_pool import JobPool, run_jobs
 from classgrade.notebook_job import ExecJob, ExecResult
-from classgrade.sandbox import Limits
-
-
-def _job(key: str, index: int) -> ExecJob:
-    return ExecJob(
-        key=key,
-        index=index,
-        notebook_json="",
-        assignment_files=[],
-        data_dir=".",
-        import_dir=".",
-        scratch_root=".",
-        limits=Limits(),
-    )
 
 
 def stand_in(job: ExecJob, conn) -> None:
