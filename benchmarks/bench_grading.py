@@ -18,6 +18,13 @@ Debian's initdb/pg_ctl as the tests do) it also grades the class through the que
 prints each one's overhead per notebook against the local pool. The gradebook stays the same
 SQLite file, so the difference is the queue's alone.
 
+    git worktree add /tmp/before <revision>
+    python benchmarks/bench_grading.py --learners 20 --skip-plain --baseline /tmp/before --rounds 3
+
+With ``--baseline`` (another checkout of the project) it grades the class ``--rounds`` times
+with each checkout's classgrade, alternating (this one, the baseline, this one, ...), so both
+see the same machine; it prints each round and the ratio of the medians.
+
     python benchmarks/bench_grading.py --learners 8 --skip-plain --timings
 
 With ``--timings`` classgrade's run notes where each notebook's time goes
@@ -55,9 +62,9 @@ ASSIGNMENTS = tuple(sorted(p.parent.name for p in ROOT.glob("solutions/*/*.ipynb
 SUBMITTED_AT = "2026-01-10 12:00:00.000000 UTC"
 
 
-def tool_env(extra_path: Path | None = None) -> dict[str, str]:
-    """Subprocess environment for nbgrader and classgrade: this checkout importable, TF quiet."""
-    paths = [str(ROOT)] + ([str(extra_path)] if extra_path else [])
+def tool_env(extra_path: Path | None = None, root: Path = ROOT) -> dict[str, str]:
+    """Environment for nbgrader and classgrade: ``root``'s checkout importable, TF quiet."""
+    paths = [str(root)] + ([str(extra_path)] if extra_path else [])
     env = {
         **os.environ,
         "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
@@ -183,10 +190,60 @@ class PeakMemory:
         return self.peak
 
 
-def timed(
-    command: list[str], cwd: Path, env: dict
-) -> tuple[float, int, subprocess.CompletedProcess]:
-    """Run ``command``: its wall-clock seconds, peak memory in bytes and completed process."""
+@dataclass
+class Timed:
+    """One timed command: wall-clock and CPU seconds, peak memory, what it printed."""
+
+    seconds: float
+    cpu_seconds: float
+    peak: int
+    done: subprocess.CompletedProcess
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+@functools.cache
+def adopt_orphans() -> None:
+    """Make this process the subreaper of its descendants (Linux), once.
+
+    A process whose parent ended (multiprocessing's fork server, once the run's main process
+    exits) is then re-parented here rather than to init, and its CPU time reaches this
+    process's children's rusage when :func:`reap_orphans` waits for it.
+    """
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def reap_orphans(known: set[int], seconds: float = 120.0) -> None:
+    """Wait for the adopted processes (children not in ``known``) to end, up to ``seconds``."""
+    import psutil
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        adopted = [p.pid for p in psutil.Process().children() if p.pid not in known]
+        if not adopted:
+            return
+        for pid in adopted:
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG) == (0, 0):
+                    time.sleep(0.05)
+    print(f"(processes of the run still running after {seconds:.0f} s: their CPU is not counted)")
+
+
+def timed(command: list[str], cwd: Path, env: dict) -> Timed:
+    """Run ``command``: its wall-clock seconds, peak memory in bytes and completed process.
+
+    The CPU seconds are those of every process of the command's tree (kernels, jobs, the fork
+    server, the command itself): each parent reaps its children, and this process adopts and
+    reaps those whose parent ended first, so their time reaches its children's rusage.
+    """
+    import psutil
+
+    adopt_orphans()
+    known = {p.pid for p in psutil.Process().children()}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     proc = subprocess.Popen(
         command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -194,8 +251,12 @@ def timed(
     meter = PeakMemory(proc.pid)
     out, err = proc.communicate()
     peak = meter.stop()
+    seconds = time.monotonic() - start
+    reap_orphans(known)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     done = subprocess.CompletedProcess(command, proc.returncode, out, err)
-    return time.monotonic() - start, peak, done
+    return Timed(seconds, cpu, peak, done)
 
 
 def fresh_gradebook(course: Course, pristine: Path) -> None:
@@ -541,6 +602,42 @@ def print_kernel_imports(top: int = 15, runs: int = 3) -> None:
         print(f"  {name:38s} {'':12s} {self_us / 1e6:8.3f}")
 
 
+def compare_with_baseline(
+    course: Course, pristine: Path, args: argparse.Namespace, expected: dict
+) -> str:
+    """Grade the class with this checkout and ``args.baseline`` in turn; a table of the runs."""
+    baseline = args.baseline.resolve()
+    if not (baseline / "classgrade" / "__main__.py").is_file():
+        raise SystemExit(f"--baseline {baseline} is not a checkout of this project")
+    command = [sys.executable, "-m", "classgrade", "grade", "--quiet", "--workers"]
+    runs: dict[str, list[Timed]] = {"this checkout": [], "baseline": []}
+    for _ in range(args.rounds):
+        for name, root in (("this checkout", ROOT), ("baseline", baseline)):
+            fresh_gradebook(course, pristine)
+            run = timed([*command, str(args.workers)], course.path, tool_env(root=root))
+            if "Graded" not in run.done.stdout or scores(course) != expected:
+                raise SystemExit(
+                    f"{name}'s run failed or gave other scores:\n{run.done.stdout}\n"
+                    f"{run.done.stderr[-3000:]}"
+                )
+            runs[name].append(run)
+    notebooks = args.learners * len(ASSIGNMENTS)
+    lines = [f"Interleaved with the baseline {baseline} ({args.rounds} rounds, same scores):"]
+    for name, values in runs.items():
+        each = ", ".join(f"{r.seconds / notebooks:.3f}" for r in values)
+        lines.append(
+            f"  {name:14s} s / notebook: {each}; median "
+            f"{statistics.median(r.seconds for r in values) / notebooks:.3f}; CPU s / notebook "
+            f"{statistics.median(r.cpu_seconds for r in values) / notebooks:.3f}; peak MB "
+            f"{max(r.peak for r in values) / 1e6:.0f}"
+        )
+    ratio = statistics.median(r.seconds for r in runs["baseline"]) / statistics.median(
+        r.seconds for r in runs["this checkout"]
+    )
+    lines.append(f"  this checkout is {ratio:.2f}x as fast as the baseline (median time ratio)")
+    return "\n".join(lines)
+
+
 def main() -> int:
     """Fabricate the class, grade it both ways and print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -551,6 +648,10 @@ def main() -> int:
     parser.add_argument(
         "--db", help="also grade through the queue in this PostgreSQL database ('temporary')"
     )
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout whose classgrade to compare, interleaved"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each with --baseline")
     parser.add_argument(
         "--timings",
         action="store_true",
@@ -569,7 +670,7 @@ def main() -> int:
     pristine = base / "gradebook-pristine.db"
     shutil.copyfile(course.path / "gradebook.db", pristine)
 
-    results = {}
+    results: dict[str, Timed] = {}
     fresh_gradebook(course, pristine)
     env = tool_env()
     timing_dir = base / "timings"
@@ -578,18 +679,20 @@ def main() -> int:
         timing_dir.mkdir()
         env["CLASSGRADE_TIMINGS"] = str(timing_dir)  # grade_outcome.TIMINGS_ENV
     began = time.monotonic()
-    seconds, peak, done = timed(
+    results["classgrade"] = run = timed(
         [sys.executable, "-m", "classgrade", "grade", "--quiet", "--workers", str(args.workers)],
         course.path,
         env,
     )
     ended = time.monotonic()
-    if "Graded" not in done.stdout:
-        print(done.stdout, done.stderr[-3000:])
+    if "Graded" not in run.done.stdout:
+        print(run.done.stdout, run.done.stderr[-3000:])
         return 1
-    results["classgrade"] = (seconds, peak)
     ours = scores(course)
-    print(done.stdout.split("\n\n")[0])
+    print(run.done.stdout.split("\n\n")[0])
+
+    if args.baseline:
+        print(compare_with_baseline(course, pristine, args, ours))
 
     if args.db:
         with queue_database(args.db) as url:
@@ -597,29 +700,33 @@ def main() -> int:
             for count in (1, 2):
                 fresh_gradebook(course, pristine)
                 with local_workers(url, count, slots // count, base):
-                    seconds, peak, done = timed(
+                    run = timed(
                         [sys.executable, "-m", "classgrade", "grade", "--quiet", "--db", url],
                         course.path,
                         tool_env(),
                     )
-                if "Graded" not in done.stdout or scores(course) != ours:
-                    print(done.stdout, done.stderr[-3000:])
+                if "Graded" not in run.done.stdout or scores(course) != ours:
+                    print(run.done.stdout, run.done.stderr[-3000:])
                     print("the queue's grades differ from the local pool's")
                     return 1
-                results[f"queue, {count} worker{'s' * (count > 1)}"] = (seconds, peak)
+                results[f"queue, {count} worker{'s' * (count > 1)}"] = run
 
     if not args.skip_plain:
         fresh_gradebook(course, pristine)
-        plain_seconds, plain_peak = 0.0, 0
-        for a in ASSIGNMENTS:
-            s, p, done = timed(
+        batches = [
+            timed(
                 [sys.executable, "-m", "nbgrader", "autograde", a],
                 course.path,
                 tool_env(course.path),
             )
-            plain_seconds += s
-            plain_peak = max(plain_peak, p)
-        results["nbgrader autograde"] = (plain_seconds, plain_peak)
+            for a in ASSIGNMENTS
+        ]
+        results["nbgrader autograde"] = Timed(
+            sum(b.seconds for b in batches),
+            sum(b.cpu_seconds for b in batches),
+            max(b.peak for b in batches),
+            batches[-1].done,
+        )
         theirs = scores(course)
         both = set(ours) & set(theirs)
         differ = {k: (ours[k], theirs[k]) for k in both if abs(ours[k] - theirs[k]) > 1e-9}
@@ -630,15 +737,18 @@ def main() -> int:
         )
 
     print()
-    print(f"{'':22s} {'s total':>9s} {'s / notebook':>13s} {'peak MB':>9s}")
-    for name, (s, p) in results.items():
-        print(f"{name:22s} {s:9.1f} {s / notebooks:13.3f} {p / 1e6:9.0f}")
-    for name, (s, _p) in results.items():
+    print(f"{'':22s} {'s total':>9s} {'s / notebook':>13s} {'CPU s / nb':>11s} {'peak MB':>9s}")
+    for name, r in results.items():
+        print(
+            f"{name:22s} {r.seconds:9.1f} {r.seconds / notebooks:13.3f} "
+            f"{r.cpu_seconds / notebooks:11.3f} {r.peak / 1e6:9.0f}"
+        )
+    for name, r in results.items():
         if name.startswith("queue"):
-            overhead = (s - results["classgrade"][0]) / notebooks
+            overhead = (r.seconds - results["classgrade"].seconds) / notebooks
             print(f"{name}: overhead {overhead:+.3f} s per notebook against the local pool")
     if "nbgrader autograde" in results:
-        ratio = results["nbgrader autograde"][0] / results["classgrade"][0]
+        ratio = results["nbgrader autograde"].seconds / results["classgrade"].seconds
         print(f"classgrade is {ratio:.2f}x faster than plain nbgrader autograde")
     print(
         f"({notebooks} notebooks; {sum(k == 'correct' for k in kinds.values())} correct, "
