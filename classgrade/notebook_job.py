@@ -27,11 +27,13 @@ import sys
 import threading
 import time
 import traceback
+import zlib
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 import nbformat
+from jupyter_client.provisioning.factory import KernelProvisionerFactory
 from jupyter_core.utils import run_sync
 
 from . import preprocessors, reaper
@@ -89,6 +91,21 @@ class ExecJob:
     cgroup: dict | None = None  # CgroupParents as a dict, where the machine allows one
     course_dir: str = ""  # never on sys.path itself (it holds the folders below)
     learner_folders: list[str] = field(default_factory=list)  # nothing under them on sys.path
+
+    # A job reaches its process pickled, through a pipe from the run: past the pipe's 64 KiB
+    # the run's write waits until the new process is scheduled and reads, and the whole run
+    # waits with it (0.1 s a job on a busy machine). Notebooks are 40-90 KB of JSON; compressed
+    # they fit.
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["notebook_json"] = zlib.compress(self.notebook_json.encode("utf-8"), 1)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        packed = state["notebook_json"]
+        if not isinstance(packed, bytes):
+            raise TypeError("a pickled ExecJob holds its notebook compressed")
+        self.__dict__.update(state, notebook_json=zlib.decompress(packed).decode("utf-8"))
 
 
 @dataclass
@@ -394,3 +411,17 @@ def _grade_once(job: ExecJob, limits: Limits, scratch: Path, deadline: float) ->
             group.remove()
         ours.close()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _warm_up() -> None:
+    """Make once, in the fork server that imports this module, what each job would make.
+
+    jupyter_client's provisioner factory, whose first use scans every installed distribution's
+    entry points (0.1 s a job), and nbformat's validator of the current notebook format.
+    Neither holds anything of a learner's: no job reaches the fork server's state back.
+    """
+    KernelProvisionerFactory.instance()
+    nbformat.validate(nbformat.v4.new_notebook())
+
+
+_warm_up()

@@ -14,7 +14,17 @@ a job process of its own executes the notebook and makes its outputs safe
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import json
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import jsonschema
+import nbgrader.nbgraderformat.common as nbgrader_format
 from nbconvert.preprocessors import ClearMetadataPreprocessor, Preprocessor
+from nbformat import NotebookNode
 from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
@@ -28,6 +38,46 @@ from nbgrader.preprocessors import (
 from traitlets.config import Config
 
 from .output_sanitising import CapOutputs, SanitizeOutputs
+
+_VALIDATORS: dict[str, Any] = {}
+"""JSON-schema validators by their schema's text, each schema checked once."""
+
+
+def _validate(instance: object, schema: dict[str, Any]) -> None:
+    """``jsonschema.validate``, but for checking the (unchanging) schema itself every time."""
+    key = json.dumps(schema, sort_keys=True)
+    validator = _VALIDATORS.get(key)
+    if validator is None:
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        validator = _VALIDATORS[key] = cls(copy.deepcopy(schema))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
+    if error is not None:
+        raise error
+
+
+@contextlib.contextmanager
+def _schema_checked_once() -> Iterator[None]:
+    # nbgrader's metadata validator calls ``jsonschema.validate`` on each cell, which checks the
+    # schema against its meta-schema before each use: 4 ms a cell, most of the run's own CPU.
+    # Its module's name for jsonschema is the only hook; the checks themselves stay nbgrader's.
+    saved = nbgrader_format.jsonschema
+    nbgrader_format.jsonschema = types.SimpleNamespace(validate=_validate)
+    try:
+        yield
+    finally:
+        nbgrader_format.jsonschema = saved
+
+
+class CheckCellMetadataOnce(CheckCellMetadata):
+    """nbgrader's CheckCellMetadata (the same checks and errors), its schema compiled once."""
+
+    def preprocess(
+        self, nb: NotebookNode, resources: dict[str, Any]
+    ) -> tuple[NotebookNode, dict[str, Any]]:
+        """Check every cell's nbgrader metadata, as nbgrader does."""
+        with _schema_checked_once():
+            return super().preprocess(nb, resources)
 
 
 def sanitizing(config: Config) -> list[Preprocessor]:
@@ -43,7 +93,7 @@ def sanitizing(config: Config) -> list[Preprocessor]:
         ClearOutput(config=config),
         OverwriteKernelspec(config=config),
         OverwriteCells(config=config, add_missing_cells=True),
-        CheckCellMetadata(config=config),
+        CheckCellMetadataOnce(config=config),
     ]
 
 
@@ -69,5 +119,5 @@ def recording(config: Config) -> list[Preprocessor]:
         *(pp for pp in optional if pp.enabled),
         SaveAutoGrades(config=config),
         AssignLatePenalties(config=config),
-        CheckCellMetadata(config=config),
+        CheckCellMetadataOnce(config=config),
     ]
