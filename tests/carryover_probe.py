@@ -182,7 +182,9 @@ def _syscall(number: int, *args) -> int:
 
 
 def _plant_files() -> None:
-    folders = candidate_folders() + writable_folders()
+    writable = writable_folders()
+    _say("WRITABLE", json.dumps(writable))  # each must get its file
+    folders = candidate_folders() + writable
     for folder in dict.fromkeys(folders):
         path = os.path.join(folder, f".{MARKER}")
         _attempt(f"file:{path}", lambda p=path: _write(p, MARKER))

@@ -7,12 +7,15 @@ write to (/tmp, /dev/shm, the working folder, $HOME, IPython's and Matplotlib's 
 folders and ``__pycache__`` if any is writable), environment variables, module state (attributes
 on NumPy and on the standard library, ``sys.modules``, builtins, ``sys.path``, the import hooks,
 the warning filters, NumPy's print options and error handling, the umask, both global random
-generators seeded), IPython's history, open descriptors, sockets bound to abstract names, SysV
-IPC, a POSIX message queue, keys, the host name, and a detached process (double fork, setsid)
-holding a file lock. Finders (``b_find_*``) come after them: with two slots, each starts only
-once a planter's job has ended, in a slot a planter used. Each finder looks for all of it and
-for any process not its own, answers correctly, and must score full marks: a find also breaks
-its ``simple_rnn_step``, so the grade shows it.
+generators seeded), open descriptors (a file, a memfd), sockets bound to abstract names, SysV
+IPC, a POSIX message queue, and a detached process (double fork, setsid) holding a file lock, a
+socket and a descriptor. They also try what the sandbox refuses (keys, the host name, IPython's
+history, which the grading kernel keeps in memory only), and print each outcome.
+
+Finders (``b_find_*``) come after them: with two slots, each starts only once a planter's job
+has ended, in a slot a planter used. Each finder looks for all of it and for any process not its
+own, answers correctly, and must score full marks: a find also breaks its ``simple_rnn_step``,
+so the grade shows it.
 
 The first learner of the run (``0_first``) is a finder before any planting: it finds nothing
 and lists the files a fresh sandbox holds, which later finders must not exceed. The last
@@ -212,7 +215,10 @@ def test_each_planter_planted_all_the_sandbox_allows(run, student):
     printed = _printed(course, student)
     assert "PLANT DONE" in printed, printed[-3000:]
     planted = _planted(printed)
-    missing = {k: planted.get(k, "not tried") for k in REQUIRED if not _ok(planted.get(k, ""))}
+    writable = json.loads(_lines(printed, "WRITABLE")[0].split(" ", 1)[1])
+    assert {"/tmp", "/tmp/home", "/grading/work"} <= set(writable), writable
+    required = [*REQUIRED, *(f"file:{folder.rstrip('/')}/.{MARKER}" for folder in writable)]
+    missing = {k: planted.get(k, "not tried") for k in required if not _ok(planted.get(k, ""))}
     assert not missing, missing
     assert _entry(course, student)["score"] == pytest.approx(_full()), _entry(course, student)
 
