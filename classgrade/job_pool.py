@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.forkserver
 import time
 from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
@@ -34,6 +35,16 @@ class _Running:
     deadline: float
 
 
+def start_fork_server(preload: Iterable[str] = ()) -> None:
+    """Start the fork server, importing the grading code and ``preload``, and return at once.
+
+    It takes a second or two to import them: started before the run plans, it is ready when
+    the first notebook's job is. Started already, it stays as it is.
+    """
+    multiprocessing.forkserver.set_forkserver_preload(["classgrade.notebook_job", *preload])
+    multiprocessing.forkserver.ensure_running()
+
+
 class JobPool:
     """Up to ``workers`` jobs at a time; ``target(job, conn)`` runs in each job's process."""
 
@@ -46,7 +57,7 @@ class JobPool:
         self.workers = max(1, workers)
         self.target = target
         self.context = multiprocessing.get_context("forkserver")
-        self.context.set_forkserver_preload(["classgrade.notebook_job", *preload])
+        start_fork_server(preload)
         self.running: list[_Running] = []
         self.on_ended: Callable[[ExecJob], None] = lambda job: None
 

@@ -75,7 +75,7 @@ from .intake import (
     read_submission,
     source_notebook_from_gradebook,
 )
-from .job_pool import JobPool, run_jobs
+from .job_pool import JobPool, run_jobs, start_fork_server
 from .job_queue import is_postgres
 from .journal import Journal
 from .notebook_job import ExecJob, ExecResult
@@ -95,6 +95,8 @@ from .sandbox import Limits, Sandbox, self_test
 Feed = Callable[[], Iterable[tuple[str, str]]]
 """A running run's source of further submissions: ``(assignment, student)`` pairs."""
 
+JOB_PRELOAD = ("rnn_ref",)
+"""What the jobs' fork server imports besides the grading code: the hidden tests' reference."""
 JOB_GRACE_SECONDS = 60
 """A job's deadline past the notebook's own budget: kernel start-up and the handing back."""
 
@@ -191,6 +193,8 @@ class ClassGrader:
         """
         started = time.monotonic()
         summary = RunSummary()
+        if self.settings.queue_db is None:
+            start_fork_server(JOB_PRELOAD)  # it imports while the run plans
         self._check_can_start()
         with self._run_lock():
             summary.limits_note = self._take_machine()
@@ -612,7 +616,7 @@ class ClassGrader:
         if self.settings.queue_db is not None:  # or to any machine's workers, through a queue
             pool = QueuePool(self.settings.queue_db, self.settings.lease_seconds)
         else:
-            pool = JobPool(2 * self.settings.workers, preload=["rnn_ref"])
+            pool = JobPool(2 * self.settings.workers, preload=JOB_PRELOAD)
         pool.on_ended = lambda job: self._clean_after(job, run_dir)
         seconds = self.settings.limits.notebook_seconds + JOB_GRACE_SECONDS
         yield from run_jobs(jobs, pool, seconds)
