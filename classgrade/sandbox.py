@@ -47,7 +47,7 @@ import psutil
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Any, DottedObjectName, List, Unicode
+from traitlets import Any, DottedObjectName, List, Type, Unicode
 
 from .channel import PROBE_MODULE
 
@@ -646,6 +646,47 @@ def kernel_argv() -> list[str]:
     ]
 
 
+class SandboxKernelClient(AsyncKernelClient):
+    """The client of a sandboxed kernel: ready once it answered, without a 0.2 s idle wait."""
+
+    IOPUB_PROBE_SECONDS = 0.2
+    """How long the IOPub channel may take to show the ``kernel_info`` request's status."""
+
+    async def _async_wait_for_ready(self, timeout: float | None = None) -> None:
+        """Wait for the kernel's ``kernel_info_reply`` with IOPub connected, as jupyter_client.
+
+        jupyter_client then reads IOPub until it stays quiet for 0.2 s, on every kernel start.
+        Here what IOPub already holds is drained and no more: a message of the start that comes
+        later has no cell for a parent, and nbclient skips messages of other parents.
+        """
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        while True:
+            self.kernel_info()
+            try:
+                msg = await self.shell_channel.get_msg(timeout=1)
+            except queue.Empty:
+                pass
+            else:
+                if msg["msg_type"] == "kernel_info_reply":
+                    # The request's status on IOPub proves it connected (else ask again).
+                    try:
+                        await self.iopub_channel.get_msg(timeout=self.IOPUB_PROBE_SECONDS)
+                    except queue.Empty:
+                        pass
+                    else:
+                        self._handle_kernel_info_reply(msg)
+                        break
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+        while True:
+            try:
+                await self.iopub_channel.get_msg(timeout=0)
+            except queue.Empty:
+                return
+
+
 class SandboxKernelManager(AsyncKernelManager):
     """A kernel manager whose kernel is started inside a fresh sandbox.
 
@@ -661,6 +702,7 @@ class SandboxKernelManager(AsyncKernelManager):
     channel_fd = Any(None)
     argv_prefix: List[str] = List()  # e.g. entering the sandbox's cgroup before bubblewrap starts
     client_class = DottedObjectName("classgrade.sandbox.SandboxKernelClient")
+    client_factory = Type(SandboxKernelClient, klass=AsyncKernelClient)
 
     @property
     def kernel_spec(self) -> KernelSpec:
@@ -708,47 +750,6 @@ class SandboxKernelManager(AsyncKernelManager):
             kill_tree(process.pid)
             with contextlib.suppress(Exception):
                 process.wait(timeout=5)
-
-
-class SandboxKernelClient(AsyncKernelClient):
-    """The client of a sandboxed kernel: ready once it answered, without a 0.2 s idle wait."""
-
-    IOPUB_PROBE_SECONDS = 0.2
-    """How long the IOPub channel may take to show the ``kernel_info`` request's status."""
-
-    async def _async_wait_for_ready(self, timeout: float | None = None) -> None:
-        """Wait for the kernel's ``kernel_info_reply`` with IOPub connected, as jupyter_client.
-
-        jupyter_client then reads IOPub until it stays quiet for 0.2 s, on every kernel start.
-        Here what IOPub already holds is drained and no more: a message of the start that comes
-        later has no cell for a parent, and nbclient skips messages of other parents.
-        """
-        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
-        while True:
-            self.kernel_info()
-            try:
-                msg = await self.shell_channel.get_msg(timeout=1)
-            except queue.Empty:
-                pass
-            else:
-                if msg["msg_type"] == "kernel_info_reply":
-                    # The request's status on IOPub proves it connected (else ask again).
-                    try:
-                        await self.iopub_channel.get_msg(timeout=self.IOPUB_PROBE_SECONDS)
-                    except queue.Empty:
-                        pass
-                    else:
-                        self._handle_kernel_info_reply(msg)
-                        break
-            if not await self._async_is_alive():
-                raise RuntimeError("Kernel died before replying to kernel_info")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
-        while True:
-            try:
-                await self.iopub_channel.get_msg(timeout=0)
-            except queue.Empty:
-                return
 
 
 def kill_descendants(pid: int) -> None:

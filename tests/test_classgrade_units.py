@@ -589,3 +589,9 @@ def test_nbgraders_optional_preprocessors_run_when_the_course_enables_them():
     # A course cannot switch the sanitising preprocessors off.
     config.ClearOutput.enabled = False
     assert "ClearOutput" in [type(pp).__name__ for pp in preprocessors.sanitizing(config)]
+
+
+def test_a_sandboxed_kernel_gets_the_client_that_waits_no_longer_than_its_answer():
+    from classgrade.sandbox import SandboxKernelClient, SandboxKernelManager
+
+    assert isinstance(SandboxKernelManager().client(), SandboxKernelClient)
