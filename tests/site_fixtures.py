@@ -87,19 +87,8 @@ def build_environment() -> dict[str, str]:
     return env
 
 
-def build_site(output: Path, *extra_args: str, source: Path = ROOT) -> SiteBuild:
-    """Run `jupyter-book build` on ``source`` into ``output`` and record the result."""
-    command = [
-        str(Path(sys.executable).parent / "jupyter-book"),
-        "build",
-        str(source),
-        "--path-output",
-        str(output),
-        "--warningiserror",
-        "--nitpick",
-        "--keep-going",
-        *extra_args,
-    ]
+def _run_timed(command: list[str]) -> tuple[int, str, float]:
+    """Run a build step as scripts/build.sh does: (return code, log without colours, seconds)."""
     start = time.perf_counter()
     result = subprocess.run(
         command,
@@ -110,39 +99,41 @@ def build_site(output: Path, *extra_args: str, source: Path = ROOT) -> SiteBuild
         timeout=BUILD_TIMEOUT_S,
         check=False,
     )
-    return SiteBuild(
-        output=output,
-        returncode=result.returncode,
-        log=ANSI_COLOUR.sub("", result.stdout + result.stderr),
-        seconds=time.perf_counter() - start,
+    log = ANSI_COLOUR.sub("", result.stdout + result.stderr)
+    return result.returncode, log, time.perf_counter() - start
+
+
+def build_site(output: Path, *extra_args: str, source: Path = ROOT) -> SiteBuild:
+    """Run `jupyter-book build` on ``source`` into ``output`` and record the result."""
+    returncode, log, seconds = _run_timed(
+        [
+            str(Path(sys.executable).parent / "jupyter-book"),
+            "build",
+            str(source),
+            "--path-output",
+            str(output),
+            "--warningiserror",
+            "--nitpick",
+            "--keep-going",
+            *extra_args,
+        ]
     )
+    return SiteBuild(output=output, returncode=returncode, log=log, seconds=seconds)
 
 
 def execute_chapters(output: Path, *extra_args: str, source: Path = ROOT) -> ChapterExecution:
     """Run scripts/execute_chapters.py for a build of ``source`` into ``output``."""
-    command = [
-        sys.executable,
-        str(ROOT / "scripts" / "execute_chapters.py"),
-        str(source),
-        "--path-output",
-        str(output),
-        *extra_args,
-    ]
-    start = time.perf_counter()
-    result = subprocess.run(
-        command,
-        cwd=ROOT,
-        env=build_environment(),
-        capture_output=True,
-        text=True,
-        timeout=BUILD_TIMEOUT_S,
-        check=False,
+    returncode, log, seconds = _run_timed(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "execute_chapters.py"),
+            str(source),
+            "--path-output",
+            str(output),
+            *extra_args,
+        ]
     )
-    return ChapterExecution(
-        returncode=result.returncode,
-        log=ANSI_COLOUR.sub("", result.stdout + result.stderr),
-        seconds=time.perf_counter() - start,
-    )
+    return ChapterExecution(returncode=returncode, log=log, seconds=seconds)
 
 
 @functools.cache
