@@ -39,6 +39,8 @@ NAME = MARKER.replace("-", "_")
 """The marker as an identifier (attributes, modules, environment variables)."""
 SEED = 7253
 """The seed planters give NumPy's and Python's global generators."""
+FILELESS = ("devpts", "proc", "sysfs", "mqueue", "cgroup", "cgroup2")
+"""File systems where no file can be made (a folder may still say it is writable)."""
 SYSV_KEY = 0x7E1F
 SYSV_CALLS = ("shm", "sem", "msg")
 PRINT_PRECISION = 13  # NumPy's print precision a planter sets (the default is 8)
@@ -87,13 +89,15 @@ def _say(*words: object) -> None:
 
 
 def writable_mounts() -> list[str]:
-    """The mount points the sandbox may write to (``rw`` in /proc/self/mountinfo)."""
+    """The mount points the sandbox may write files to (``rw`` in /proc/self/mountinfo, on a
+    file system that holds files: not /proc, /sys or the pseudo-terminals' devpts)."""
     points = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
             fields = line.split()
             point, options = fields[4], fields[5].split(",")
-            if "rw" in options and not point.startswith(("/proc", "/sys")):
+            kind = fields[fields.index("-") + 1]
+            if "rw" in options and kind not in FILELESS and not point.startswith(("/proc", "/sys")):
                 points.append(point.replace("\\040", " "))
     return sorted(set(points))
 
