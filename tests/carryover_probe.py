@@ -578,6 +578,7 @@ def carryover_find_all() -> bool:
     _find_processes()
     _find_kernel_handles()
     listing()
+    state()
     _say("FIND DONE")
     return bool(_finds)
 
@@ -589,3 +590,28 @@ def listing() -> None:
         for folder, files in _walk(mount):
             paths += [folder] + [os.path.join(folder, name) for name in files]
     _say("LISTING", json.dumps(sorted(paths)))
+
+
+def state() -> None:
+    """The kernel's state that no learner's code set, printed (the test compares finders'):
+    every finder runs the same cells, so a fresh kernel's state is the same in each."""
+    import __main__
+
+    _say(
+        "STATE",
+        json.dumps(
+            {
+                "environ": dict(os.environ),
+                "modules": sorted(sys.modules),
+                "path": sys.path,
+                "meta_path": [type(entry).__qualname__ for entry in sys.meta_path],
+                "builtins": sorted(vars(builtins)),
+                "main": sorted(vars(__main__)),
+                "numpy_print": repr(np.get_printoptions()),
+                "numpy_errors": np.geterr(),
+                "cwd": os.getcwd(),
+                "hostname": socket.gethostname(),
+                "warnings": len(warnings.filters),
+            }
+        ),
+    )

@@ -240,6 +240,26 @@ def test_a_later_finder_sees_no_file_the_first_did_not(run, student):
     assert later - first == set(), sorted(later - first)
 
 
+@pytest.mark.parametrize("student", list(FINDERS))
+def test_a_later_finder_starts_in_the_state_the_first_did(run, student):
+    """Environment, loaded modules, sys.path, import hooks, builtins, the notebook's names,
+    NumPy's options, working folder, host name, warning filters: as the first finder's."""
+    course, _done, _seconds = run
+    first = json.loads(_lines(_printed(course, FIRST), "STATE")[0].split(" ", 1)[1])
+    later = json.loads(_lines(_printed(course, student), "STATE")[0].split(" ", 1)[1])
+    differences = {}
+    for name, value in first.items():
+        if later[name] != value:
+            if isinstance(value, list):
+                differences[name] = {
+                    "added": sorted(set(later[name]) - set(value)),
+                    "lost": sorted(set(value) - set(later[name])),
+                }
+            else:
+                differences[name] = (value, later[name])
+    assert not differences, differences
+
+
 def test_the_checks_find_everything_planted_in_the_same_kernel(run):
     """Planted and found in one kernel: every planted key is found, and the find costs the
     points of ``simple_rnn_step``."""
