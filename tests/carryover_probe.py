@@ -1,15 +1,15 @@
 """The code that red-team learners run in their grading kernels to carry state to a later learner.
 
 ``test_classgrade_redteam_carryover`` puts this file's text in a learner's code cell, followed by
-one call: ``carryover_plant(...)`` (a planter leaves everything it can in its sandbox) or
-``carryover_find(...)`` (a finder looks for all of it, and for anything else not its own). Each
+one call: ``carryover_plant_all()`` (a planter leaves everything it can in its sandbox) or
+``carryover_find_all()`` (a finder looks for all of it, and for anything else not its own). Each
 attempt is printed on a line of its own, ``PLANTED <key> ok`` or ``PLANTED <key> refused
 <why>``; each find as ``FOUND <key> <detail>``; the finder ends with ``FIND DONE``. A key names
 one planted thing the same way on both sides (``file:/tmp/...``, ``env:...``, ``sysv:shm``...),
 so that a notebook that plants and then finds in one kernel must find every key it planted.
 
-The marker is assembled at run time: the cell's source, which IPython's history stores on disk,
-never holds it whole, so a finder's own history is no find.
+The marker is assembled at run time: the cell's source, which IPython's history may keep, never
+holds it whole, so a finder's own history is no find.
 """
 
 from __future__ import annotations
@@ -76,8 +76,9 @@ server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 server.bind("\\0" + marker + "-daemon")
 server.listen(1)
 held = open(lock_path + ".fd", "w")
-with open(ready_path, "w") as f:
+with open(ready_path + ".part", "w") as f:
     f.write(str(os.getpid()))
+os.rename(ready_path + ".part", ready_path)
 deadline = time.monotonic() + seconds
 while time.monotonic() < deadline:
     time.sleep(1)
@@ -328,8 +329,7 @@ def _plant_daemon() -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError("the detached process never said it was ready")
             time.sleep(0.05)
-        time.sleep(0.1)  # the pid is written: read it whole
-        with open(ready) as f:
+        with open(ready) as f:  # renamed into place once written
             return f.read().strip()
 
     if _attempt("process:daemon", start):
