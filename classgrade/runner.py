@@ -428,6 +428,7 @@ class ClassGrader:
                     del waiting[sub_key], left[sub_key]
                     self._done(sub, run)
                     timings.mark("recorded", sub_key)
+        self.journal.save()  # the whole journal in its snapshot again, for the next reader
         timings.flush()
 
     def _notebook_jobs(

@@ -176,7 +176,10 @@ class Course:
             return True
 
     def journal(self) -> dict:
-        return json.loads((self.path / ".classgrade" / "journal.json").read_text())
+        """The run journal's entries, read as classgrade reads them (snapshot and lines)."""
+        from classgrade.journal import Journal
+
+        return Journal(self.path / ".classgrade" / "journal.json").entries
 
     def autograded(self, student: str, assignment: str) -> Path:
         return self.path / "autograded" / student / assignment / f"{assignment}.ipynb"
