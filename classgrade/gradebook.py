@@ -33,22 +33,43 @@ _GRADEBOOK_USERS = (
 )
 
 
+class _FlushOnCommit:
+    """The run's database session as nbgrader's preprocessors see it: their commit only flushes.
+
+    SaveAutoGrades commits after each grade cell and each comment (an fsync each on SQLite, in
+    the run's one main process): the run commits once per submission instead, when all its
+    notebooks' grades are in (``runner.ClassGrader._record``), so a submission's grades are
+    written whole or not at all.
+    """
+
+    def __init__(self, session: Any):
+        self._session = session
+
+    def commit(self) -> None:
+        self._session.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
 class _Borrowed:
     """Stands for nbgrader's Gradebook inside its preprocessors: the run's open connection.
 
     Opening a Gradebook builds an SQLAlchemy engine and inspects the schema (tens of ms);
     nbgrader's preprocessors open one per notebook each. The main process owns one for the
-    whole run and lends it; leaving the ``with`` block does not close it.
+    whole run and lends it; leaving the ``with`` block does not close it, and the
+    preprocessors' commits wait for the run's (:class:`_FlushOnCommit`).
     """
 
     def __init__(self, gb: Gradebook):
         self._gb = gb
+        self.db = _FlushOnCommit(gb.db)
 
     def __call__(self, *args: object, **kwargs: object) -> _Borrowed:
         return self
 
-    def __enter__(self) -> Gradebook:
-        return self._gb
+    def __enter__(self) -> _Borrowed:
+        return self
 
     def __exit__(self, *exc: object) -> Literal[False]:
         return False

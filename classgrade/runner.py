@@ -698,6 +698,7 @@ class ClassGrader:
             if stamp is not None:
                 # The validated text, written anew: never a copy of what the learner's file is.
                 (tmp_dir / TIMESTAMP_FILE).write_text(clean_text(stamp, 100) + "\n")
+            gb.db.commit()  # the preprocessors' writes, at once (gradebook._FlushOnCommit)
             shutil.rmtree(out_dir, ignore_errors=True)
             os.replace(tmp_dir, out_dir)
         finally:
