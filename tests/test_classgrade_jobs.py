@@ -22,6 +22,7 @@ import pytest
 from course import SUBREAPER_RUN
 
 from classgrade import cgroups, reaper
+from classgrade.grade_outcome import job_ended
 from classgrade.job_pool import JobPool, run_jobs
 from classgrade.notebook_job import ExecJob, ExecResult
 from classgrade.sandbox import Limits
@@ -42,6 +43,16 @@ def _job(key: str, index: int) -> ExecJob:
         scratch_root=".",
         limits=Limits(),
     )
+
+
+def held(job: ExecJob, conn) -> None:
+    """A job in flight: dies with the fork server as a grading job does, says it started, waits."""
+    from classgrade.notebook_job import _die_with_parent
+
+    _die_with_parent()
+    (Path(job.data_dir) / job.key.replace("/", "-")).touch()
+    time.sleep(3600)
+    os._exit(0)
 
 
 def stand_in(job: ExecJob, conn) -> None:
@@ -435,3 +446,36 @@ def test_the_lifeline_is_closed_once_whichever_thread_closes_it():
     finally:
         for fd in (read_end, reused_read, reused_write):
             os.close(fd)
+
+
+def test_a_dead_fork_server_fails_only_the_jobs_in_flight(tmp_path):
+    """The fork server is the one part the jobs share: killed, it takes only the jobs it
+    forked that still run (each fails alone, with the plain reason of a job that ended), and
+    the next job gets a new server."""
+    pool = JobPool(2, target=held)
+    try:
+        for n in range(2):
+            job = _job(f"a/learner{n}/held", n)
+            job.data_dir = str(tmp_path)
+            pool.start(job, 600)
+        deadline = time.monotonic() + 120
+        while len(list(tmp_path.iterdir())) < 2:
+            assert time.monotonic() < deadline, "the jobs did not start"
+            time.sleep(0.1)
+        server = psutil.Process(pool.running[0].process.pid).parent()
+        assert server is not None
+        assert server.pid != os.getpid()
+        server.kill()  # not waited for here: multiprocessing reaps it and starts a new one
+        ended = []
+        while len(ended) < 2:
+            assert time.monotonic() < deadline + 120, "the jobs outlived their fork server"
+            ended += pool.wait(timeout=1.0)
+        # Killed by their parent-death signal; the server that would report it is gone, and
+        # multiprocessing then says 255.
+        reasons = {job_ended(-signal.SIGKILL), job_ended(255)}
+        assert [r.ok for _, r in ended] == [False, False]
+        assert {r.reason for _, r in ended} <= reasons, [r.reason for _, r in ended]
+    finally:
+        pool.close()
+    results = list(run_jobs([_job("a/learner2/answers", 2)], JobPool(1, target=stand_in), 600))
+    assert [(job.key, result.ok) for job, result in results] == [("a/learner2/answers", True)]
