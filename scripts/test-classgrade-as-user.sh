@@ -2,6 +2,7 @@
 # Run the tests whose outcome depends on who runs them (marked `scheduling`: the sandbox's
 # limits, identities and kills) as an ordinary user, where classgrade's sandbox runs in a user
 # namespace (bwrap --unshare-user) instead of dropping root.
+# They run over every core (pytest-xdist, grouped as the full run's: tests/conftest.py).
 # Arguments, if any, go to pytest instead of that default selection
 # (e.g. tests/test_classgrade_units.py -x).
 #
@@ -19,7 +20,7 @@ source scripts/env.sh
 if [ $# -gt 0 ]; then
   tests=("$@")
 else
-  tests=(-m scheduling)
+  tests=(-m scheduling -n auto --dist loadgroup)
 fi
 
 # The sandbox of an ordinary user needs unprivileged user namespaces; say why they fail.
@@ -51,6 +52,16 @@ fi
 home=$(getent passwd "$user" | cut -d: -f6)
 group=$(id -gn "$user")
 [ -d "$home" ] || install -d -o "$user" -g "$group" -m 0755 "$home"
+
+# One run of this script at a time on the machine: each remakes the copy and the environment
+# below, which another run may be using. The tests' process inherits the lock (read-only).
+install -d -m 0755 "$prefix"
+: >>"$prefix/run.lock"
+exec {lock}<"$prefix/run.lock"
+if ! flock -w 3600 "$lock"; then
+  echo "another run of $0 held $prefix/run.lock for an hour" >&2
+  exit 1
+fi
 
 # 2. A copy of the checkout the user owns (the checkout itself may sit under a 0700 home).
 #    Made afresh each run, at a fixed path: the environment below installs it in editable mode.
