@@ -89,6 +89,10 @@ TESTED_ELSEWHERE = {
         "test_classgrade_redteam_rendering.py",
         "test_no_page_runs_script_requests_or_navigates",
     ),
+    "一本笔记本留下的东西到不了下一本": (
+        "test_classgrade_redteam_carryover.py",
+        "test_no_finder_finds_anything_of_an_earlier_learner",
+    ),
 }
 
 
