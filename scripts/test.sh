@@ -2,8 +2,8 @@
 # Set up and run the whole test suite: lint, then pytest. Extra arguments go to pytest.
 # Without arguments, pytest runs over every core (pytest-xdist); the few tests whose outcome depends
 # on the machine's load or on who runs them (marked `scheduling`: the sandbox's limits, identities
-# and kills) then run twice more, both at once beside busy CPUs: as this user, and (when run as
-# root) as an ordinary user, whose grading sandbox is a user namespace.
+# and kills) then run twice more, both at once beside busy CPUs, each over every core: as this
+# user, and (when run as root) as an ordinary user, whose grading sandbox is a user namespace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,15 +33,43 @@ run_pass() {
 # build, a graded course, the PostgreSQL server) share a worker: tests/conftest.py groups them.
 run_pass "the full run" python -m pytest -n auto --dist loadgroup --durations=25
 
-# The scheduling passes, one after the other: beside busy CPUs, then as an ordinary user (run at
-# once, each would see the other's grading runs come and go).
-echo "== The tests marked scheduling again, with every CPU busy"
-run_pass "with busy CPUs" \
-  python scripts/cpu-hogs.py --max-seconds 1800 -- python -m pytest -m scheduling
+# The scheduling passes, at once and each over every core, beside CPUs kept busy throughout: as
+# this user, and (when run as root) as an ordinary user. A run's test looks only at its own
+# processes and scratch folders, whoever else grades meanwhile. Each pass's output is shown,
+# whole, when it ends.
+passes=$(mktemp -d)
+python scripts/cpu-hogs.py --max-seconds 1800 &
+hogs=$!
+trap 'kill -TERM "$hogs" 2>/dev/null || true; rm -rf "$passes"' EXIT
+names=() pids=()
+start_pass() {
+  local log=$passes/${#names[@]}
+  names+=("$1")
+  shift
+  (
+    started=$SECONDS status=0
+    "$@" >"$log.out" 2>&1 || status=$?
+    echo "$status $((SECONDS - started))" >"$log.status"
+  ) &
+  pids+=($!)
+}
+echo "== The tests marked scheduling again, with every CPU busy (output when the pass ends)"
+start_pass "with busy CPUs" python -m pytest -m scheduling -n auto --dist loadgroup
 if [ "$(id -u)" -eq 0 ]; then
-  echo "== The tests marked scheduling again, as an ordinary user"
-  run_pass "as an ordinary user" bash scripts/test-classgrade-as-user.sh
+  echo "== ... and at the same time as an ordinary user (output when the pass ends)"
+  start_pass "as an ordinary user" bash scripts/test-classgrade-as-user.sh
 fi
+for i in "${!names[@]}"; do
+  wait "${pids[$i]}" || true
+  echo "== ${names[$i]}:"
+  cat "$passes/$i.out"
+  status=1 seconds=?
+  [ ! -s "$passes/$i.status" ] || read -r status seconds <"$passes/$i.status"
+  [ "$status" -eq 0 ] || failed+=("${names[$i]}")
+  echo "== ${names[$i]}: $seconds s"
+done
+kill -TERM "$hogs" && wait "$hogs" || true
+
 if [ ${#failed[@]} -gt 0 ]; then
   printf '== Failed: %s\n' "${failed[@]}" >&2
   exit 1
