@@ -25,6 +25,8 @@ from .grade_outcome import JOB_PAST_DEADLINE, job_ended
 from .notebook_job import MAX_RESULT_BYTES, ExecJob, ExecResult
 
 _JOIN_SECONDS = 5.0
+SERVER_RESTART_SECONDS = 30.0
+"""How long a job's start waits for a fork server that ended to be replaced."""
 
 
 @dataclass
@@ -68,10 +70,28 @@ class JobPool:
     def start(self, job: ExecJob, seconds: float) -> None:
         """Start ``job``; it fails if it has not answered within ``seconds``."""
         receiver, sender = self.context.Pipe(duplex=False)
-        process = self.context.Process(target=self.target, args=(job, sender), name=job.key)
-        process.start()
-        sender.close()
+        try:
+            process = self._forked(job, sender)
+        finally:
+            sender.close()
         self.running.append(_Running(job, process, receiver, time.monotonic() + seconds))
+
+    def _forked(self, job: ExecJob, sender: Connection) -> BaseProcess:
+        """The job's process, forked by the fork server; a new server if the old one ended.
+
+        multiprocessing starts a new server only once the old one is reaped: just after it
+        died, connecting to it is refused for a moment. Asked again until SERVER_RESTART_SECONDS.
+        """
+        deadline = time.monotonic() + SERVER_RESTART_SECONDS
+        while True:
+            process = self.context.Process(target=self.target, args=(job, sender), name=job.key)
+            try:
+                process.start()
+                return process
+            except (ConnectionError, FileNotFoundError, EOFError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def wait(self, timeout: float = 1.0) -> list[tuple[ExecJob, ExecResult]]:
         """Jobs that ended within ``timeout`` (or hit their deadline), with their results."""
