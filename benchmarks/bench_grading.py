@@ -602,6 +602,11 @@ def print_kernel_imports(top: int = 15, runs: int = 3) -> None:
         print(f"  {name:38s} {'':12s} {self_us / 1e6:8.3f}")
 
 
+def grade_command(*options: object) -> list[str]:
+    """``classgrade grade`` of the course in the working folder, quiet, with ``options``."""
+    return [sys.executable, "-m", "classgrade", "grade", "--quiet", *map(str, options)]
+
+
 def compare_with_baseline(
     course: Course, pristine: Path, args: argparse.Namespace, expected: dict
 ) -> str:
@@ -609,12 +614,11 @@ def compare_with_baseline(
     baseline = args.baseline.resolve()
     if not (baseline / "classgrade" / "__main__.py").is_file():
         raise SystemExit(f"--baseline {baseline} is not a checkout of this project")
-    command = [sys.executable, "-m", "classgrade", "grade", "--quiet", "--workers"]
     runs: dict[str, list[Timed]] = {"this checkout": [], "baseline": []}
     for _ in range(args.rounds):
         for name, root in (("this checkout", ROOT), ("baseline", baseline)):
             fresh_gradebook(course, pristine)
-            run = timed([*command, str(args.workers)], course.path, tool_env(root=root))
+            run = timed(grade_command("--workers", args.workers), course.path, tool_env(root=root))
             if "Graded" not in run.done.stdout or scores(course) != expected:
                 raise SystemExit(
                     f"{name}'s run failed or gave other scores:\n{run.done.stdout}\n"
@@ -680,7 +684,7 @@ def main() -> int:
         env["CLASSGRADE_TIMINGS"] = str(timing_dir)  # grade_outcome.TIMINGS_ENV
     began = time.monotonic()
     results["classgrade"] = run = timed(
-        [sys.executable, "-m", "classgrade", "grade", "--quiet", "--workers", str(args.workers)],
+        grade_command("--workers", args.workers),
         course.path,
         env,
     )
@@ -701,7 +705,7 @@ def main() -> int:
                 fresh_gradebook(course, pristine)
                 with local_workers(url, count, slots // count, base):
                     run = timed(
-                        [sys.executable, "-m", "classgrade", "grade", "--quiet", "--db", url],
+                        grade_command("--db", url),
                         course.path,
                         tool_env(),
                     )

@@ -47,7 +47,7 @@ import psutil
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Any, DottedObjectName, List, Type, Unicode
+from traitlets import Any, List, Type, Unicode
 
 from .channel import PROBE_MODULE
 
@@ -701,8 +701,7 @@ class SandboxKernelManager(AsyncKernelManager):
     lifeline_fd = Any(None)
     channel_fd = Any(None)
     argv_prefix: List[str] = List()  # e.g. entering the sandbox's cgroup before bubblewrap starts
-    client_class = DottedObjectName("classgrade.sandbox.SandboxKernelClient")
-    client_factory = Type(SandboxKernelClient, klass=AsyncKernelClient)
+    client_factory = Type(SandboxKernelClient, klass=AsyncKernelClient)  # what client() makes
 
     @property
     def kernel_spec(self) -> KernelSpec:

@@ -18,31 +18,35 @@ def first_name(path, student: str):
         return other.execute(query, (student,)).fetchone()[0]
 
 
-def test_a_preprocessors_commit_waits_for_the_runs_own(tmp_path):
-    path = tmp_path / "gradebook.db"
+@contextlib.contextmanager
+def named_by_a_preprocessor(module, path, student: str, name: str):
+    """In a run's lent gradebook, a preprocessor of ``module`` names ``student`` and commits.
+
+    Yields ``(the run's gradebook, the preprocessor's)``, the run's gradebook still lent.
+    """
     url = f"sqlite:///{path}"
     with Gradebook(url) as gb:
-        gb.add_student("ann")
+        gb.add_student(student)
         with lend_gradebook(gb):
-            with save_module.Gradebook(url) as lent:  # what SaveAutoGrades opens
-                assert lent.db is not gb.db
-                lent.find_student("ann").first_name = "Ann"
+            with module.Gradebook(url) as lent:  # what the preprocessor opens
+                lent.find_student(student).first_name = name
                 lent.db.commit()
-            assert first_name(path, "ann") is None  # flushed in the run's transaction only
-            gb.db.commit()
-            assert first_name(path, "ann") == "Ann"
+            yield gb, lent
+
+
+def test_a_preprocessors_commit_waits_for_the_runs_own(tmp_path):
+    path = tmp_path / "gradebook.db"
+    with named_by_a_preprocessor(save_module, path, "ann", "Ann") as (gb, lent):
+        assert lent.db is not gb.db
+        assert first_name(path, "ann") is None  # flushed in the run's transaction only
+        gb.db.commit()
+        assert first_name(path, "ann") == "Ann"
 
 
 def test_a_rollback_drops_every_write_of_the_submission(tmp_path):
     path = tmp_path / "gradebook.db"
-    url = f"sqlite:///{path}"
-    with Gradebook(url) as gb:
-        gb.add_student("bob")
-        with lend_gradebook(gb):
-            with late_module.Gradebook(url) as lent:
-                lent.find_student("bob").first_name = "Bob"
-                lent.db.commit()
-            gb.db.rollback()  # what the run does when recording a submission fails
+    with named_by_a_preprocessor(late_module, path, "bob", "Bob") as (gb, _lent):
+        gb.db.rollback()  # what the run does when recording a submission fails
         assert first_name(path, "bob") is None
         assert gb.find_student("bob").first_name is None
 
