@@ -21,14 +21,20 @@ if [ ! -f "$modules_stamp" ] || [ "$(cat "$modules_stamp")" != "$modules_digest"
   rm -rf _build/.jupyter_cache
 fi
 
-# The chapters run a few at a time (one per core) into the build's jupyter-cache, so the build
-# takes each from the cache instead of running them one after the other. A chapter that raises
-# is left out of the cache: the build runs it again and fails with its traceback.
-python scripts/execute_chapters.py
+# The chapters run a few at a time (one per core) into the build's jupyter-cache, each as its
+# notebook in notebooks/ runs alone, so the build takes each from the cache instead of running
+# them one after the other. A chapter that raises is left out of the cache: the build runs it
+# again and fails with its traceback; one that raises only alone fails the build at the end.
+alone=0
+python scripts/execute_chapters.py || alone=$?
 jupyter-book build . --warningiserror --nitpick --keep-going "$@"
 # myst-nb writes the notebook of a page it takes from the cache (the page's download) without
 # its outputs; this gives them back.
 python scripts/execute_chapters.py --after-build
+if [ "$alone" -ne 0 ]; then
+  echo "A chapter's notebook does not run alone (see execute_chapters.py's report above)." >&2
+  exit "$alone"
+fi
 
 mkdir -p _build
 echo "$modules_digest" > "$modules_stamp"

@@ -1,34 +1,45 @@
-"""Run the site's notebook pages a few at a time into the jupyter-cache the build reads.
+"""Run the site's notebook pages alone, as their chapter notebooks, into the build's cache.
 
 `jupyter-book build` (myst-nb, `execute_notebooks: cache`) runs each page whose outputs are not
 cached, one after the other. This script runs those pages first, as many at once as the machine
-has cores (at most --jobs), and stores each executed notebook in the same cache the way myst-nb
+has cores (at most --jobs), and stores each page's outputs in the same cache the way myst-nb
 does, so the build that follows takes every page from the cache and runs nothing itself.
 
-What a page's run gets is what the build would give it: the page is read by myst-nb's own reader
-with the site's MyST configuration (so it hashes to the same cache entry), and executed by the
-same call (jupyter_cache's single_nb_execution) with the configured cell timeout, allow_errors
-(and the raises-exception tags nbclient honours), the page's folder as working directory unless
-run_in_temp, and this process's environment. A page that raises is reported with its traceback
-and left out of the cache: the build then runs it again, prints the traceback and fails, as
-before. A page whose cell outlives the timeout while sharing the cores runs again alone first.
-Only the `cache` execution mode is handled; with any other mode this does nothing.
+Each page runs as the learner's copy of it runs: the chapter notebook that
+scripts/sync_chapter_notebooks.py generates from it (notebooks/<page>.ipynb, made afresh here
+from the page as it is now), in an empty folder, with neither the book's own modules nor the
+checkout importable but through the copies the notebook carries, and with a first cell that
+checks so. The page's cells are the notebook's cells, unchanged, so their outputs are the page's:
+one run of each chapter shows on the website and proves that its notebook runs alone.
+
+What a run gets is otherwise what the build would give the page: the page is read by myst-nb's
+own reader with the site's MyST configuration (so it hashes to the same cache entry), and
+executed by the same call (jupyter_cache's single_nb_execution) with the configured cell
+timeout, allow_errors (and the raises-exception tags nbclient honours), and this process's
+environment without PYTHONPATH. A page that raises is reported with its traceback and left out
+of the cache: the build then runs it again in the page's folder, prints the traceback and fails;
+this script then exits 1, so a chapter that runs in the checkout but not alone fails too.
+A page whose cell outlives the timeout while sharing the cores runs again alone first. Only the
+`cache` execution mode is handled; with any other mode this does nothing.
 
 After the build, --after-build gives the executed notebooks myst-nb wrote for the pages it took
 from the cache (the pages' downloads) the outputs it left out (see restore_outputs).
 
-    python scripts/execute_chapters.py [SOURCE] [--path-output DIR] [--jobs N]
+    python scripts/execute_chapters.py [SOURCE] [--path-output DIR] [--jobs N] [--report FILE]
     jupyter-book build [SOURCE] [--path-output DIR] ...
     python scripts/execute_chapters.py [SOURCE] [--path-output DIR] --after-build
 
 SOURCE (the repository by default) and --path-output are those given to `jupyter-book build`:
 the cache is DIR/_build/.jupyter_cache, unless _config.yml names another (execute.cache).
+--report writes each page's run (seconds, and the error of a run that failed) as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
+import json
 import os
 import re
 import sys
@@ -49,6 +60,7 @@ from myst_nb.core.read import create_nb_reader
 from myst_parser.config.main import MdParserConfig
 from nbclient.exceptions import CellTimeoutError
 from sphinx_external_toc.parsing import parse_toc_yaml
+from sync_chapter_notebooks import chapter_notebooks, local_modules
 
 ROOT = Path(__file__).resolve().parent.parent
 # Each chapter's kernel keeps about one core busy; more at once than cores only makes each slower.
@@ -65,6 +77,8 @@ class Page:
     notebook: nbformat.NotebookNode
     read_fmt: dict | None
     config: NbParserConfig
+    # The chapter notebook generated from the page (scripts/sync_chapter_notebooks.py).
+    alone: nbformat.NotebookNode | None = None
 
 
 def site_configs(root: Path) -> tuple[MdParserConfig, NbParserConfig]:
@@ -125,18 +139,46 @@ def is_excluded(page: Page) -> bool:
     return any(posix_path.match(pattern) for pattern in page.config.execution_excludepatterns)
 
 
-def execute(page: Page) -> ExecutionResult:
-    """myst-nb's NotebookClientCache.start_client, without the cache: the same call."""
-    if page.config.execution_in_temp:
-        with tempfile.TemporaryDirectory() as cwd:
-            return run(page, os.path.abspath(cwd))
-    return run(page, os.path.abspath(str(page.path.parent)))
+def probe_cell(source: Path, page: Path) -> nbformat.NotebookNode:
+    """Return a first cell that fails when the notebook leans on the checkout.
+
+    That is: a module of the book's own (book/*.py) importable but through the copy the notebook
+    carries, a file in its folder, or a folder of the checkout on the import path.
+    """
+    not_carried = sorted(local_modules(page.parent))
+    checkout = sorted({str(source), str(page.parent), str(source / "notebooks")})
+    return nbformat.v4.new_code_cell(
+        "import importlib.util as _util\n"
+        "import os as _os\n"
+        "import sys as _sys\n"
+        f"_found = [n for n in {not_carried!r} if _util.find_spec(n) is not None]\n"
+        "assert _found == [], f'importable without the notebook: {_found}'\n"
+        "assert _os.listdir('.') == [], _os.listdir('.')\n"
+        f"_paths = [p for p in _sys.path if _os.path.abspath(p or '.') in {checkout!r}]\n"
+        "assert _paths == [], f'the checkout is on the path: {_paths}'\n"
+    )
 
 
-def run(page: Page, cwd: str) -> ExecutionResult:
-    """Execute the page's notebook in place in ``cwd``, with the arguments myst-nb passes."""
+def execute(page: Page, source: Path) -> ExecutionResult:
+    """Run the page's chapter notebook alone (see the module's docstring).
+
+    On success, the result holds the page's notebook with the outputs of its cells.
+    """
+    assert page.alone is not None
+    notebook = copy.deepcopy(page.alone)
+    notebook.metadata = copy.deepcopy(page.notebook.metadata)  # kernel and execution settings
+    notebook.cells.insert(0, probe_cell(source, page.path))
+    with tempfile.TemporaryDirectory(prefix="chapter-alone-") as cwd:
+        result = run(page, notebook, os.path.abspath(cwd))
+    if result.err is None:
+        result.nb = with_outputs(page.notebook, notebook)
+    return result
+
+
+def run(page: Page, notebook: nbformat.NotebookNode, cwd: str) -> ExecutionResult:
+    """Execute ``notebook`` in place in ``cwd``, with the arguments myst-nb passes for the page."""
     return single_nb_execution(
-        page.notebook,
+        notebook,
         cwd=cwd,
         allow_errors=page.config.execution_allow_errors,
         timeout=page.config.execution_timeout,
@@ -144,8 +186,37 @@ def run(page: Page, cwd: str) -> ExecutionResult:
     )
 
 
+def with_outputs(page: nbformat.NotebookNode, ran: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The page's notebook with the outputs that the run of its chapter notebook gave its cells.
+
+    The chapter notebook holds the page's code cells unchanged and in order, with cells of its
+    own between them (the probe, the install cell, the copies of the book's modules). Those are
+    left out, and execution counts are those the page's cells would have had alone.
+    """
+    merged = copy.deepcopy(page)
+    wanted = [cell for cell in merged.cells if cell.cell_type == "code"]
+    matched = inserted = 0
+    for cell in (cell for cell in ran.cells if cell.cell_type == "code"):
+        if matched < len(wanted) and cell.source == wanted[matched].source:
+            target = wanted[matched]
+            matched += 1
+            count = None if cell.execution_count is None else cell.execution_count - inserted
+            target.execution_count = count
+            target.outputs = copy.deepcopy(cell.outputs)
+            for output in target.outputs:
+                if "execution_count" in output:
+                    output.execution_count = count
+        elif cell.execution_count is not None:
+            inserted += 1
+    if matched != len(wanted):
+        raise ValueError(
+            f"the chapter notebook lacks the page's code cell {matched + 1} of {len(wanted)}"
+        )
+    return merged
+
+
 def run_pages(
-    pages: list[Page], jobs: int, md_config: MdParserConfig, nb_config: NbParserConfig
+    pages: list[Page], jobs: int, source: Path, md_config: MdParserConfig, nb_config: NbParserConfig
 ) -> Iterator[tuple[Page, ExecutionResult]]:
     """Each page with its run, ``jobs`` pages at a time, in the order given.
 
@@ -156,7 +227,7 @@ def run_pages(
     """
     alone = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [(page, pool.submit(execute, page)) for page in pages]
+        futures = [(page, pool.submit(execute, page, source)) for page in pages]
         for page, future in futures:
             result = future.result()
             if jobs > 1 and isinstance(result.err, CellTimeoutError):
@@ -169,7 +240,8 @@ def run_pages(
     for page in alone:
         again = read_page(page.path, md_config, nb_config)
         assert again is not None
-        yield again, execute(again)
+        again.alone = page.alone
+        yield again, execute(again, source)
 
 
 def restore_outputs(pages: list[Page], source: Path, output: Path, cache) -> list[Path]:
@@ -203,7 +275,7 @@ def default_jobs() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the uncached notebook pages into the cache; 0 unless this script itself failed."""
+    """Run the uncached notebook pages into the cache; 1 if a page did not run alone."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", nargs="?", type=Path, default=ROOT, help="the book's folder")
     parser.add_argument("--path-output", type=Path, help="as jupyter-book build's (the source)")
@@ -213,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run nothing; give the notebooks the build wrote for cached pages their outputs",
     )
+    parser.add_argument("--report", type=Path, help="write each page's run here, as JSON")
     args = parser.parse_args(argv)
     source = args.source.resolve()
     output = (args.path_output or source).resolve()
@@ -241,20 +314,35 @@ def main(argv: list[str] | None = None) -> int:
     jobs = max(1, min(args.jobs, len(pending)))
     print(
         f"{len(pages)} notebook pages, {len(pages) - len(pending)} cached; "
-        f"running {len(pending)}, {jobs} at a time, into {cache_path}",
+        f"running {len(pending)} alone, {jobs} at a time, into {cache_path}",
         flush=True,
     )
+    # The kernels get this environment: a notebook alone has no extra import path.
+    os.environ.pop("PYTHONPATH", None)
+    generated = {page.resolve(): notebook for page, notebook in chapter_notebooks(source).items()}
+    for page in pending:
+        page.alone = generated.get(page.path.resolve())
+        if page.alone is None:
+            name = page.path.relative_to(source).as_posix()
+            print(
+                f"{name} is a notebook page, but scripts/sync_chapter_notebooks.py makes no "
+                "notebook of it (is its front matter jupytext's, format_name: myst?)",
+                file=sys.stderr,
+            )
+            return 1
 
     start = time.perf_counter()
     failed = []
-    for page, result in run_pages(pending, jobs, md_config, nb_config):
+    report = {}
+    for page, result in run_pages(pending, jobs, source, md_config, nb_config):
         name = page.path.relative_to(source).as_posix()
+        report[name] = {"seconds": round(result.time, 1), "error": result.exc_string}
         record = cache.add_nb_to_project(str(page.path), read_data=page.read_fmt)
         NbProjectRecord.remove_tracebacks([record.pk], cache.db)
         if result.err is not None:
             failed.append(name)
             NbProjectRecord.set_traceback(record.uri, result.exc_string, cache.db)
-            message = f"{name}: executing the notebook failed: {type(result.err).__name__}"
+            message = f"{name}: executing the notebook alone failed: {type(result.err).__name__}"
             if page.config.execution_show_tb:
                 message += f"\n{result.exc_string}"
             print(message, file=sys.stderr, flush=True)
@@ -264,13 +352,18 @@ def main(argv: list[str] | None = None) -> int:
             check_validity=False,
             overwrite=True,
         )
-        print(f"{name}: executed in {result.time:.1f} s and cached", flush=True)
+        print(f"{name}: executed alone in {result.time:.1f} s and cached", flush=True)
     print(f"ran {len(pending)} notebook pages in {time.perf_counter() - start:.1f} s", flush=True)
+    if args.report:
+        args.report.write_text(json.dumps(report, indent=1), encoding="utf-8")
     if failed:
         print(
-            f"not cached, the build runs them again and reports them: {', '.join(failed)}",
+            f"not cached, the build runs them again and reports them: {', '.join(failed)}\n"
+            "A chapter that the build then runs without error still fails here: its notebook "
+            "(notebooks/) does not run alone.",
             file=sys.stderr,
         )
+        return 1
     return 0
 
 

@@ -71,7 +71,8 @@ def toc_pages(root: Path = ROOT) -> list[Path]:
     """Source files of the pages listed in _toc.yml, in order."""
     toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
     entries = [toc["root"]]
-    for part in toc.get("parts", []):
+    # A book's chapters come in parts, or straight under the root.
+    for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}]):
         entries += [chapter["file"] for chapter in part.get("chapters", [])]
     pages = []
     for entry in entries:
@@ -281,16 +282,25 @@ def chapter_notebook(
     return notebook
 
 
-def expected_notebooks(root: Path = ROOT) -> dict[Path, str]:
-    """Every generated notebook's path and exact file content."""
+def chapter_notebooks(root: Path = ROOT) -> dict[Path, nbformat.NotebookNode]:
+    """The notebook generated from each notebook page of _toc.yml, by the page's source file."""
     pages = {page: bool(jupytext.read(page).metadata.get("kernelspec")) for page in toc_pages(root)}
     targets = link_targets(pages)
-    expected = {}
+    generated = {}
     for page, is_notebook in pages.items():
         if is_notebook:
             notebook = chapter_notebook(page, root, targets)
-            expected[root / "notebooks" / f"{page.stem}.ipynb"] = nbformat.writes(notebook) + "\n"
-    return expected
+            assert notebook is not None
+            generated[page] = notebook
+    return generated
+
+
+def expected_notebooks(root: Path = ROOT) -> dict[Path, str]:
+    """Every generated notebook's path and exact file content."""
+    return {
+        root / "notebooks" / f"{page.stem}.ipynb": nbformat.writes(notebook) + "\n"
+        for page, notebook in chapter_notebooks(root).items()
+    }
 
 
 def without_carried_pages(content: str) -> str:

@@ -2,8 +2,9 @@
 # Set up and run the whole test suite: lint, then pytest. Extra arguments go to pytest.
 # Without arguments, pytest runs over every core (pytest-xdist); the few tests whose outcome depends
 # on the machine's load or on who runs them (marked `scheduling`: the sandbox's limits, identities
-# and kills) then run twice more, both at once beside busy CPUs, each over every core: as this
-# user, and (when run as root) as an ordinary user, whose grading sandbox is a user namespace.
+# and kills) are left out of it and run in two passes after it, both at once beside busy CPUs,
+# each over every core: as this user, and (when run as root) as an ordinary user, whose grading
+# sandbox is a user namespace. (Not as root, the second pass is the same user: it is skipped.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,10 +32,12 @@ run_pass() {
 }
 # Over every core (pytest-xdist). Tests sharing an artefact made once per process (the site's
 # build, a graded course, the PostgreSQL server) share a worker: tests/conftest.py groups them.
-run_pass "the full run" python -m pytest -n auto --dist loadgroup --durations=25
+# The tests marked scheduling run in the passes below instead: on a machine busier than this.
+run_pass "the full run" python -m pytest -n auto --dist loadgroup -m "not scheduling" --durations=25
 
 # The scheduling passes, at once and each over every core, beside CPUs kept busy throughout: as
-# this user, and (when run as root) as an ordinary user. A run's test looks only at its own
+# this user, and (when run as root) as an ordinary user. Each is the only run of those tests
+# as its user. A run's test looks only at its own
 # processes and scratch folders, whoever else grades meanwhile. Each pass's output is shown,
 # whole, when it ends.
 passes=$(mktemp -d)
@@ -53,7 +56,7 @@ start_pass() {
   ) &
   pids+=($!)
 }
-echo "== The tests marked scheduling again, with every CPU busy (output when the pass ends)"
+echo "== The tests marked scheduling, with every CPU busy (output when the pass ends)"
 start_pass "with busy CPUs" python -m pytest -m scheduling -n auto --dist loadgroup
 if [ "$(id -u)" -eq 0 ]; then
   echo "== ... and at the same time as an ordinary user (output when the pass ends)"

@@ -3,15 +3,9 @@
 Also the front matter that makes a small test page a MyST notebook.
 """
 
-import importlib.util
+from script_modules import load_script
 
-from paths import ROOT
-
-_spec = importlib.util.spec_from_file_location(
-    "sync_chapter_notebooks", ROOT / "scripts" / "sync_chapter_notebooks.py"
-)
-sync_chapter_notebooks = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(sync_chapter_notebooks)
+sync_chapter_notebooks = load_script("sync_chapter_notebooks")
 
 # The front matter of a MyST Markdown notebook page, as jupytext writes it.
 NOTEBOOK_HEADER = """---

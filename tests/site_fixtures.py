@@ -1,16 +1,19 @@
 """A clean build of the course website, shared by the site tests (test_site_*.py) and the
-chapter tests (test_book_chapters.py: the build's run of each chapter is the session's only one).
+chapter tests (test_book_chapters.py, test_chapter_notebooks_alone.py: the build's run of each
+chapter is the session's only one).
 
 The build runs once per pytest process, from scratch (a fresh output folder and a fresh
 jupyter-cache, so every notebook is executed), with warnings as errors, into
 _build/test-site/_build/html. It never reuses the developer's _build/html. As scripts/build.sh
 does, scripts/execute_chapters.py first runs the chapters a few at a time into the build's
-jupyter-cache; the build then takes them from there, and the script's --after-build gives the
+jupyter-cache, each as its notebook runs alone (test_chapter_notebooks_alone.py reads its
+report); the build then takes them from there, and the script's --after-build gives the
 executed notebooks the build wrote for them (the pages' downloads) their outputs.
 """
 
 import dataclasses
 import functools
+import json
 import os
 import re
 import shutil
@@ -72,11 +75,13 @@ class SiteBuild:
 
 @dataclass(frozen=True)
 class ChapterExecution:
-    """What scripts/execute_chapters.py did before the build: exit status, log and time."""
+    """What scripts/execute_chapters.py did before the build: exit status, log and time, and
+    its report: each page it ran alone (book/lstm.md) -> {"seconds", "error"}."""
 
     returncode: int
     log: str
     seconds: float
+    runs: dict = dataclasses.field(default_factory=dict)
 
 
 def build_environment() -> dict[str, str]:
@@ -123,6 +128,9 @@ def build_site(output: Path, *extra_args: str, source: Path = ROOT) -> SiteBuild
 
 def execute_chapters(output: Path, *extra_args: str, source: Path = ROOT) -> ChapterExecution:
     """Run scripts/execute_chapters.py for a build of ``source`` into ``output``."""
+    output.mkdir(parents=True, exist_ok=True)
+    report = output / "chapter-runs.json"
+    report.unlink(missing_ok=True)
     returncode, log, seconds = _run_timed(
         [
             sys.executable,
@@ -130,10 +138,13 @@ def execute_chapters(output: Path, *extra_args: str, source: Path = ROOT) -> Cha
             str(source),
             "--path-output",
             str(output),
+            "--report",
+            str(report),
             *extra_args,
         ]
     )
-    return ChapterExecution(returncode=returncode, log=log, seconds=seconds)
+    runs = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else {}
+    return ChapterExecution(returncode=returncode, log=log, seconds=seconds, runs=runs)
 
 
 @functools.cache

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import inspect
 import json
 import os
@@ -16,17 +15,11 @@ import nbformat
 import pytest
 from assignment_submissions import GRADE_CELLS, LSTM_MISTAKES_B, LSTM_NOISY
 from course import ASSIGNMENTS, ROOT, fill, solution_answers
+from script_modules import load_script
 
 from gradecheck import keras_reference
 from gradecheck.keras_reference import FILES
 from gradecheck.reference_digests import DIGESTS
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _cells(path: Path):
@@ -43,7 +36,7 @@ def _without_hidden_tests(source: str) -> str:
 
 @pytest.mark.slow
 def test_exercises_are_what_nbgrader_generates_from_solutions(tmp_path):
-    generate_exercises = _script("generate_exercises")
+    generate_exercises = load_script("generate_exercises")
     generate_exercises.generate(tmp_path / "exercises")
     problems = generate_exercises.differences(tmp_path / "exercises", ROOT / "exercises")
     assert not problems, (
@@ -55,7 +48,7 @@ def test_exercises_are_what_nbgrader_generates_from_solutions(tmp_path):
 
 @pytest.mark.slow
 def test_generation_is_reproducible(tmp_path):
-    generate_exercises = _script("generate_exercises")
+    generate_exercises = load_script("generate_exercises")
     generate_exercises.generate(tmp_path / "first")
     generate_exercises.generate(tmp_path / "second")
     assert generate_exercises.differences(tmp_path / "first", tmp_path / "second") == []
@@ -155,7 +148,7 @@ def _load_cell(assignment: str) -> str:
 @pytest.mark.keras
 @pytest.mark.slow
 def test_keras_reference_files_are_what_keras_computes():
-    assert _script("make_keras_reference").differences() == []
+    assert load_script("make_keras_reference").differences() == []
 
 
 @pytest.mark.keras

@@ -1,75 +1,91 @@
 """Each chapter notebook that Colab and Binder open runs alone, as a learner downloads it.
 
-A notebook in notebooks/ is run in an empty folder, with neither the checkout's folders nor the
-course's own modules (book/*.py: set-up, diagrams, the language model's corpus) importable: it
-must carry all it needs (scripts/sync_chapter_notebooks.py inlines those modules, and the corpus
-with them). Only the installed reference package rnn_ref comes from outside, as Colab installs it
-in the notebook's first cell. Nothing is downloaded. Each notebook runs once per session.
+The site's build runs every chapter that way, once (scripts/execute_chapters.py, before the
+build: its report is read here): the notebook generated from the chapter, in an empty folder,
+with neither the checkout's folders nor the course's own modules (book/*.py: set-up, diagrams,
+the language model's corpus) importable. It must carry all it needs
+(scripts/sync_chapter_notebooks.py inlines those modules, and the corpus with them). Only the
+installed reference package rnn_ref comes from outside, as Colab installs it in the notebook's
+first cell. Nothing is downloaded. A first cell checks all of that; the tests here check that
+cell too.
 """
 
 import importlib.util
-from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 from paths import ROOT
-from site_fixtures import notebook_entries
+from script_modules import load_script
+from site_fixtures import clean_site_build, notebook_entries, read_notebook
 
-# The build's limit is 60 s per cell (_config.yml); here it only stops a hung notebook.
-CELL_TIMEOUT_SECONDS = 180
-# What a notebook alone may not find: the course's own modules (the installed package, which
-# Colab installs too, is rnn_ref with gradecheck and classgrade), nor the checkout's folders.
-NOT_CARRIED = sorted(path.stem for path in (ROOT / "book").glob("*.py"))
-CHECKOUT = [str(ROOT), str(ROOT / "book"), str(ROOT / "notebooks")]
+execute_chapters = load_script("execute_chapters")
 
 
-def probe_cell() -> nbformat.NotebookNode:
-    """A first cell that fails when anything of the checkout is importable or in the folder."""
-    return nbformat.v4.new_code_cell(
-        "import importlib.util as _util\n"
-        "import os as _os\n"
-        "import sys as _sys\n"
-        f"_found = [n for n in {NOT_CARRIED!r} if _util.find_spec(n) is not None]\n"
-        "assert _found == [], f'importable without the notebook: {_found}'\n"
-        "assert _os.listdir('.') == [], _os.listdir('.')\n"
-        f"_paths = [p for p in _sys.path if _os.path.abspath(p or '.') in {CHECKOUT!r}]\n"
-        "assert _paths == [], f'the checkout is on the path: {_paths}'\n"
-    )
+def _probe() -> nbformat.NotebookNode:
+    """The first cell of a run alone, for a chapter of the course."""
+    return execute_chapters.probe_cell(ROOT, ROOT / "book" / "rnn.md")
 
 
-def test_the_probe_sees_a_course_module(tmp_path):
-    """The probe would notice a course module that the notebook did not carry."""
-    (tmp_path / "course_setup.py").write_text("", encoding="utf-8")
-    notebook = nbformat.v4.new_notebook(cells=[probe_cell()])
+@pytest.mark.parametrize(
+    ("planted", "complaint"),
+    [
+        ("course_setup.py", "importable without the notebook"),
+        ("notes.txt", "notes.txt"),
+    ],
+)
+def test_the_probe_sees_what_the_notebook_did_not_carry(tmp_path, planted, complaint):
+    """The probe would notice a course module, or any file, in the notebook's folder."""
+    (tmp_path / planted).write_text("", encoding="utf-8")
+    notebook = nbformat.v4.new_notebook(cells=[_probe()])
     client = NotebookClient(
         notebook, timeout=60, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
     )
-    with pytest.raises(Exception, match="importable without the notebook"):
+    with pytest.raises(Exception, match=complaint):
+        client.execute()
+
+
+def test_the_probe_sees_the_checkout_on_the_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT / "notebooks"))
+    notebook = nbformat.v4.new_notebook(cells=[_probe()])
+    client = NotebookClient(
+        notebook, timeout=60, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
+    )
+    with pytest.raises(Exception, match="the checkout is on the path"):
         client.execute()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("entry", notebook_entries())
-def test_chapter_notebook_runs_alone_in_an_empty_folder(entry, tmp_path, monkeypatch):
+def test_chapter_notebook_runs_alone_in_an_empty_folder(entry):
     # rnn_ref is installed here; were it missing, the notebook's first cell would download it.
     assert importlib.util.find_spec("rnn_ref") is not None
-    notebook = nbformat.read(ROOT / "notebooks" / f"{Path(entry).name}.ipynb", as_version=4)
-    notebook.cells.insert(0, probe_cell())
-    empty = tmp_path / "alone"
-    empty.mkdir()
-    # The kernel inherits the environment: no extra import path, figures without a display.
-    monkeypatch.delenv("PYTHONPATH", raising=False)
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    client = NotebookClient(
-        notebook,
-        timeout=CELL_TIMEOUT_SECONDS,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(empty)}},
-    )
-    client.execute()
-    # nbclient stops at a cell that raises, except one tagged raises-exception, as in the book.
-    for cell in notebook.cells:
-        if "raises-exception" not in cell.metadata.get("tags", []):
-            errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
-            assert errors == [], f"{entry}, cell {cell.get('id')}: {errors}"
+    execution = clean_site_build().execution
+    assert execution is not None
+    run = execution.runs.get(f"{entry}.md")
+    assert run is not None, f"{entry} was not run alone:\n{execution.log[-3000:]}"
+    assert run["error"] is None, run["error"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", notebook_entries())
+def test_the_page_shows_its_run_alone(entry):
+    """The page's cells are the notebook's own; nbclient stopped at none (a cell that raises is
+    tagged raises-exception, as in the book), so every page cell has run."""
+    site = clean_site_build()
+    executed = read_notebook(site.executed / f"{entry}.ipynb")
+    generated = read_notebook(ROOT / "notebooks" / f"{entry.split('/')[-1]}.ipynb")
+    page_code = [cell.source for cell in executed.cells if cell.cell_type == "code"]
+    notebook_code = [cell.source for cell in generated.cells if cell.cell_type == "code"]
+    assert _in_order(page_code, notebook_code)
+    for cell in executed.cells:
+        if cell.cell_type == "code" and cell.source.strip():
+            assert cell.execution_count is not None, (entry, cell.source[:80])
+            if "raises-exception" not in cell.metadata.get("tags", []):
+                errors = [o for o in cell.outputs if o.output_type == "error"]
+                assert errors == [], (entry, cell.source[:80], errors)
+
+
+def _in_order(part: list[str], whole: list[str]) -> bool:
+    remaining = iter(whole)
+    return all(any(item == other for other in remaining) for item in part)

@@ -8,7 +8,7 @@ score it must get, or the failure and its reason. The correct submissions must a
 marks. Two runs, each on a course of its own: the cases whose outcome depends on the sandbox's
 limits, its identity or its kills (LIMIT_CASES: endless loops, sleeps, bombs, floods, detached
 processes, reads of the host's files) are graded with short limits that they hit by design
-(marked ``scheduling``: the test command repeats them beside busy CPUs and as an ordinary
+(marked ``scheduling``: the test command runs them beside busy CPUs, as itself and as an ordinary
 user); every other case with generous limits that a busy two-core machine stays well inside.
 """
 

@@ -24,7 +24,7 @@ lose the points of ``simple_rnn_step`` for it, which shows the finders' checks w
 
 A pre-started or forked kernel, a reused sandbox, a shared folder or uid would fail here. Marked
 ``scheduling``: who runs the tests decides how the sandbox isolates (root's leased uid or an
-ordinary user's user namespace); the test command repeats it as an ordinary user.
+ordinary user's user namespace); the test command runs it as itself and as an ordinary user.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
+from chapter_notebook_sync import NOTEBOOK_HEADER
 from site_fixtures import (
     ROOT,
     SiteBuild,
@@ -104,7 +105,7 @@ def test_the_build_takes_every_chapter_from_the_cache_filled_beforehand(site):
     assert site.after_build is not None
     assert site.execution.returncode == 0, site.execution.log
     for entry in notebook_entries():
-        assert f"{entry}.md: executed in" in site.execution.log, entry
+        assert f"{entry}.md: executed alone in" in site.execution.log, entry
         assert f"{ROOT / entry}.md: Using cached notebook" in site.log, entry
     assert "Executing notebook" not in site.log
     assert site.after_build.returncode == 0, site.after_build.log
@@ -318,52 +319,68 @@ def test_api_reference_documents_every_public_name(built):
     assert '<span class="math notranslate nohighlight">' in html
 
 
-MYST_NOTEBOOK = """---
-jupytext:
-  text_representation:
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-"""
+MYST_NOTEBOOK = NOTEBOOK_HEADER  # a page jupytext, and so the notebook sync, reads as MyST
+
+
+def _small_book(root: Path, pages: dict[str, str], modules: dict[str, str] | None = None) -> Path:
+    """A book of an intro and the MyST notebook ``pages`` (name -> cells), with launch buttons
+    (so the theme copies each page's notebook to _sources, its download) and its own modules."""
+    book = root / "book"
+    book.mkdir()
+    (book / "_config.yml").write_text(
+        "title: Test\nonly_build_toc_files: true\n"
+        "execute:\n  execute_notebooks: cache\n  timeout: 60\n  show_tb: true\n"
+        "repository:\n  url: https://github.com/example/book\n  branch: main\n"
+        "launch_buttons:\n  colab_url: https://colab.research.google.com\n",
+        encoding="utf-8",
+    )
+    chapters = "".join(f"  - file: {name}\n" for name in pages)
+    (book / "_toc.yml").write_text(
+        f"format: jb-book\nroot: intro\nchapters:\n{chapters}", encoding="utf-8"
+    )
+    (book / "intro.md").write_text("# Intro\n", encoding="utf-8")
+    for name, cells in pages.items():
+        (book / f"{name}.md").write_text(
+            f"{MYST_NOTEBOOK}# {name.title()}\n\n{cells}", encoding="utf-8"
+        )
+    for name, source in (modules or {}).items():
+        (book / f"{name}.py").write_text(source, encoding="utf-8")
+    return book
+
+
+def _cell(source: str, tags: str = "") -> str:
+    options = f":tags: [{tags}]\n\n" if tags else ""
+    return f"```{{code-cell}} ipython3\n{options}{source}\n```\n\n"
 
 
 @pytest.mark.slow
 def test_a_chapter_that_raises_still_fails_the_build_with_its_traceback(tmp_path):
     """A page that raises is left out of the cache filled beforehand: the build runs it again,
-    prints its traceback and fails; the other pages come from the cache, with their outputs."""
-    book = tmp_path / "book"
-    book.mkdir()
-    (book / "_config.yml").write_text(
-        "title: Test\nonly_build_toc_files: true\n"
-        "execute:\n  execute_notebooks: cache\n  timeout: 60\n  show_tb: true\n"
-        # A launch button makes the theme copy each page's notebook to _sources (its download).
-        "repository:\n  url: https://github.com/example/book\n"
-        "launch_buttons:\n  colab_url: https://colab.research.google.com\n",
-        encoding="utf-8",
+    prints its traceback and fails; the other pages come from the cache, with their outputs,
+    from their run alone: in an empty folder, the book's own module carried by the notebook."""
+    book = _small_book(
+        tmp_path,
+        {
+            "good": _cell("import os\nprint(os.listdir('.'), os.getcwd() != BOOK)")
+            + _cell("import helper\nprint(helper.__file__, helper.ANSWER)")
+            + _cell("raise KeyError('shown')", tags="raises-exception"),
+            "bad": _cell("1 / 0"),
+        },
+        modules={"helper": "ANSWER = 42\n"},
     )
-    (book / "_toc.yml").write_text(
-        "format: jb-book\nroot: intro\nchapters:\n  - file: good\n  - file: bad\n",
-        encoding="utf-8",
-    )
-    (book / "intro.md").write_text("# Intro\n", encoding="utf-8")
     (book / "good.md").write_text(
-        MYST_NOTEBOOK + "# Good\n\n```{code-cell} ipython3\nimport os\nprint(os.getcwd())\n```\n"
-        "\n```{code-cell} ipython3\n:tags: [raises-exception]\n\nraise KeyError('shown')\n```\n",
+        (book / "good.md").read_text().replace("import os", f"BOOK = {str(book)!r}\nimport os"),
         encoding="utf-8",
-    )
-    (book / "bad.md").write_text(
-        MYST_NOTEBOOK + "# Bad\n\n```{code-cell} ipython3\n1 / 0\n```\n", encoding="utf-8"
     )
     output = tmp_path / "output"
 
     execution = execute_chapters(output, source=book)
-    assert execution.returncode == 0, execution.log
-    assert "good.md: executed in" in execution.log
-    assert "bad.md: executing the notebook failed" in execution.log
+    assert execution.returncode == 1, execution.log
+    assert "good.md: executed alone in" in execution.log
+    assert "bad.md: executing the notebook alone failed" in execution.log
     assert "ZeroDivisionError" in execution.log
+    assert execution.runs["good.md"]["error"] is None
+    assert "ZeroDivisionError" in execution.runs["bad.md"]["error"]
 
     site = build_site(output, source=book)
     assert site.returncode != 0, site.log_tail()
@@ -379,11 +396,37 @@ def test_a_chapter_that_raises_still_fails_the_build_with_its_traceback(tmp_path
     assert after.returncode == 0, after.log
     for notebook in (good, site.html / "_sources" / "good.ipynb"):
         cells = [cell for cell in read_notebook(notebook).cells if cell.cell_type == "code"]
-        cwd, raised = (cell.outputs for cell in cells)
-        assert cwd[0]["text"].strip() == str(book), notebook
+        assert [cell.source.splitlines()[0] for cell in cells] == [
+            f"BOOK = {str(book)!r}",
+            "import helper",
+            "raise KeyError('shown')",
+        ]
+        folder, helper, raised = (cell.outputs for cell in cells)
+        assert folder[0]["text"] == "[] True\n", notebook
+        assert helper[0]["text"] == "helper.py 42\n", notebook  # the notebook's copy
         assert raised[0]["ename"] == "KeyError", notebook
+        # Counted as the page's own cells, without the cells only the notebook has.
+        assert [cell.execution_count for cell in cells] == [1, 2, 3], notebook
     bad = read_notebook(site.executed / "bad.ipynb")
     assert bad.cells[-1].outputs[0]["ename"] == "ZeroDivisionError"
+
+
+@pytest.mark.slow
+def test_a_chapter_that_runs_only_in_the_checkout_fails(tmp_path):
+    """A page that reads a file beside it runs in the build (the page's folder) but not as its
+    notebook alone: the run before the build says so and exits 1."""
+    book = _small_book(tmp_path, {"reads": _cell("print(open('data.txt').read())")})
+    (book / "data.txt").write_text("beside the page\n", encoding="utf-8")
+    output = tmp_path / "output"
+
+    execution = execute_chapters(output, source=book)
+    assert execution.returncode == 1, execution.log
+    assert "reads.md: executing the notebook alone failed" in execution.log
+    assert "FileNotFoundError" in execution.runs["reads.md"]["error"]
+    assert "does not run alone" in execution.log
+    site = build_site(output, source=book)
+    assert site.returncode == 0, site.failure_report()
+    assert "beside the page" in (site.html / "reads.html").read_text(encoding="utf-8")
 
 
 # Fast checks: no build needed.
