@@ -231,7 +231,11 @@ def _alive(p: psutil.Process) -> bool:
 @pytest.mark.scheduling
 def test_a_killed_coordinator_is_finished_by_a_rerun(pg_course):
     """The coordinator SIGKILLed mid-run; a second one meanwhile is refused; formgrader and
-    ``nbgrader export`` read the gradebook while it is written; a rerun finishes the class."""
+    ``nbgrader export`` read the gradebook while it is written; a rerun finishes the class.
+
+    Mid-run, the coordinator is stopped (SIGSTOP) while the second one tries, however slowly the
+    busy machine starts it: a stopped process keeps its lock, as a slow one would.
+    """
     course, url, workers = pg_course
     _submit_class(course)
     course.submit("slow", A, _slow(course, 15))
@@ -247,9 +251,12 @@ def test_a_killed_coordinator_is_finished_by_a_rerun(pg_course):
     )
     try:
         _wait_for(lambda: _graded(course) >= 1, "the first grade to be recorded")
+        run.send_signal(signal.SIGSTOP)
+        assert _graded(course) < 5, "the run ended before it could be stopped mid-run"
         second = _grade(course, url)
-        assert second.returncode == 2
+        assert second.returncode == 2, second.stdout + second.stderr[-3000:]
         assert "another grading run" in second.stderr
+        run.send_signal(signal.SIGCONT)
         # Read while the run writes: everything graded so far is there (and maybe more).
         entries = course.journal().items()
         graded = {k.split("/")[1]: e["score"] for k, e in entries if e["status"] == "graded"}
