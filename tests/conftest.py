@@ -27,6 +27,18 @@ def keras():
     return keras_module
 
 
+@pytest.fixture(scope="session", autouse=True)
+def run_folder(tmp_path_factory) -> None:
+    """Name the folder every process of this run shares, for what course.py makes once per run.
+
+    Under pytest-xdist each worker's temporary folder is one of the run's; pytest removes old
+    runs' folders.
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    os.environ["COURSE_TESTS_RUN_FOLDER"] = str(shared / "shared")
+
+
 @pytest.fixture
 def rng(request) -> np.random.Generator:
     """A generator seeded from the test's id, so each case has its own reproducible draws."""

@@ -1,7 +1,7 @@
 """A throwaway copy of the course for the tests: create, release, submit, grade, read back.
 
 The course holds the repository's ``nbgrader_config.py``, ``solutions/`` and ``gradecheck/``;
-``nbgrader generate_assignment`` fills its gradebook and ``exercises/`` (once per test process
+``nbgrader generate_assignment`` fills its gradebook and ``exercises/`` (once per pytest run
 for each set of assignments: a released course is copied from that first one). nbgrader runs through
 its command line exactly as the instructors' guide says, and finds ``gradecheck`` through
 ``PYTHONPATH`` pointing at a folder that holds only that package (installed courses have it
@@ -13,6 +13,7 @@ code (correct), or code written to be wrong, hostile or broken.
 from __future__ import annotations
 
 import atexit
+import fcntl
 import json
 import os
 import re
@@ -211,17 +212,34 @@ class Course:
 
 _RELEASED: dict[tuple[str, ...], Path] = {}
 
+RUN_FOLDER_VARIABLE = "COURSE_TESTS_RUN_FOLDER"
+"""Names a folder that every process of this pytest run shares (tests/conftest.py sets it)."""
+
 
 def _released(assignments: tuple[str, ...]) -> Path:
-    """A course in which ``nbgrader generate_assignment`` released ``assignments``: made on
-    first use in this test process (in a temporary folder removed at exit), then copied."""
+    """A course in which ``nbgrader generate_assignment`` released ``assignments``, to copy.
+
+    Made once per pytest run, by the first of its processes (pytest-xdist's workers) to ask, in
+    the run's shared folder, which pytest removes in time; without one, once per process in a
+    temporary folder removed at exit. The others wait for it (a lock) and read it.
+    """
     if assignments not in _RELEASED:
-        folder = Path(tempfile.mkdtemp(prefix="released-course-"))
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
-        course = Course.create(folder / "course", assignments)
-        for assignment in assignments:
-            course.nbgrader("generate_assignment", assignment, "--force")
-        _RELEASED[assignments] = course.path
+        shared = os.environ.get(RUN_FOLDER_VARIABLE)
+        if shared:
+            folder = Path(shared) / f"released-{'-'.join(assignments)}"
+        else:
+            folder = Path(tempfile.mkdtemp(prefix="released-course-"))
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if not (folder / "made").exists():
+                shutil.rmtree(folder / "course", ignore_errors=True)  # half made: again
+                course = Course.create(folder / "course", assignments)
+                for assignment in assignments:
+                    course.nbgrader("generate_assignment", assignment, "--force")
+                (folder / "made").touch()
+        _RELEASED[assignments] = folder / "course"
     return _RELEASED[assignments]
 
 
