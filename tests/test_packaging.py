@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import re
+import subprocess
 import sys
 
 import pytest
@@ -117,3 +118,18 @@ def test_the_checker_sees_an_undeclared_import():
     assert "numpy" in provided
     assert "matplotlib" not in provided
     assert re.fullmatch(r"\d+\.\d+.*", pins()["numpy"])
+
+
+def test_importing_nbformat_builds_no_grammar():
+    """Every classgrade and nbgrader command imports nbformat, and with it jsonschema. From
+    jsonschema 4.24 on, that import also imports rfc3987-syntax where it is installed (as
+    jupyter-events' format-nongpl extra brings it), which builds a parser at import: about 1 s
+    of CPU per command. requirements.txt pins the jsonschema before it."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, nbformat; print('rfc3987_syntax' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.strip() == "False"
