@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 bash scripts/install-debian-packages.sh
+tests_started=$SECONDS
 
 # nbgrader runs alembic from the environment's bin as a subprocess.
 export PATH="$PWD/.venv/bin:$PATH"
@@ -73,6 +74,7 @@ for i in "${!names[@]}"; do
 done
 kill -TERM "$hogs" && wait "$hogs" || true
 
+echo "== the tests (lint, the full run and the passes, set-up aside): $((SECONDS - tests_started)) s"
 if [ ${#failed[@]} -gt 0 ]; then
   printf '== Failed: %s\n' "${failed[@]}" >&2
   exit 1
