@@ -77,8 +77,6 @@ class Page:
     notebook: nbformat.NotebookNode
     read_fmt: dict | None
     config: NbParserConfig
-    # The chapter notebook generated from the page (scripts/sync_chapter_notebooks.py).
-    alone: nbformat.NotebookNode | None = None
 
 
 def site_configs(root: Path) -> tuple[MdParserConfig, NbParserConfig]:
@@ -159,13 +157,12 @@ def probe_cell(source: Path, page: Path) -> nbformat.NotebookNode:
     )
 
 
-def execute(page: Page, source: Path) -> ExecutionResult:
-    """Run the page's chapter notebook alone (see the module's docstring).
+def execute(page: Page, chapter: nbformat.NotebookNode, source: Path) -> ExecutionResult:
+    """Run ``chapter``, the page's chapter notebook, alone (see the module's docstring).
 
     On success, the result holds the page's notebook with the outputs of its cells.
     """
-    assert page.alone is not None
-    notebook = copy.deepcopy(page.alone)
+    notebook = copy.deepcopy(chapter)
     notebook.metadata = copy.deepcopy(page.notebook.metadata)  # kernel and execution settings
     notebook.cells.insert(0, probe_cell(source, page.path))
     with tempfile.TemporaryDirectory(prefix="chapter-alone-") as cwd:
@@ -216,7 +213,12 @@ def with_outputs(page: nbformat.NotebookNode, ran: nbformat.NotebookNode) -> nbf
 
 
 def run_pages(
-    pages: list[Page], jobs: int, source: Path, md_config: MdParserConfig, nb_config: NbParserConfig
+    pages: list[Page],
+    chapters: dict[Path, nbformat.NotebookNode],
+    jobs: int,
+    source: Path,
+    md_config: MdParserConfig,
+    nb_config: NbParserConfig,
 ) -> Iterator[tuple[Page, ExecutionResult]]:
     """Each page with its run, ``jobs`` pages at a time, in the order given.
 
@@ -227,7 +229,9 @@ def run_pages(
     """
     alone = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [(page, pool.submit(execute, page, source)) for page in pages]
+        futures = [
+            (page, pool.submit(execute, page, chapters[page.path], source)) for page in pages
+        ]
         for page, future in futures:
             result = future.result()
             if jobs > 1 and isinstance(result.err, CellTimeoutError):
@@ -240,8 +244,7 @@ def run_pages(
     for page in alone:
         again = read_page(page.path, md_config, nb_config)
         assert again is not None
-        again.alone = page.alone
-        yield again, execute(again, source)
+        yield again, execute(again, chapters[page.path], source)
 
 
 def restore_outputs(pages: list[Page], source: Path, output: Path, cache) -> list[Path]:
@@ -321,8 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("PYTHONPATH", None)
     generated = {page.resolve(): notebook for page, notebook in chapter_notebooks(source).items()}
     for page in pending:
-        page.alone = generated.get(page.path.resolve())
-        if page.alone is None:
+        if page.path.resolve() not in generated:
             name = page.path.relative_to(source).as_posix()
             print(
                 f"{name} is a notebook page, but scripts/sync_chapter_notebooks.py makes no "
@@ -330,11 +332,12 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
+    chapters = {page.path: generated[page.path.resolve()] for page in pending}
 
     start = time.perf_counter()
     failed = []
     report = {}
-    for page, result in run_pages(pending, jobs, source, md_config, nb_config):
+    for page, result in run_pages(pending, chapters, jobs, source, md_config, nb_config):
         name = page.path.relative_to(source).as_posix()
         report[name] = {"seconds": round(result.time, 1), "error": result.exc_string}
         record = cache.add_nb_to_project(str(page.path), read_data=page.read_fmt)

@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 import pytest
+from paths import RUN_FOLDER_VARIABLE
 
 # Before any TensorFlow import, and inherited by every kernel and subprocess the tests start (the
 # suite's one place for them): TensorFlow's C++ log lines on stderr are noise.
@@ -36,7 +37,7 @@ def run_folder(tmp_path_factory) -> None:
     """
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    os.environ["COURSE_TESTS_RUN_FOLDER"] = str(shared / "shared")
+    os.environ[RUN_FOLDER_VARIABLE] = str(shared / "shared")
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
-from paths import ROOT
+from paths import ROOT, RUN_FOLDER_VARIABLE
 
 ASSIGNMENTS = ("rnn", "lstm", "gru", "brnn", "bptt")
 SUBMITTED_AT = "2026-01-10 12:00:00.000000 UTC"
@@ -211,9 +211,6 @@ class Course:
 
 
 _RELEASED: dict[tuple[str, ...], Path] = {}
-
-RUN_FOLDER_VARIABLE = "COURSE_TESTS_RUN_FOLDER"
-"""Names a folder that every process of this pytest run shares (tests/conftest.py sets it)."""
 
 
 def _released(assignments: tuple[str, ...]) -> Path:

@@ -22,9 +22,13 @@ from site_fixtures import clean_site_build, notebook_entries, read_notebook
 execute_chapters = load_script("execute_chapters")
 
 
-def _probe() -> nbformat.NotebookNode:
-    """The first cell of a run alone, for a chapter of the course."""
-    return execute_chapters.probe_cell(ROOT, ROOT / "book" / "rnn.md")
+def _run_probe(folder) -> None:
+    """Run the first cell of a chapter's run alone, for a chapter of the course, in ``folder``."""
+    probe = execute_chapters.probe_cell(ROOT, ROOT / "book" / "rnn.md")
+    notebook = nbformat.v4.new_notebook(cells=[probe])
+    NotebookClient(
+        notebook, timeout=60, kernel_name="python3", resources={"metadata": {"path": folder}}
+    ).execute()
 
 
 @pytest.mark.parametrize(
@@ -37,22 +41,14 @@ def _probe() -> nbformat.NotebookNode:
 def test_the_probe_sees_what_the_notebook_did_not_carry(tmp_path, planted, complaint):
     """The probe would notice a course module, or any file, in the notebook's folder."""
     (tmp_path / planted).write_text("", encoding="utf-8")
-    notebook = nbformat.v4.new_notebook(cells=[_probe()])
-    client = NotebookClient(
-        notebook, timeout=60, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
-    )
     with pytest.raises(Exception, match=complaint):
-        client.execute()
+        _run_probe(tmp_path)
 
 
 def test_the_probe_sees_the_checkout_on_the_path(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(ROOT / "notebooks"))
-    notebook = nbformat.v4.new_notebook(cells=[_probe()])
-    client = NotebookClient(
-        notebook, timeout=60, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
-    )
     with pytest.raises(Exception, match="the checkout is on the path"):
-        client.execute()
+        _run_probe(tmp_path)
 
 
 @pytest.mark.slow
